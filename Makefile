@@ -1,0 +1,101 @@
+# release-readiness: `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BASE ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+PYTEST_ARGS ?=
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Setup
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON_BASE) >/dev/null || { echo "error: $(PYTHON_BASE) not found; set PYTHON_BASE=/path/to/python3.11+" >&2; exit 1; }
+	$(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create the virtualenv from pyproject.toml (.venv).
+
+.PHONY: tools
+tools: ## Build etcd, kube-apiserver, kubectl and helm from Go modules into bin/ (cached by version).
+	bash hack/build-tools.sh
+
+.PHONY: prometheus
+prometheus: ## Install Prometheus and promtool from Debian's packages when missing (for metric-gate tests).
+	bash hack/install-prometheus.sh
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(STAMP) ## Generate crds/*.yaml from the pydantic models.
+	$(PY) -m release_readiness.crdgen crds
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict.
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format the code with ruff.
+	$(VENV)/bin/ruff check --fix operator tests
+	$(VENV)/bin/ruff format operator tests
+
+.PHONY: unit
+unit: $(STAMP) ## Unit tests (no cluster).
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: integration
+integration: $(STAMP) tools prometheus ## Integration tests against a real etcd + kube-apiserver.
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint ## Everything CI runs: lint, unit and integration tests, with all their set-up.
+	$(MAKE) tools prometheus
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: $(STAMP) tools ## Benchmarks that print figures (no assertions on time).
+	$(PY) -m bench
+
+##@ Local cluster
+
+.PHONY: cluster
+cluster: $(STAMP) tools ## Start etcd + kube-apiserver in the background; writes .cluster/kubeconfig.
+	$(PY) -m release_readiness.localcluster start --dir $(CLUSTER_DIR) --background
+
+.PHONY: cluster-down
+cluster-down: $(STAMP) ## Stop the background cluster started by `make cluster`.
+	$(PY) -m release_readiness.localcluster stop --dir $(CLUSTER_DIR)
+
+.PHONY: install
+install: $(STAMP) tools ## Apply the CRDs and the default checklist to the cluster in $$KUBECONFIG.
+	bin/kubectl apply --server-side --force-conflicts -f crds/
+	bin/kubectl wait --for=condition=Established --timeout=60s -f crds/
+	bin/kubectl apply --server-side --force-conflicts -f deploy/checklists/
+
+.PHONY: run
+run: $(STAMP) tools ## Run the operator and webhook (against $$KUBECONFIG, or a local control plane) with the sample release.
+	$(PY) -m release_readiness.devrun
+
+##@ Deployment
+
+.PHONY: build-installer
+build-installer: tools ## Render deploy/install.yaml from the kustomize manifests.
+	bin/kubectl kustomize deploy > deploy/install.yaml

@@ -1,0 +1,205 @@
+"""ReadinessChecklist (cluster-scoped): a reusable checklist owned by the platform team."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import Field
+
+from release_readiness.api.common import DNS_LABEL, KubeModel, ListMapKeys, ObjectMeta, ResourceInfo
+
+__all__ = [
+    "WORKLOAD_CHECKS",
+    "Approval",
+    "AttestationCheck",
+    "Check",
+    "ChecklistItem",
+    "ChecklistRules",
+    "ChecklistSpec",
+    "EvidenceCheck",
+    "PrometheusCheck",
+    "ReadinessChecklist",
+    "WorkloadCheckName",
+]
+
+WorkloadCheckName = Literal[
+    "resourceRequests",
+    "resourceLimits",
+    "livenessProbe",
+    "readinessProbe",
+    "rolloutHealthy",
+    "networkPolicy",
+    "imageScan",
+    "imageTagPinned",
+    "securityContext",
+    "noHardcodedSecrets",
+    "replicas",
+    "podDisruptionBudget",
+    "autoscaling",
+    "service",
+    "tlsCertificate",
+    "metricsScraped",
+    "alertRules",
+    "smokeTests",
+]
+WORKLOAD_CHECKS: tuple[str, ...] = get_args(WorkloadCheckName)
+
+CHECK_KINDS = ("workload", "evidence", "prometheus", "attestation")
+
+Number = float
+
+
+class EvidenceCheck(KubeModel):
+    """A value attested in a ReleaseSignoff item (for example by CI), compared with a threshold."""
+
+    key: Annotated[str, Field(description="What the value measures, e.g. 'coverage-percent'; shown in messages.")]
+    min: Annotated[Number | None, Field(description="The value must be at least this.")] = None
+    max: Annotated[Number | None, Field(description="The value must be at most this.")] = None
+    equals: Annotated[str | None, Field(description="The value must equal this string.")] = None
+
+
+class PrometheusCheck(KubeModel):
+    """A PromQL query with $application, $version and $namespace substituted, compared with min/max."""
+
+    query: Annotated[str, Field(description="PromQL returning one series.", min_length=1)]
+    min: Annotated[Number | None, Field(description="The result must be at least this.")] = None
+    max: Annotated[Number | None, Field(description="The result must be at most this.")] = None
+    for_: Annotated[
+        str | None,
+        Field(
+            alias="for",
+            description="Duration (e.g. 10m, 1h) over which the condition must hold (query_range).",
+            pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$",
+        ),
+    ] = None
+
+
+class AttestationCheck(KubeModel):
+    """A person holding one of `roles` attests the item in a ReleaseSignoff."""
+
+    roles: Annotated[
+        list[Annotated[str, Field(pattern=DNS_LABEL)]],
+        Field(
+            description="Approval roles (spec.approvals[].role) whose holders may attest.", min_length=1, max_length=32
+        ),
+    ]
+
+
+class Check(KubeModel):
+    """Exactly one of workload, evidence, prometheus or attestation."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.workload), has(self.evidence), has(self.prometheus), "
+                    "has(self.attestation)].filter(x, x).size() == 1",
+                    "message": "set exactly one check kind: workload, evidence, prometheus or attestation",
+                },
+                {
+                    "rule": "!has(self.params) || has(self.workload)",
+                    "message": "params are only for workload checks; remove params or set workload",
+                },
+            ]
+        }
+    }
+
+    workload: Annotated[
+        WorkloadCheckName | None,
+        Field(description="An automated check run against the candidate's workloads."),
+    ] = None
+    params: Annotated[
+        dict[str, Any] | None, Field(description="Parameters of the workload check (see the catalog).")
+    ] = None
+    evidence: Annotated[EvidenceCheck | None, Field(description="A value attested in a signoff.")] = None
+    prometheus: Annotated[PrometheusCheck | None, Field(description="A PromQL metric gate.")] = None
+    attestation: Annotated[AttestationCheck | None, Field(description="A person holding a role attests it.")] = None
+
+    @property
+    def kind(self) -> str:
+        for name in CHECK_KINDS:
+            if getattr(self, name) is not None:
+                return name
+        return "none"
+
+
+class ChecklistItem(KubeModel):
+    id: Annotated[
+        str,
+        Field(description="Unique DNS label, e.g. unit-test-coverage.", pattern=DNS_LABEL, max_length=63),
+    ]
+    section: Annotated[str, Field(description="Section path, e.g. 'Code Quality & Testing / Testing Coverage'.")]
+    title: Annotated[str, Field(description="What must be true.", min_length=1, max_length=512)]
+    required: Annotated[bool, Field(description="Required items block readiness until satisfied.")] = True
+    phase: Annotated[
+        Literal["pre", "post"],
+        Field(description="pre: before the rollout; post: watched after the gate admits it."),
+    ] = "pre"
+    check: Annotated[Check, Field(description="How the item is satisfied.")]
+
+
+class Approval(KubeModel):
+    role: Annotated[str, Field(description="Role name, e.g. security-lead.", pattern=DNS_LABEL, max_length=63)]
+    title: Annotated[str, Field(description="Human title, e.g. Security Lead.")] = ""
+    groups: Annotated[list[str], Field(description="Kubernetes groups whose members may sign.")] = []
+    users: Annotated[list[str], Field(description="Kubernetes users who may sign.")] = []
+    items: Annotated[
+        list[Annotated[str, Field(pattern=DNS_LABEL)]],
+        Field(description="Item ids this role's sign-off covers."),
+    ] = []
+    required: Annotated[bool, Field(description="The release needs this approval to be Ready.")] = True
+
+
+class ChecklistRules(KubeModel):
+    distinct_approvers: Annotated[
+        bool, Field(description="One person may hold only one approval role per release.")
+    ] = True
+    prevent_self_approval: Annotated[bool, Field(description="The creator of a release cannot approve it.")] = True
+    max_waiver_days: Annotated[int, Field(description="The longest a waiver may last, in days.", ge=1, le=365)] = 30
+
+
+class ChecklistSpec(KubeModel):
+    description: Annotated[str, Field(description="What this checklist is for.")] = ""
+    items: Annotated[
+        list[ChecklistItem],
+        Field(description="The checklist items, in order.", max_length=1000, json_schema_extra=ListMapKeys("id")),
+    ] = []
+    approvals: Annotated[
+        list[Approval],
+        Field(description="Role sign-offs the release needs.", max_length=32, json_schema_extra=ListMapKeys("role")),
+    ] = []
+    rules: Annotated[ChecklistRules, Field(description="Approval and waiver rules.")] = ChecklistRules()
+
+
+class ReadinessChecklist(KubeModel, ResourceInfo):
+    """A reusable checklist: items, role approvals and rules."""
+
+    kind: ClassVar[str] = "ReadinessChecklist"
+    plural: ClassVar[str] = "readinesschecklists"
+    singular: ClassVar[str] = "readinesschecklist"
+    short_names: ClassVar[list[str]] = ["rcl"]
+    scope: ClassVar[Literal["Namespaced", "Cluster"]] = "Cluster"
+    printer_columns: ClassVar[list[dict[str, Any]]] = [
+        {"name": "Items", "type": "integer", "jsonPath": ".status.itemCount"},
+        {"name": "Approvals", "type": "integer", "jsonPath": ".status.approvalCount"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+    metadata: ObjectMeta = ObjectMeta()
+    spec: ChecklistSpec
+    status: ChecklistStatus | None = None
+
+    def item(self, item_id: str) -> ChecklistItem | None:
+        return next((i for i in self.spec.items if i.id == item_id), None)
+
+    def approval(self, role: str) -> Approval | None:
+        return next((a for a in self.spec.approvals if a.role == role), None)
+
+
+class ChecklistStatus(KubeModel):
+    item_count: Annotated[int | None, Field(description="Number of items.")] = None
+    approval_count: Annotated[int | None, Field(description="Number of approval roles.")] = None
+    observed_generation: Annotated[int | None, Field(description="Generation these counts are for.")] = None
+
+
+ReadinessChecklist.model_rebuild()

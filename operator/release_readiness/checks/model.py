@@ -1,0 +1,160 @@
+"""Plain data the workload checks read: the candidate's workloads and the objects related to them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from release_readiness.api.common import LabelSelector
+
+__all__ = ["CandidateSnapshot", "CheckResult", "Container", "Workload", "selector_of"]
+
+State = Literal["Passed", "Failed", "Pending", "NotApplicable"]
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    state: State
+    message: str
+
+    @staticmethod
+    def passed(message: str) -> CheckResult:
+        return CheckResult("Passed", message)
+
+    @staticmethod
+    def failed(problems: list[str], limit: int = 5) -> CheckResult:
+        shown = problems[:limit]
+        more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+        return CheckResult("Failed", "; ".join(shown) + more)
+
+    @staticmethod
+    def pending(message: str) -> CheckResult:
+        return CheckResult("Pending", message)
+
+
+def selector_of(raw: Body | None) -> LabelSelector:
+    return LabelSelector.model_validate(raw or {})
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    body: Body
+    init: bool = False
+
+    @property
+    def image(self) -> str:
+        return str(self.body.get("image", ""))
+
+    @property
+    def label(self) -> str:
+        return f"{'init container' if self.init else 'container'} '{self.name}'"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A Deployment, StatefulSet or DaemonSet, as the API server returns it."""
+
+    body: Body
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", "Deployment"))
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"].get("namespace", ""))
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid", ""))
+
+    @property
+    def ref(self) -> str:
+        """e.g. 'deployment payments-staging/payments-api', the prefix of every message."""
+        return f"{self.kind.lower()} {self.namespace}/{self.name}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.body["metadata"].get("labels") or {})
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.body["metadata"].get("annotations") or {})
+
+    @property
+    def spec(self) -> Body:
+        return dict(self.body.get("spec") or {})
+
+    @property
+    def status(self) -> Body:
+        return dict(self.body.get("status") or {})
+
+    @property
+    def template(self) -> Body:
+        return dict(self.spec.get("template") or {})
+
+    @property
+    def template_labels(self) -> dict[str, str]:
+        return dict((self.template.get("metadata") or {}).get("labels") or {})
+
+    @property
+    def template_annotations(self) -> dict[str, str]:
+        return dict((self.template.get("metadata") or {}).get("annotations") or {})
+
+    @property
+    def pod_spec(self) -> Body:
+        return dict(self.template.get("spec") or {})
+
+    @property
+    def replicas(self) -> int | None:
+        if self.kind == "DaemonSet":
+            return None
+        value = self.spec.get("replicas", 1)
+        return int(value) if value is not None else 1
+
+    def containers(self, include_init: bool = False) -> list[Container]:
+        out = [Container(str(c.get("name", "")), c) for c in self.pod_spec.get("containers") or []]
+        if include_init:
+            out += [Container(str(c.get("name", "")), c, init=True) for c in self.pod_spec.get("initContainers") or []]
+        return out
+
+
+@dataclass
+class CandidateSnapshot:
+    """Everything the checks read about one release candidate, taken from the operator's indexes."""
+
+    application: str
+    version: str
+    namespace: str
+    workloads: list[Workload]
+    now: dt.datetime
+    replicasets: list[Body] = field(default_factory=list)
+    network_policies: list[Body] = field(default_factory=list)
+    pod_disruption_budgets: list[Body] = field(default_factory=list)
+    autoscalers: list[Body] = field(default_factory=list)
+    services: list[Body] = field(default_factory=list)
+    ingresses: list[Body] = field(default_factory=list)
+    tls_secrets: dict[str, Body] = field(default_factory=dict)
+    jobs: list[Body] = field(default_factory=list)
+    vulnerability_reports: list[Body] = field(default_factory=list)
+    service_monitors: list[Body] = field(default_factory=list)
+    pod_monitors: list[Body] = field(default_factory=list)
+    prometheus_rules: list[Body] = field(default_factory=list)
+    installed: frozenset[str] = frozenset()
+    """Optional kinds whose CRDs are installed: VulnerabilityReport, ServiceMonitor, PodMonitor, PrometheusRule."""
+
+    def services_selecting(self, workload: Workload) -> list[Body]:
+        labels = workload.template_labels
+        out = []
+        for svc in self.services:
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                out.append(svc)
+        return out

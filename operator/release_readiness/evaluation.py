@@ -1,0 +1,447 @@
+"""Pure evaluation of one release: checklist + candidate snapshot + signoffs -> ReleaseStatus.
+
+Nothing here talks to the cluster. The reconciler gathers the inputs from its indexes, calls
+`evaluate_release`, and patches the status only when `status_changed` says it differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from release_readiness.api import (
+    ApprovalStatus,
+    ChecklistItem,
+    Condition,
+    ItemState,
+    ItemStatus,
+    ReadinessChecklist,
+    ReleaseReadiness,
+    ReleaseSignoff,
+    ReleaseStatus,
+    Summary,
+)
+from release_readiness.api.checklist import Approval
+from release_readiness.api.release import CandidateImage, CandidateStatus, CandidateWorkload
+from release_readiness.checks.model import CandidateSnapshot, CheckResult
+from release_readiness.checks.workload import run_workload_check
+
+__all__ = [
+    "Blocker",
+    "Reason",
+    "candidate_status",
+    "evaluate_item",
+    "evaluate_release",
+    "holds_role",
+    "outstanding",
+    "status_changed",
+]
+
+
+class Reason:
+    """Condition reasons (CamelCase constants, never literals at the use site)."""
+
+    READY = "ReleaseReady"
+    ITEMS_OUTSTANDING = "ItemsOutstanding"
+    ALL_ITEMS_PASSED = "AllItemsPassed"
+    APPROVALS_MISSING = "ApprovalsMissing"
+    APPROVALS_STALE = "ApprovalsStale"
+    APPROVED = "AllApprovalsGranted"
+    VETOED = "Vetoed"
+    CHECKLIST_NOT_FOUND = "ChecklistNotFound"
+    CANDIDATE_NAMESPACE_NOT_FOUND = "CandidateNamespaceNotFound"
+    NO_CANDIDATE_WORKLOADS = "NoCandidateWorkloads"
+    NOT_STALLED = "Progressing"
+    RECONCILED = "Reconciled"
+    POST_PENDING = "NotDeployed"
+    POST_HEALTHY = "PostDeploymentChecksPassed"
+    POST_FAILING = "PostDeploymentChecksFailing"
+    POST_WATCHING = "PostDeploymentWatching"
+
+
+SATISFIED = frozenset({"Passed", "Waived", "NotApplicable"})
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why a release cannot progress by itself (Stalled=True)."""
+
+    reason: str
+    message: str
+
+
+@dataclass
+class EvaluationInput:
+    release: ReleaseReadiness
+    checklist: ReadinessChecklist | None
+    snapshot: CandidateSnapshot | None
+    signoffs: Sequence[ReleaseSignoff] = ()
+    metric_results: Mapping[str, CheckResult] = field(default_factory=dict)
+    blocker: Blocker | None = None
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+def holds_role(approval: Approval, username: str, groups: Sequence[str]) -> bool:
+    return username in approval.users or any(g in approval.groups for g in groups)
+
+
+def who_may(approval: Approval) -> str:
+    parts = []
+    if approval.groups:
+        parts.append(f"groups {', '.join(approval.groups)}")
+    if approval.users:
+        parts.append(f"users {', '.join(approval.users)}")
+    return " or ".join(parts) or "nobody (the checklist lists no groups or users for this role)"
+
+
+def candidate_status(snapshot: CandidateSnapshot | None) -> CandidateStatus:
+    if snapshot is None:
+        return CandidateStatus()
+    workloads = []
+    for wl in sorted(snapshot.workloads, key=lambda w: (w.kind, w.name)):
+        images = []
+        for c in wl.containers(include_init=True):
+            digest = c.image.partition("@")[2] or None
+            images.append(CandidateImage(container=c.name, image=c.image, digest=digest))
+        workloads.append(CandidateWorkload(kind=wl.kind, name=wl.name, images=images))
+    material = "\n".join(f"{w.kind}/{w.name}/{i.container}={i.image}" for w in workloads for i in w.images)
+    fingerprint = "sha256:" + hashlib.sha256(material.encode()).hexdigest() if material else ""
+    return CandidateStatus(namespace=snapshot.namespace, workloads=workloads, fingerprint=fingerprint)
+
+
+def _signed_at(s: ReleaseSignoff) -> dt.datetime:
+    return s.spec.signed_at or s.metadata.creation_timestamp or dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _latest_first(signoffs: Sequence[ReleaseSignoff]) -> list[ReleaseSignoff]:
+    return sorted(signoffs, key=lambda s: (_signed_at(s), s.metadata.name), reverse=True)
+
+
+def evaluate_approvals(
+    checklist: ReadinessChecklist, signoffs: Sequence[ReleaseSignoff], fingerprint: str
+) -> list[ApprovalStatus]:
+    out = []
+    ordered = _latest_first(signoffs)
+    for approval in checklist.spec.approvals:
+        latest = next((s for s in ordered if s.spec.role == approval.role), None)
+        if latest is None:
+            out.append(
+                ApprovalStatus(
+                    role=approval.role,
+                    state="Missing",
+                    message=f"waiting for a sign-off by {who_may(approval)}",
+                )
+            )
+            continue
+        by = latest.spec.signer.username if latest.spec.signer else "unknown"
+        at = _signed_at(latest)
+        if latest.spec.decision == "reject":
+            out.append(
+                ApprovalStatus(
+                    role=approval.role,
+                    state="Rejected",
+                    by=by,
+                    at=at,
+                    message=f"vetoed: {latest.spec.comment or 'no comment'} (delete ReleaseSignoff "
+                    f"{latest.metadata.name} to lift the veto)",
+                )
+            )
+        elif fingerprint and latest.spec.candidate_fingerprint not in (None, fingerprint):
+            out.append(
+                ApprovalStatus(
+                    role=approval.role,
+                    state="Stale",
+                    by=by,
+                    at=at,
+                    message="the candidate's images changed after this sign-off; sign again",
+                )
+            )
+        else:
+            out.append(ApprovalStatus(role=approval.role, state="Approved", by=by, at=at, message=""))
+    return out
+
+
+def _compare(value: float, low: float | None, high: float | None) -> tuple[bool, str]:
+    if low is not None and value < low:
+        return False, f"{value:g} < {low:g}"
+    if high is not None and value > high:
+        return False, f"{value:g} > {high:g}"
+    bounds = [f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else ""]
+    return True, f"{value:g} " + " and ".join(b for b in bounds if b)
+
+
+def evaluate_item(
+    item: ChecklistItem,
+    inp: EvaluationInput,
+    approvals: Mapping[str, ApprovalStatus],
+) -> CheckResult:
+    """The state of one item, before waivers."""
+    check = item.check
+    if check.workload is not None:
+        if inp.snapshot is None:
+            return CheckResult.pending("the candidate could not be inspected (see the Ready condition)")
+        return run_workload_check(check.workload, check.params, inp.snapshot)
+    attested = [
+        (s, entry)
+        for s in _latest_first(inp.signoffs)
+        if s.spec.decision == "approve"
+        for entry in s.spec.items
+        if entry.id == item.id
+    ]
+    if check.evidence is not None:
+        ev = check.evidence
+        with_value = [(s, e) for s, e in attested if e.value is not None]
+        if not with_value:
+            return CheckResult.pending(
+                f"waiting for evidence '{ev.key}' ({_bounds(ev.min, ev.max, ev.equals)}) in a ReleaseSignoff "
+                f"item '{item.id}' (e.g. from CI)"
+            )
+        signoff, entry = with_value[0]
+        signer = signoff.spec.signer.username if signoff.spec.signer else "unknown"
+        value = entry.value or ""
+        if ev.equals is not None:
+            ok = value == ev.equals
+            text = f"{value} {'==' if ok else '!='} {ev.equals}"
+        else:
+            try:
+                ok, text = _compare(float(value), ev.min, ev.max)
+            except ValueError:
+                return CheckResult.failed(
+                    [f"{item.id}: attested value {value!r} is not a number (attested by {signer})"]
+                )
+        msg = f"{item.id}: {text} (attested by {signer})"
+        return CheckResult.passed(msg) if ok else CheckResult.failed([msg])
+    if check.prometheus is not None:
+        result = inp.metric_results.get(item.id)
+        return result or CheckResult.pending(f"metric query not evaluated yet: {check.prometheus.query}")
+    if check.attestation is not None:
+        roles = check.attestation.roles
+        if attested:
+            signoff, _entry = attested[0]
+            signer = signoff.spec.signer.username if signoff.spec.signer else "unknown"
+            return CheckResult.passed(f"attested by {signer}")
+        covering = [
+            a
+            for a in approvals.values()
+            if a.state == "Approved"
+            and a.role in roles
+            and inp.checklist is not None
+            and item.id in ((inp.checklist.approval(a.role) or Approval(role=a.role)).items)
+        ]
+        if covering:
+            return CheckResult.passed(f"covered by the {covering[0].role} sign-off of {covering[0].by}")
+        may = []
+        if inp.checklist is not None:
+            for role in roles:
+                approval = inp.checklist.approval(role)
+                may.append(f"{role} ({who_may(approval)})" if approval else role)
+        return CheckResult.pending(f"waiting for an attestation by {', '.join(may)}")
+    return CheckResult.failed([f"{item.id}: the item has no check"])
+
+
+def _bounds(low: float | None, high: float | None, equals: str | None) -> str:
+    if equals is not None:
+        return f"== {equals}"
+    parts = [f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else ""]
+    return " and ".join(p for p in parts if p) or "any value"
+
+
+def _condition(
+    type_: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: ReleaseStatus | None,
+    now: dt.datetime,
+) -> Condition:
+    status = "True" if ok else "False"
+    old = previous.condition(type_) if previous else None
+    since = old.last_transition_time if old is not None and old.status == status else now
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message[:32000],
+        observed_generation=generation,
+        last_transition_time=since,
+    )
+
+
+def outstanding(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> tuple[list[str], list[str]]:
+    """(required pre-deployment items not satisfied, required approvals not granted), as short texts."""
+    required = {i.id for i in checklist.spec.items if i.required and i.phase == "pre"} if checklist else set()
+    items = [f"{s.id} ({s.state}: {s.message})" for s in status.items if s.id in required and s.state not in SATISFIED]
+    needed = {a.role for a in checklist.spec.approvals if a.required} if checklist else set()
+    approvals = [f"{a.role} ({a.state})" for a in status.approvals if a.role in needed and a.state != "Approved"]
+    return items, approvals
+
+
+def _list(texts: list[str], limit: int = 10) -> str:
+    shown = "; ".join(texts[:limit])
+    return shown + (f"; and {len(texts) - limit} more" if len(texts) > limit else "")
+
+
+def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus]) -> list[ItemStatus]:
+    release, checklist, now = inp.release, inp.checklist, inp.now
+    if checklist is None:
+        return []
+    previous = release.status
+    prev_items = {i.id: i for i in previous.items} if previous else {}
+    by_role = {a.role: a for a in approvals}
+    admitted = previous is not None and previous.admitted_at is not None
+    items = []
+    for item in checklist.spec.items:
+        if item.phase == "post" and not admitted:
+            result = CheckResult.pending("post-deployment: evaluated once the gate admits the release")
+        else:
+            result = evaluate_item(item, inp, by_role)
+        state: ItemState = result.state
+        message = result.message
+        waiver = release.spec.waiver(item.id)
+        if state != "Passed" and waiver is not None and waiver.expires > now:
+            state = "Waived"
+            until = f"{waiver.expires:%Y-%m-%dT%H:%M:%SZ}"
+            message = f"waived until {until}: {waiver.reason} (was {result.state}: {result.message})"
+        old = prev_items.get(item.id)
+        checked_at = old.checked_at if old and old.state == state and old.message == message else now
+        items.append(ItemStatus(id=item.id, state=state, message=message[:4000], checked_at=checked_at))
+    return items
+
+
+def _summarize(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> Summary:
+    counts = Counter(s.state for s in status.items)
+    missing_items, _ = outstanding(status, checklist)
+    required_roles = {a.role for a in checklist.spec.approvals if a.required} if checklist else set()
+    approved = sum(1 for a in status.approvals if a.role in required_roles and a.state == "Approved")
+    return Summary(
+        total=len(status.items),
+        passed=counts["Passed"],
+        failed=counts["Failed"],
+        pending=counts["Pending"],
+        waived=counts["Waived"],
+        not_applicable=counts["NotApplicable"],
+        required_outstanding=len(missing_items),
+        approvals_required=len(required_roles),
+        approvals_approved=approved,
+        progress=f"{counts['Passed']}/{len(status.items)}",
+        approvals=f"{approved}/{len(required_roles)}",
+    )
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    ok: bool
+    reason: str
+    message: str
+
+
+def _verdicts(
+    status: ReleaseStatus, checklist: ReadinessChecklist | None, blocker: Blocker | None
+) -> tuple[_Verdict, _Verdict, _Verdict]:
+    """(Ready, ChecksPassed, Approved)."""
+    missing_items, missing_approvals = outstanding(status, checklist)
+    if blocker is not None:
+        stalled = _Verdict(False, blocker.reason, blocker.message)
+        return stalled, stalled, stalled
+    if missing_items:
+        checks = _Verdict(
+            False,
+            Reason.ITEMS_OUTSTANDING,
+            f"{len(missing_items)} required item(s) outstanding: {_list(missing_items)}",
+        )
+    else:
+        pre = {i.id for i in checklist.spec.items if i.phase == "pre"} if checklist else set()
+        done = sum(1 for s in status.items if s.id in pre and s.state in SATISFIED)
+        checks = _Verdict(True, Reason.ALL_ITEMS_PASSED, f"{done} pre-deployment item(s) satisfied")
+    if missing_approvals:
+        stale = any("(Stale)" in a for a in missing_approvals)
+        approved = _Verdict(
+            False,
+            Reason.APPROVALS_STALE if stale else Reason.APPROVALS_MISSING,
+            f"{len(missing_approvals)} approval(s) outstanding: {_list(missing_approvals)}",
+        )
+    else:
+        count = sum(1 for a in status.approvals if a.state == "Approved")
+        approved = _Verdict(True, Reason.APPROVED, f"{count} approval(s) granted")
+    if checks.ok and approved.ok:
+        ready = _Verdict(True, Reason.READY, "every required item and approval is satisfied")
+    else:
+        failing = [v for v in (checks, approved) if not v.ok]
+        ready = _Verdict(False, failing[0].reason, "; ".join(v.message for v in failing))
+    return ready, checks, approved
+
+
+def _post_deployment(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> _Verdict | None:
+    post_ids = {i.id for i in checklist.spec.items if i.phase == "post"} if checklist else set()
+    if not post_ids:
+        return None
+    post = [s for s in status.items if s.id in post_ids]
+    failing = [s for s in post if s.state == "Failed"]
+    if status.admitted_at is None:
+        return _Verdict(False, Reason.POST_PENDING, "the release has not been admitted into production yet")
+    if failing:
+        return _Verdict(False, Reason.POST_FAILING, _list([f"{s.id}: {s.message}" for s in failing]))
+    if all(s.state in SATISFIED for s in post):
+        return _Verdict(True, Reason.POST_HEALTHY, f"{len(post)} post-deployment item(s) satisfied")
+    return _Verdict(False, Reason.POST_WATCHING, "post-deployment items are still being watched")
+
+
+def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
+    release, checklist, now = inp.release, inp.checklist, inp.now
+    previous = release.status
+    generation = release.metadata.generation
+    candidate = candidate_status(inp.snapshot)
+    approvals = evaluate_approvals(checklist, inp.signoffs, candidate.fingerprint) if checklist else []
+    status = ReleaseStatus(
+        observed_generation=generation,
+        items=_evaluate_items(inp, approvals),
+        approvals=approvals,
+        candidate=candidate,
+        admitted_at=previous.admitted_at if previous else None,
+    )
+    status.summary = _summarize(status, checklist)
+
+    blocker = inp.blocker
+    vetoes = [a for a in approvals if a.state == "Rejected"]
+    if blocker is None and vetoes:
+        blocker = Blocker(Reason.VETOED, "; ".join(f"{a.role} vetoed by {a.by}: {a.message}" for a in vetoes))
+    ready, checks, approved = _verdicts(status, checklist, blocker)
+    progressing = not ready.ok and blocker is None
+
+    def cond(type_: str, v: _Verdict) -> Condition:
+        return _condition(type_, v.ok, v.reason, v.message, generation, previous, now)
+
+    status.conditions = [
+        cond("Ready", ready),
+        cond("ChecksPassed", checks),
+        cond("Approved", approved),
+        cond(
+            "Reconciling",
+            _Verdict(
+                progressing, ready.reason if progressing else Reason.RECONCILED, ready.message if progressing else ""
+            ),
+        ),
+        cond(
+            "Stalled",
+            _Verdict(
+                blocker is not None,
+                blocker.reason if blocker else Reason.NOT_STALLED,
+                blocker.message if blocker else "",
+            ),
+        ),
+    ]
+    post = _post_deployment(status, checklist)
+    if post is not None:
+        status.conditions.append(cond("PostDeploymentHealthy", post))
+    return status
+
+
+def status_changed(old: ReleaseStatus | None, new: ReleaseStatus) -> bool:
+    """True when patching would change what the API server stores (timestamps carried over)."""
+    if old is None:
+        return True
+    return old.to_dict() != new.to_dict()

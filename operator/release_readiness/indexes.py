@@ -1,0 +1,221 @@
+"""In-memory indexes of everything the checks and the gate read, fed by the operator's watches.
+
+The watches upsert and delete objects here; `dependents()` says which releases must be
+re-evaluated when an object changes; `snapshot()` builds the plain data the checks run on.
+Nothing here calls the API server, so the gate can answer from it on the request path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.api.common import LabelSelector
+from release_readiness.checks.model import Body, CandidateSnapshot, Workload
+
+__all__ = ["WATCHED", "ClusterIndex", "Key", "Watched"]
+
+Key = tuple[str, str]
+"""(namespace, name); namespace is '' for cluster-scoped objects."""
+
+
+@dataclass(frozen=True)
+class Watched:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    optional: bool = False
+    """Only watched when its CRD is installed (Kopf skips resources the cluster does not serve)."""
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+WATCHED: tuple[Watched, ...] = (
+    Watched("apps", "v1", "deployments", "Deployment"),
+    Watched("apps", "v1", "statefulsets", "StatefulSet"),
+    Watched("apps", "v1", "daemonsets", "DaemonSet"),
+    Watched("apps", "v1", "replicasets", "ReplicaSet"),
+    Watched("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    Watched("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    Watched("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    Watched("", "v1", "services", "Service"),
+    Watched("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    Watched("batch", "v1", "jobs", "Job"),
+    Watched("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports", "VulnerabilityReport", optional=True),
+    Watched("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", optional=True),
+    Watched("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", optional=True),
+    Watched("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", optional=True),
+)
+OPTIONAL_KINDS = frozenset(w.kind for w in WATCHED if w.optional)
+
+_KEEP_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "generation",
+    "resourceVersion",
+    "creationTimestamp",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "deletionTimestamp",
+)
+
+
+def _slim(body: Any) -> Body:
+    """A plain dict of the object without managedFields (most of an object's size)."""
+    data = dict(body)
+    meta = dict(data.get("metadata") or {})
+    data["metadata"] = {k: meta[k] for k in _KEEP_METADATA if k in meta}
+    if data["metadata"].get("annotations"):
+        notes = dict(data["metadata"]["annotations"])
+        notes.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+        data["metadata"]["annotations"] = notes
+    return data
+
+
+def _key(body: Body) -> Key:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta["name"])
+
+
+@dataclass
+class ClusterIndex:
+    objects: dict[str, dict[str, dict[str, Body]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
+    """kind -> namespace -> name -> body."""
+    releases: dict[Key, ReleaseReadiness] = field(default_factory=dict)
+    release_bodies: dict[Key, Body] = field(default_factory=dict)
+    checklists: dict[str, ReadinessChecklist] = field(default_factory=dict)
+    invalid_checklists: dict[str, str] = field(default_factory=dict)
+    signoffs: dict[Key, ReleaseSignoff] = field(default_factory=dict)
+    namespaces: dict[str, Body] = field(default_factory=dict)
+    installed: set[str] = field(default_factory=set)
+    tls_secrets: dict[Key, Body] = field(default_factory=dict)
+
+    # -- feeding -----------------------------------------------------------------------------------
+
+    def upsert(self, kind: str, body: Any) -> list[Key]:
+        """Record an object; returns the releases that depend on it."""
+        slim = _slim(body)
+        namespace, name = _key(slim)
+        if kind == "ReleaseReadiness":
+            self.release_bodies[(namespace, name)] = slim
+            try:
+                self.releases[(namespace, name)] = ReleaseReadiness.model_validate(slim)
+            except ValidationError:
+                self.releases.pop((namespace, name), None)
+            return [(namespace, name)]
+        if kind == "ReadinessChecklist":
+            try:
+                self.checklists[name] = ReadinessChecklist.model_validate(slim)
+                self.invalid_checklists.pop(name, None)
+            except ValidationError as err:
+                self.checklists.pop(name, None)
+                self.invalid_checklists[name] = str(err).splitlines()[0]
+            return [k for k, r in self.releases.items() if r.spec.checklist == name]
+        if kind == "ReleaseSignoff":
+            try:
+                signoff = ReleaseSignoff.model_validate(slim)
+            except ValidationError:
+                return []
+            self.signoffs[(namespace, name)] = signoff
+            return [(namespace, signoff.spec.release)]
+        if kind == "Namespace":
+            self.namespaces[name] = slim
+            return self._watching(name)
+        if kind in OPTIONAL_KINDS:
+            self.installed.add(kind)
+        self.objects[kind][namespace][name] = slim
+        return self._watching(namespace)
+
+    def delete(self, kind: str, body: Any) -> list[Key]:
+        namespace, name = _key(_slim(body))
+        if kind == "ReleaseReadiness":
+            self.releases.pop((namespace, name), None)
+            self.release_bodies.pop((namespace, name), None)
+            return []
+        if kind == "ReadinessChecklist":
+            self.checklists.pop(name, None)
+            self.invalid_checklists.pop(name, None)
+            return [k for k, r in self.releases.items() if r.spec.checklist == name]
+        if kind == "ReleaseSignoff":
+            signoff = self.signoffs.pop((namespace, name), None)
+            return [(namespace, signoff.spec.release)] if signoff else []
+        if kind == "Namespace":
+            self.namespaces.pop(name, None)
+            return self._watching(name)
+        self.objects[kind][namespace].pop(name, None)
+        return self._watching(namespace)
+
+    def _watching(self, namespace: str) -> list[Key]:
+        return [k for k, r in self.releases.items() if r.spec.candidate.namespace == namespace]
+
+    def releases_using(self, checklist: str) -> list[Key]:
+        return [k for k, r in self.releases.items() if r.spec.checklist == checklist]
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def of_kind(self, kind: str, namespace: str) -> list[Body]:
+        return list(self.objects[kind][namespace].values())
+
+    def candidate_selector(self, release: ReleaseReadiness) -> LabelSelector:
+        selector = release.spec.candidate.selector
+        if selector is not None and not selector.is_empty():
+            return selector
+        return LabelSelector(match_labels={"app.kubernetes.io/name": release.spec.application})
+
+    def candidate_workloads(self, release: ReleaseReadiness) -> list[Workload]:
+        selector = self.candidate_selector(release)
+        namespace = release.spec.candidate.namespace
+        out = []
+        for kind in WORKLOAD_KINDS:
+            for body in self.of_kind(kind, namespace):
+                wl = Workload({**body, "kind": kind})
+                if selector.matches(wl.labels) or selector.matches(wl.template_labels):
+                    out.append(wl)
+        return sorted(out, key=lambda w: (w.kind, w.name))
+
+    def tls_secret_names(self, release: ReleaseReadiness) -> list[Key]:
+        """Secrets named by Ingresses in the candidate namespace: the only Secrets ever read."""
+        namespace = release.spec.candidate.namespace
+        names = set()
+        for ing in self.of_kind("Ingress", namespace):
+            for tls in (ing.get("spec") or {}).get("tls") or []:
+                if tls.get("secretName"):
+                    names.add((namespace, str(tls["secretName"])))
+        return sorted(names)
+
+    def snapshot(self, release: ReleaseReadiness, now: dt.datetime) -> CandidateSnapshot:
+        ns = release.spec.candidate.namespace
+        return CandidateSnapshot(
+            application=release.spec.application,
+            version=release.spec.version,
+            namespace=ns,
+            workloads=self.candidate_workloads(release),
+            now=now,
+            replicasets=self.of_kind("ReplicaSet", ns),
+            network_policies=self.of_kind("NetworkPolicy", ns),
+            pod_disruption_budgets=self.of_kind("PodDisruptionBudget", ns),
+            autoscalers=self.of_kind("HorizontalPodAutoscaler", ns),
+            services=self.of_kind("Service", ns),
+            ingresses=self.of_kind("Ingress", ns),
+            tls_secrets={name: body for (sns, name), body in self.tls_secrets.items() if sns == ns},
+            jobs=self.of_kind("Job", ns),
+            vulnerability_reports=self.of_kind("VulnerabilityReport", ns),
+            service_monitors=self.of_kind("ServiceMonitor", ns),
+            pod_monitors=self.of_kind("PodMonitor", ns),
+            prometheus_rules=self.of_kind("PrometheusRule", ns),
+            installed=frozenset(self.installed),
+        )
+
+    def signoffs_for(self, key: Key) -> list[ReleaseSignoff]:
+        namespace, name = key
+        return [s for (ns, _), s in self.signoffs.items() if ns == namespace and s.spec.release == name]

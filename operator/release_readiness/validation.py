@@ -1,0 +1,132 @@
+"""Semantic rules the CRD schema cannot express, as pure functions returning error sentences.
+
+Each sentence names the object, the field and the fix. The admission webhook calls the same
+functions, so `kubectl apply` of a bad checklist or release is refused with these messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.api.checklist import CHECK_KINDS
+from release_readiness.checks.workload import CATALOG, parse_params
+
+__all__ = ["PLACEHOLDERS", "validate_checklist", "validate_release"]
+
+PLACEHOLDERS = frozenset({"application", "version", "namespace"})
+_PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _range_errors(where: str, low: float | None, high: float | None) -> Iterable[str]:
+    if low is not None and high is not None and low > high:
+        yield f"{where}: min {low:g} is greater than max {high:g}; swap them or fix one"
+
+
+def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
+    name = f"ReadinessChecklist {checklist.metadata.name}"
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    roles = {a.role for a in checklist.spec.approvals}
+    for index, item in enumerate(checklist.spec.items):
+        at = f"{name}: spec.items[{index}]"
+        if item.id in seen:
+            errors.append(f"{at}.id {item.id!r} duplicates spec.items[{seen[item.id]}].id; give every item a unique id")
+        seen.setdefault(item.id, index)
+        check = item.check
+        kinds = [k for k in CHECK_KINDS if getattr(check, k) is not None]
+        if len(kinds) != 1:
+            errors.append(
+                f"{at}.check ({item.id}) sets {', '.join(kinds) or 'no check kind'}; set exactly one of "
+                f"{', '.join(CHECK_KINDS)}"
+            )
+        if check.workload is not None:
+            if check.workload not in CATALOG:
+                errors.append(
+                    f"{at}.check.workload ({item.id}): unknown check {check.workload!r}; use one of "
+                    f"{', '.join(sorted(CATALOG))}"
+                )
+            else:
+                try:
+                    parse_params(check.workload, check.params)
+                except ValueError as err:
+                    errors.append(f"{at}.check.params ({item.id}): {err}")
+        elif check.params is not None:
+            errors.append(f"{at}.check.params ({item.id}): params are only for workload checks; remove them")
+        if check.evidence is not None:
+            ev = check.evidence
+            errors += _range_errors(f"{at}.check.evidence ({item.id})", ev.min, ev.max)
+            if ev.equals is not None and (ev.min is not None or ev.max is not None):
+                errors.append(f"{at}.check.evidence ({item.id}): use either equals or min/max, not both")
+        if check.prometheus is not None:
+            prom = check.prometheus
+            errors += _range_errors(f"{at}.check.prometheus ({item.id})", prom.min, prom.max)
+            unknown = sorted({m for m in _PLACEHOLDER.findall(prom.query) if m not in PLACEHOLDERS})
+            if unknown:
+                errors.append(
+                    f"{at}.check.prometheus.query ({item.id}): unknown placeholder "
+                    f"{', '.join('$' + u for u in unknown)}; use only $application, $version and $namespace"
+                )
+            if prom.min is None and prom.max is None:
+                errors.append(f"{at}.check.prometheus ({item.id}): set min or max to compare the result with")
+        if check.attestation is not None:
+            for j, role in enumerate(check.attestation.roles):
+                if role not in roles:
+                    errors.append(
+                        f"{at}.check.attestation.roles[{j}] ({item.id}): role {role!r} is not in spec.approvals; "
+                        f"add it there or use one of {', '.join(sorted(roles)) or '(none defined)'}"
+                    )
+    seen_roles: dict[str, int] = {}
+    for index, approval in enumerate(checklist.spec.approvals):
+        at = f"{name}: spec.approvals[{index}]"
+        if approval.role in seen_roles:
+            errors.append(f"{at}.role {approval.role!r} duplicates spec.approvals[{seen_roles[approval.role]}].role")
+        seen_roles.setdefault(approval.role, index)
+        if not approval.groups and not approval.users:
+            errors.append(f"{at} ({approval.role}): nobody may sign; list groups or users who hold the role")
+        for j, item_id in enumerate(approval.items):
+            if item_id not in seen:
+                errors.append(
+                    f"{at}.items[{j}] ({approval.role}): {item_id!r} is not an item of this checklist; "
+                    "add it to spec.items or remove it here"
+                )
+    return errors
+
+
+def validate_release(
+    release: ReleaseReadiness, checklist: ReadinessChecklist | None, now: dt.datetime | None = None
+) -> list[str]:
+    """Rules that need the release's checklist: waivers name known items and respect maxWaiverDays."""
+    now = now or dt.datetime.now(dt.UTC)
+    name = f"ReleaseReadiness {release.metadata.namespace}/{release.metadata.name}"
+    errors: list[str] = []
+    spec = release.spec
+    if spec.window is not None and spec.window.end <= spec.window.start:
+        errors.append(f"{name}: spec.window.end must be after spec.window.start")
+    if checklist is None:
+        return errors
+    known = {i.id for i in checklist.spec.items}
+    max_days = checklist.spec.rules.max_waiver_days
+    seen: set[str] = set()
+    for index, waiver in enumerate(spec.waivers):
+        at = f"{name}: spec.waivers[{index}]"
+        if waiver.item not in known:
+            errors.append(
+                f"{at}.item {waiver.item!r} is not an item of checklist {checklist.metadata.name}; "
+                "use an id from `kubectl get readinesschecklist "
+                f"{checklist.metadata.name} -o jsonpath='{{.spec.items[*].id}}'`"
+            )
+        if waiver.item in seen:
+            errors.append(f"{at}.item {waiver.item!r} is waived twice; keep one waiver per item")
+        seen.add(waiver.item)
+        start = release.metadata.creation_timestamp or now
+        start = max(start, now) if release.metadata.creation_timestamp is None else start
+        limit = max(start, now) + dt.timedelta(days=max_days)
+        if waiver.expires > limit:
+            errors.append(
+                f"{at}.expires {waiver.expires:%Y-%m-%dT%H:%M:%SZ} is more than maxWaiverDays ({max_days}) away; "
+                f"set it no later than {limit:%Y-%m-%dT%H:%M:%SZ}"
+            )
+    return errors
