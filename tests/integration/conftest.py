@@ -94,3 +94,66 @@ def eventually(fn: Any, timeout: float = 30.0, interval: float = 0.2, what: str 
 
 
 os.environ.setdefault("KUBECONFIG", "/nonexistent")  # never touch a developer's real cluster by accident
+
+
+class OperatorProcess:
+    """The real operator (`python -m release_readiness.main`) as a subprocess against the test cluster."""
+
+    def __init__(self, cluster: LocalCluster, log_path: Path, **env: str) -> None:
+        from release_readiness.localcluster import free_port
+
+        self.health_port = free_port()
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "RR_HEALTH_PORT": str(self.health_port),
+            "RR_RESYNC_SECONDS": "30",
+            "RR_STARTUP_GRACE_SECONDS": "1",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        import sys
+        import urllib.request
+
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "release_readiness.main"], stdout=log, stderr=subprocess.STDOUT, env=self.env
+        )
+
+        def healthy() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"operator exited: {self.log_path.read_text()[-3000:]}")
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as resp:
+                return bool(resp.status == 200)
+
+        eventually(healthy, timeout=60, what="operator /healthz")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def checklist_installed(kubectl: Kubectl, crds: None) -> None:
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "deploy" / "checklists"))
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    yield proc
+    proc.stop()
+    print(f"\noperator log: {proc.log_path}")

@@ -1,0 +1,56 @@
+"""The operator's configuration: one typed object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+__all__ = ["Settings"]
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    resync_seconds: float = 120.0
+    """RR_RESYNC_SECONDS: every release is re-evaluated at least this often (waivers, certificate days)."""
+    workers: int = 4
+    """RR_WORKERS: releases evaluated concurrently."""
+    startup_grace_seconds: float = 2.0
+    """RR_STARTUP_GRACE_SECONDS: wait for the initial listings before the first evaluation."""
+    secret_ttl_seconds: float = 60.0
+    """RR_SECRET_TTL_SECONDS: how long a TLS Secret read for an Ingress is reused."""
+    prometheus_url: str | None = None
+    """RR_PROMETHEUS_URL: default Prometheus for prometheus checks (a release may override it)."""
+    webhook_port: int = 9443
+    """RR_WEBHOOK_PORT: HTTPS port of the admission webhooks."""
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - in a pod the Service reaches us on the pod IP
+    """RR_WEBHOOK_HOST: address the webhook server binds."""
+    webhook_cert_dir: str | None = None
+    """RR_WEBHOOK_CERT_DIR: tls.crt/tls.key (and ca.crt) for the webhook; generated when unset."""
+    break_glass_groups: tuple[str, ...] = field(default_factory=tuple)
+    """RR_BREAK_GLASS_GROUPS: comma-separated groups allowed to use readiness.dev/break-glass."""
+    health_port: int = 8080
+    """RR_HEALTH_PORT: liveness/readiness (/healthz) and Prometheus metrics (/metrics)."""
+    log_format: str = "json"
+    """RR_LOG_FORMAT: json or text."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        d = cls()
+        return cls(
+            resync_seconds=float(e.get("RR_RESYNC_SECONDS", d.resync_seconds)),
+            workers=int(e.get("RR_WORKERS", d.workers)),
+            startup_grace_seconds=float(e.get("RR_STARTUP_GRACE_SECONDS", d.startup_grace_seconds)),
+            secret_ttl_seconds=float(e.get("RR_SECRET_TTL_SECONDS", d.secret_ttl_seconds)),
+            prometheus_url=e.get("RR_PROMETHEUS_URL") or None,
+            webhook_port=int(e.get("RR_WEBHOOK_PORT", d.webhook_port)),
+            webhook_host=e.get("RR_WEBHOOK_HOST", d.webhook_host),
+            webhook_cert_dir=e.get("RR_WEBHOOK_CERT_DIR") or None,
+            break_glass_groups=_list(e.get("RR_BREAK_GLASS_GROUPS", "")),
+            health_port=int(e.get("RR_HEALTH_PORT", d.health_port)),
+            log_format=e.get("RR_LOG_FORMAT", d.log_format),
+        )

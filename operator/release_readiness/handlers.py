@@ -1,0 +1,111 @@
+"""Kopf registrations: thin handlers that feed the index and wake the reconciler.
+
+Only `on.event` handlers are used for watching: they add no finalizers and write no annotations
+to the objects they watch, so the operator never changes a team's Deployments, and a release can
+be deleted while the operator is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from release_readiness import GROUP, VERSION
+from release_readiness.config import Settings
+from release_readiness.indexes import WATCHED, ClusterIndex
+from release_readiness.kube import KubeApi
+from release_readiness.reconciler import Reconciler
+
+__all__ = ["OperatorState", "register"]
+
+log = logging.getLogger(__name__)
+
+
+class OperatorState:
+    """Everything the handlers share; stored in Kopf's memo."""
+
+    def __init__(self, settings: Settings, api: KubeApi | None = None) -> None:
+        self.settings = settings
+        self.index = ClusterIndex()
+        self.api = api or KubeApi()
+        self.reconciler = Reconciler(self.index, self.api, settings)
+
+
+def _state(memo: Any) -> OperatorState:
+    state: OperatorState = memo.state
+    return state
+
+
+def _feeder(kind: str) -> Callable[..., Awaitable[None]]:
+    async def feed(event: dict[str, Any], memo: Any, **_: Any) -> None:
+        state = _state(memo)
+        obj = event.get("object")
+        if not obj:
+            return
+        deleted = event.get("type") == "DELETED"
+        keys = state.index.delete(kind, obj) if deleted else state.index.upsert(kind, obj)
+        state.reconciler.enqueue(keys)
+
+    feed.__name__ = f"index_{kind.lower()}"
+    return feed
+
+
+def register(registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegistry:
+    """Register every handler on `registry` (a fresh one by default, so tests can run several operators)."""
+    registry = registry or kopf.get_default_registry()
+    on = kopf.on
+
+    for w in WATCHED:
+        on.event(group=w.group, version=w.version, plural=w.plural, registry=registry, id=f"index-{w.plural}")(
+            _feeder(w.kind)
+        )
+    on.event(group="", version="v1", plural="namespaces", registry=registry, id="index-namespaces")(
+        _feeder("Namespace")
+    )
+    on.event(GROUP, VERSION, "releasereadinesses", registry=registry, id="index-releases")(_feeder("ReleaseReadiness"))
+    on.event(GROUP, VERSION, "readinesschecklists", registry=registry, id="index-checklists")(
+        _feeder("ReadinessChecklist")
+    )
+    on.event(GROUP, VERSION, "releasesignoffs", registry=registry, id="index-signoffs")(_feeder("ReleaseSignoff"))
+
+    @on.event(GROUP, VERSION, "readinesschecklists", registry=registry, id="checklist-status")
+    async def checklist_status(event: dict[str, Any], memo: Any, **_: Any) -> None:
+        obj = event.get("object") or {}
+        if event.get("type") == "DELETED" or not obj:
+            return
+        spec = obj.get("spec") or {}
+        want = {
+            "itemCount": len(spec.get("items") or []),
+            "approvalCount": len(spec.get("approvals") or []),
+            "observedGeneration": obj["metadata"].get("generation"),
+        }
+        if (obj.get("status") or {}) != want:
+            await asyncio.to_thread(_state(memo).api.patch_checklist_status, obj["metadata"]["name"], want)
+
+    @on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod: the service account; elsewhere: $KUBECONFIG, like kubectl.
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(
+            **kwargs
+        )
+        return info
+
+    @on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        settings.posting.enabled = False  # we post our own events, on transitions only
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        await _state(memo).reconciler.start_soon()
+
+    @on.cleanup(registry=registry)
+    async def shutdown(memo: Any, **_: Any) -> None:
+        await _state(memo).reconciler.stop()
+
+    return registry

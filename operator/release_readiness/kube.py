@@ -1,0 +1,88 @@
+"""The few direct API calls the operator makes (status patches, events, named TLS Secrets).
+
+Synchronous kubernetes-client calls; the reconciler runs them in a thread so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from release_readiness import GROUP, VERSION
+
+__all__ = ["KubeApi"]
+
+log = logging.getLogger(__name__)
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        if api_client is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api_client = client.ApiClient()
+        self.api_client = api_client
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def replace_release_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Replace .status whole (JSON patch), so items and conditions that went away go away."""
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            "releasereadinesses",
+            name,
+            [{"op": "add", "path": "/status", "value": status}],
+            _content_type="application/json-patch+json",
+        )
+
+    def patch_checklist_status(self, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_cluster_custom_object_status(GROUP, VERSION, "readinesschecklists", name, {"status": status})
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as err:
+            if err.status in (403, 404):
+                return None
+            raise
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(secret)
+        return result
+
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        meta = involved["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta.get("namespace") or "default"
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=involved.get("apiVersion"),
+                kind=involved.get("kind"),
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="release-readiness"),
+            reporting_component="readiness.dev/operator",
+            reporting_instance="release-readiness",
+        )
+        try:
+            self.core.create_namespaced_event(meta.get("namespace") or "default", event)
+        except ApiException as err:
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)

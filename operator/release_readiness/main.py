@@ -1,0 +1,53 @@
+"""`release-readiness-operator`: runs the watches, the reconciler and the admission webhooks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from release_readiness.config import Settings
+from release_readiness.handlers import OperatorState, register
+from release_readiness.logs import configure_logging
+
+__all__ = ["main", "run_operator"]
+
+
+async def run_operator(
+    settings: Settings,
+    state: OperatorState | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    registry = register(kopf.OperatorRegistry())
+    state = state or OperatorState(settings)
+    await kopf.operator(
+        registry=registry,
+        memo=kopf.Memo(state=state),
+        clusterwide=True,
+        standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="release-readiness-operator", description=__doc__)
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        asyncio.run(run_operator(settings))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

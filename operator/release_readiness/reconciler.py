@@ -1,0 +1,234 @@
+"""The reconciler: re-evaluates releases when their inputs change and patches status only on change.
+
+Watches (handlers.py) feed the ClusterIndex and call `enqueue()` with the releases an object
+affects. Workers take releases off a deduplicating queue, build the inputs from the index, call
+the pure `evaluate_release`, and write the status only when it differs from what is stored. A slow
+periodic resync catches time-based changes (waiver expiry, certificate days).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from release_readiness.api import ReleaseStatus
+from release_readiness.checks.model import CheckResult
+from release_readiness.config import Settings
+from release_readiness.evaluation import (
+    Blocker,
+    EvaluationInput,
+    Reason,
+    evaluate_release,
+    status_changed,
+)
+from release_readiness.indexes import ClusterIndex, Key
+from release_readiness.kube import KubeApi
+
+__all__ = ["Reconciler", "transition_events"]
+
+log = logging.getLogger(__name__)
+
+Event = tuple[str, str, str]
+"""(type, reason, message) of a Kubernetes event."""
+
+
+def transition_events(old: ReleaseStatus | None, new: ReleaseStatus, now: dt.datetime) -> list[Event]:
+    """Events for what changed between two statuses: Ready flips, vetoes, stale approvals."""
+    events: list[Event] = []
+    old_ready = old.condition("Ready") if old else None
+    new_ready = new.condition("Ready")
+    if new_ready is not None and (old_ready is None or old_ready.status != new_ready.status):
+        if new_ready.status == "True":
+            events.append(("Normal", "Ready", new_ready.message))
+        elif old_ready is not None and old_ready.status == "True":
+            events.append(("Warning", "NotReady", new_ready.message))
+    old_stalled = old.condition("Stalled") if old else None
+    new_stalled = new.condition("Stalled")
+    if (
+        new_stalled is not None
+        and new_stalled.status == "True"
+        and (old_stalled is None or old_stalled.status != "True" or old_stalled.reason != new_stalled.reason)
+    ):
+        events.append(("Warning", new_stalled.reason, new_stalled.message))
+    old_approvals = {a.role: a.state for a in (old.approvals if old else [])}
+    for a in new.approvals:
+        if a.state in ("Stale", "Rejected") and old_approvals.get(a.role) != a.state:
+            events.append(("Warning", f"Approval{a.state}", f"{a.role}: {a.message}"))
+    old_items = {i.id: i.state for i in (old.items if old else [])}
+    for item in new.items:
+        if item.state == "Failed" and old_items.get(item.id) not in (None, "Failed"):
+            events.append(("Warning", "ItemFailed", f"{item.id}: {item.message}"))
+    return events
+
+
+@dataclass
+class Reconciler:
+    index: ClusterIndex
+    api: KubeApi
+    settings: Settings
+    queue: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
+    queued: set[Key] = field(default_factory=set)
+    active: set[Key] = field(default_factory=set)
+    warned_waivers: set[tuple[Key, str]] = field(default_factory=set)
+    last_latency: dict[Key, float] = field(default_factory=dict)
+    _changed_at: dict[Key, float] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _secret_read_at: dict[Key, float] = field(default_factory=dict)
+
+    def enqueue(self, keys: Iterable[Key]) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._changed_at.setdefault(key, now)
+            if key not in self.queued:
+                self.queued.add(key)
+                self.queue.put_nowait(key)
+
+    async def start_soon(self) -> None:
+        """Start the workers after the startup grace, so the first evaluation sees the initial listings."""
+        self._tasks.append(asyncio.create_task(self._start()))
+
+    async def _start(self) -> None:
+        await asyncio.sleep(self.settings.startup_grace_seconds)
+        self._tasks += [asyncio.create_task(self._worker(i)) for i in range(self.settings.workers)]
+        self._tasks.append(asyncio.create_task(self._resync()))
+        self.enqueue(list(self.index.releases))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            self.enqueue(list(self.index.releases))
+
+    async def _worker(self, number: int) -> None:
+        while True:
+            key = await self.queue.get()
+            self.queued.discard(key)
+            if key in self.active:  # another worker has it; come back after it
+                await asyncio.sleep(0.05)
+                self.enqueue([key])
+                continue
+            self.active.add(key)
+            try:
+                await self.reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile of %s/%s failed; retrying on the next change or resync", *key)
+            finally:
+                self.active.discard(key)
+
+    async def _refresh_tls_secrets(self, names: list[Key]) -> None:
+        now = time.monotonic()
+        for key in names:
+            if now - self._secret_read_at.get(key, -1e9) < self.settings.secret_ttl_seconds:
+                continue
+            body = await asyncio.to_thread(self.api.read_secret, *key)
+            self._secret_read_at[key] = now
+            if body is None:
+                self.index.tls_secrets.pop(key, None)
+            else:
+                self.index.tls_secrets[key] = body
+
+    def build_input(self, key: Key, now: dt.datetime) -> EvaluationInput | None:
+        release = self.index.releases.get(key)
+        if release is None:
+            return None
+        checklist = self.index.checklists.get(release.spec.checklist)
+        blocker: Blocker | None = None
+        snapshot = None
+        if checklist is None:
+            known = ", ".join(sorted(self.index.checklists)) or "none exist yet"
+            invalid = self.index.invalid_checklists.get(release.spec.checklist)
+            detail = f" (it exists but is invalid: {invalid})" if invalid else ""
+            blocker = Blocker(
+                Reason.CHECKLIST_NOT_FOUND,
+                f"ReadinessChecklist {release.spec.checklist!r} (spec.checklist) not found{detail}; create it "
+                f"(kubectl apply -f deploy/checklists/) or set spec.checklist to one of: {known}",
+            )
+        elif release.spec.candidate.namespace not in self.index.namespaces:
+            blocker = Blocker(
+                Reason.CANDIDATE_NAMESPACE_NOT_FOUND,
+                f"candidate namespace {release.spec.candidate.namespace!r} (spec.candidate.namespace) does not "
+                "exist; create it or point spec.candidate.namespace at where the release candidate runs",
+            )
+        else:
+            snapshot = self.index.snapshot(release, now)
+        return EvaluationInput(
+            release=release,
+            checklist=checklist,
+            snapshot=snapshot,
+            signoffs=self.index.signoffs_for(key),
+            metric_results=self.metric_results(key),
+            blocker=blocker,
+            now=now,
+        )
+
+    def metric_results(self, key: Key) -> dict[str, CheckResult]:
+        """Results of prometheus checks for a release (filled by the metrics evaluator when configured)."""
+        return {}
+
+    async def reconcile(self, key: Key) -> None:
+        release = self.index.releases.get(key)
+        if release is None:
+            self._changed_at.pop(key, None)
+            return
+        await self._refresh_tls_secrets(self.index.tls_secret_names(release))
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        inp = self.build_input(key, now)
+        if inp is None:
+            return
+        new = evaluate_release(inp)
+        old = release.status
+        changed_at = self._changed_at.pop(key, None)
+        events = self._waiver_events(key, now)
+        if status_changed(old, new):
+            await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
+            if changed_at is not None:
+                self.last_latency[key] = time.monotonic() - changed_at
+            events = transition_events(old, new, now) + events
+            ready = new.condition("Ready")
+            log.info(
+                "release %s/%s: Ready=%s (%s)",
+                key[0],
+                key[1],
+                ready.status if ready else "?",
+                ready.reason if ready else "",
+            )
+        body = {
+            **self.index.release_bodies.get(key, {}),
+            "apiVersion": "readiness.dev/v1alpha1",
+            "kind": "ReleaseReadiness",
+        }
+        for type_, reason, message in events:
+            await asyncio.to_thread(self.api.post_event, body, type_, reason, message)
+
+    def _waiver_events(self, key: Key, now: dt.datetime) -> list[Event]:
+        release = self.index.releases.get(key)
+        if release is None:
+            return []
+        events: list[Event] = []
+        for waiver in release.spec.waivers:
+            soon = now < waiver.expires <= now + dt.timedelta(days=1)
+            if soon and (key, waiver.item) not in self.warned_waivers:
+                self.warned_waivers.add((key, waiver.item))
+                events.append(
+                    (
+                        "Warning",
+                        "WaiverExpiring",
+                        f"the waiver for {waiver.item} expires at {waiver.expires:%Y-%m-%dT%H:%M:%SZ}; "
+                        "fix the item or renew the waiver",
+                    )
+                )
+        return events
