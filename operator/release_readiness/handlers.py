@@ -73,7 +73,7 @@ def register(registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegi
     on.event(GROUP, VERSION, "releasesignoffs", registry=registry, id="index-signoffs")(_feeder("ReleaseSignoff"))
 
     @on.event(GROUP, VERSION, "readinesschecklists", registry=registry, id="checklist-status")
-    async def checklist_status(event: dict[str, Any], memo: Any, **_: Any) -> None:
+    async def checklist_status(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
         obj = event.get("object") or {}
         if event.get("type") == "DELETED" or not obj:
             return

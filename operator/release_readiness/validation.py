@@ -121,9 +121,7 @@ def validate_release(
         if waiver.item in seen:
             errors.append(f"{at}.item {waiver.item!r} is waived twice; keep one waiver per item")
         seen.add(waiver.item)
-        start = release.metadata.creation_timestamp or now
-        start = max(start, now) if release.metadata.creation_timestamp is None else start
-        limit = max(start, now) + dt.timedelta(days=max_days)
+        limit = now + dt.timedelta(days=max_days)
         if waiver.expires > limit:
             errors.append(
                 f"{at}.expires {waiver.expires:%Y-%m-%dT%H:%M:%SZ} is more than maxWaiverDays ({max_days}) away; "

@@ -1,0 +1,498 @@
+"""The running operator keeps release status true as the cluster changes (real API server, real operator)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import subprocess
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from release_readiness.pki import CertificateAuthority
+from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
+
+
+def container(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "api",
+        "image": "registry.example.com/payments/api:3.2.0",
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def deployment(ns: str, c: dict[str, Any], replicas: int = 2, **template_annotations: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "payments-api", "namespace": ns, "labels": LABELS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}},
+            "template": {
+                "metadata": {"labels": LABELS, "annotations": template_annotations},
+                "spec": {"containers": [c]},
+            },
+        },
+    }
+
+
+class Release:
+    """A candidate namespace, a one-or-more-item checklist and a release watching it."""
+
+    def __init__(self, kubectl: Kubectl, api: client.ApiClient, checks: dict[str, dict[str, Any]]) -> None:
+        self.kubectl = kubectl
+        self.custom = client.CustomObjectsApi(api)
+        suffix = uuid.uuid4().hex[:6]
+        self.candidate = f"stg-{suffix}"
+        self.prod = f"prod-{suffix}"
+        self.checklist = f"cl-{suffix}"
+        self.name = "payments-api-3.2.0"
+        for ns in (self.candidate, self.prod):
+            kubectl.run("create", "namespace", ns)
+        items = [
+            {"id": item_id, "section": "Infra", "title": item_id, "check": check} for item_id, check in checks.items()
+        ]
+        self.apply(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReadinessChecklist",
+                "metadata": {"name": self.checklist},
+                "spec": {"items": items},
+            }
+        )
+
+    def apply(self, *objects: dict[str, Any]) -> None:
+        self.kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+    def create(self) -> None:
+        self.apply(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReleaseReadiness",
+                "metadata": {"name": self.name, "namespace": self.prod},
+                "spec": {
+                    "application": "payments-api",
+                    "version": "3.2.0",
+                    "checklist": self.checklist,
+                    "candidate": {"namespace": self.candidate},
+                },
+            }
+        )
+
+    def get(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "readiness.dev", "v1alpha1", self.prod, "releasereadinesses", self.name
+        )
+        return body
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        for it in (self.get().get("status") or {}).get("items") or []:
+            if it["id"] == item_id:
+                return dict(it)
+        return {}
+
+    def wait_item(self, item_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
+        result: dict[str, Any] = eventually(
+            lambda: (lambda it: it if it.get("state") == state else None)(self.item(item_id)),
+            timeout=timeout,
+            what=f"item {item_id} to be {state} (now {self.item(item_id)})",
+        )
+        return result
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        for c in (self.get().get("status") or {}).get("conditions") or []:
+            if c["type"] == type_:
+                return dict(c)
+        return {}
+
+
+@pytest.fixture
+def make_release(kubectl: Kubectl, api_client: client.ApiClient) -> Any:
+    def make(checks: dict[str, dict[str, Any]]) -> Release:
+        return Release(kubectl, api_client, checks)
+
+    return make
+
+
+def test_memory_limit_added_turns_the_item_green(make_release: Any) -> None:
+    rel = make_release({"limits": {"workload": "resourceLimits"}})
+    no_limit = container(resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1"}})
+    rel.apply(deployment(rel.candidate, no_limit))
+    rel.create()
+    failed = rel.wait_item("limits", "Failed")
+    assert failed["message"] == (
+        f"deployment {rel.candidate}/payments-api: container 'api' has no memory limit "
+        "(spec.template.spec.containers[0].resources.limits.memory)"
+    )
+    started = time.monotonic()
+    rel.apply(deployment(rel.candidate, container()))
+    rel.wait_item("limits", "Passed")
+    print(f"\nchange to status: {time.monotonic() - started:.2f}s")
+
+
+def test_probes_network_policy_pdb_hpa_service(make_release: Any) -> None:
+    rel = make_release(
+        {
+            "liveness": {"workload": "livenessProbe"},
+            "netpol": {"workload": "networkPolicy"},
+            "pdb": {"workload": "podDisruptionBudget"},
+            "hpa": {"workload": "autoscaling"},
+            "svc": {"workload": "service"},
+            "replicas": {"workload": "replicas", "params": {"min": 3}},
+        }
+    )
+    rel.apply(deployment(rel.candidate, container(livenessProbe=None)))
+    rel.create()
+    for item_id in ("liveness", "netpol", "pdb", "hpa", "svc", "replicas"):
+        rel.wait_item(item_id, "Failed")
+    selector = {"matchLabels": {"app.kubernetes.io/name": "payments-api"}}
+    rel.apply(
+        deployment(rel.candidate, container(), replicas=3),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "payments-api", "namespace": rel.candidate},
+            "spec": {"podSelector": selector, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "payments-api", "namespace": rel.candidate},
+            "spec": {"selector": selector, "maxUnavailable": 1},
+        },
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "payments-api", "namespace": rel.candidate},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "payments-api"},
+                "minReplicas": 3,
+                "maxReplicas": 6,
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "payments-api", "namespace": rel.candidate},
+            "spec": {"selector": {"app.kubernetes.io/name": "payments-api"}, "ports": [{"port": 80}]},
+        },
+    )
+    for item_id in ("liveness", "netpol", "pdb", "hpa", "svc", "replicas"):
+        rel.wait_item(item_id, "Passed")
+
+
+def test_security_context_secrets_and_image_tag(make_release: Any) -> None:
+    rel = make_release(
+        {
+            "secctx": {"workload": "securityContext"},
+            "secrets": {"workload": "noHardcodedSecrets"},
+            "tag": {"workload": "imageTagPinned"},
+        }
+    )
+    rel.apply(
+        deployment(
+            rel.candidate,
+            container(
+                image="registry.example.com/payments/api:latest", env=[{"name": "DB_PASSWORD", "value": "hunter2"}]
+            ),
+        )
+    )
+    rel.create()
+    assert "may run as root" in rel.wait_item("secctx", "Failed")["message"]
+    assert "DB_PASSWORD" in rel.wait_item("secrets", "Failed")["message"]
+    assert "uses latest" in rel.wait_item("tag", "Failed")["message"]
+    restricted = {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    rel.apply(
+        deployment(
+            rel.candidate,
+            container(
+                securityContext=restricted,
+                env=[{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+            ),
+        )
+    )
+    for item_id in ("secctx", "secrets", "tag"):
+        rel.wait_item(item_id, "Passed")
+
+
+def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubectl) -> None:
+    rel = make_release({"rollout": {"workload": "rolloutHealthy"}, "smoke": {"workload": "smokeTests"}})
+    rel.apply(deployment(rel.candidate, container()))
+    rel.create()
+    rel.wait_item("rollout", "Pending")
+    rel.wait_item("smoke", "Pending")
+    # No controller-manager runs here: play the deployment and job controllers by writing status.
+    kubectl.run(
+        "patch",
+        "deployment",
+        "payments-api",
+        "-n",
+        rel.candidate,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "observedGeneration": 1,
+                    "replicas": 2,
+                    "updatedReplicas": 2,
+                    "readyReplicas": 2,
+                    "availableReplicas": 1,
+                }
+            }
+        ),
+    )
+    assert "1/2 replicas available" in rel.wait_item("rollout", "Failed")["message"]
+    kubectl.run(
+        "patch",
+        "deployment",
+        "payments-api",
+        "-n",
+        rel.candidate,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"availableReplicas": 2}}),
+    )
+    rel.wait_item("rollout", "Passed")
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "smoke-3-2-0", "namespace": rel.candidate, "labels": LABELS},
+        "spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "smoke", "image": "curl:8"}]}}
+        },
+    }
+    rel.apply(job)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kubectl.run(
+        "patch",
+        "job",
+        "smoke-3-2-0",
+        "-n",
+        rel.candidate,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "succeeded": 1,
+                    "startTime": now,
+                    "completionTime": now,
+                    "conditions": [
+                        {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
+                        {"type": "Complete", "status": "True", "lastTransitionTime": now},
+                    ],
+                }
+            }
+        ),
+    )
+    rel.wait_item("smoke", "Passed")
+
+
+def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -> None:
+    rel = make_release({"tls": {"workload": "tlsCertificate", "params": {"minDays": 90}}})
+    rel.apply(
+        deployment(rel.candidate, container()),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "payments-api", "namespace": rel.candidate},
+            "spec": {"selector": {"app.kubernetes.io/name": "payments-api"}, "ports": [{"port": 80}]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "payments-api", "namespace": rel.candidate},
+            "spec": {
+                "tls": [{"hosts": ["pay.example.com"], "secretName": "pay-tls"}],
+                "rules": [
+                    {
+                        "host": "pay.example.com",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "payments-api", "port": {"number": 80}}},
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    rel.create()
+    assert "pay-tls does not exist" in rel.wait_item("tls", "Failed")["message"]
+
+    def secret(days: int) -> dict[str, Any]:
+        pair = CertificateAuthority().issue("pay", hosts=("pay.example.com",), validity=dt.timedelta(days=days))
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": "pay-tls", "namespace": rel.candidate},
+            "data": {
+                "tls.crt": base64.b64encode(pair.cert_pem).decode(),
+                "tls.key": base64.b64encode(pair.key_pem).decode(),
+            },
+        }
+
+    rel.apply(secret(200))
+    # Secrets are not watched: the operator reads the named Secret when it next evaluates (TTL 60s) or
+    # when the Ingress changes; touch the Ingress to make it look again now.
+    rel.kubectl.run("annotate", "ingress", "payments-api", "-n", rel.candidate, "touched=1")
+    rel.wait_item("tls", "Passed", timeout=90)
+
+
+def test_vulnerability_reports_once_their_crd_is_installed(make_release: Any, kubectl: Kubectl) -> None:
+    rel = make_release({"scan": {"workload": "imageScan"}})
+    rel.apply(deployment(rel.candidate, container()))
+    rel.create()
+    assert "trivy-operator not installed" in rel.wait_item("scan", "Pending")["message"]
+    kubectl.run("apply", "-f", str(REPO / "tests" / "integration" / "fixtures" / "vulnerabilityreports-crd.yaml"))
+    kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io")
+
+    def report(critical: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "aquasecurity.github.io/v1alpha1",
+            "kind": "VulnerabilityReport",
+            "metadata": {
+                "name": "deployment-payments-api-api",
+                "namespace": rel.candidate,
+                "labels": {
+                    "trivy-operator.resource.kind": "Deployment",
+                    "trivy-operator.resource.name": "payments-api",
+                    "trivy-operator.container.name": "api",
+                },
+            },
+            "report": {"summary": {"criticalCount": critical, "highCount": 0}},
+        }
+
+    def apply_report(critical: int) -> bool:
+        rel.apply(report(critical))
+        return True
+
+    eventually(lambda: apply_report(3), timeout=30, what="VulnerabilityReport accepted")
+    # Kopf discovers the new CRD by its periodic API scan and starts watching it.
+    assert "3 critical" in rel.wait_item("scan", "Failed", timeout=90)["message"]
+    rel.apply(report(0))
+    rel.wait_item("scan", "Passed")
+
+
+def test_kubectl_wait_returns_once_a_workload_only_release_is_ready(make_release: Any, kubectl: Kubectl) -> None:
+    rel = make_release({"limits": {"workload": "resourceLimits"}, "readiness": {"workload": "readinessProbe"}})
+    rel.apply(deployment(rel.candidate, container(readinessProbe=None)))
+    rel.create()
+    assert rel.wait_item("readiness", "Failed")
+    assert rel.condition("Ready")["status"] == "False"
+    assert rel.condition("Reconciling")["status"] == "True"
+    waiter = subprocess.Popen(
+        [
+            str(BIN / "kubectl"),
+            f"--kubeconfig={kubectl.kubeconfig}",
+            "wait",
+            "--for=condition=Ready",
+            f"rr/{rel.name}",
+            "-n",
+            rel.prod,
+            "--timeout=60s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)
+    assert waiter.poll() is None, "kubectl wait returned before the release was Ready"
+    rel.apply(deployment(rel.candidate, container()))
+    out, err = waiter.communicate(timeout=70)
+    assert waiter.returncode == 0, err
+    assert "condition met" in out
+    assert rel.condition("Stalled")["status"] == "False"
+
+
+def test_status_is_not_rewritten_when_nothing_changes(make_release: Any) -> None:
+    rel = make_release({"limits": {"workload": "resourceLimits"}})
+    rel.apply(deployment(rel.candidate, container()))
+    rel.create()
+    rel.wait_item("limits", "Passed")
+    time.sleep(2)
+    versions = set()
+    for _ in range(12):
+        versions.add(rel.get()["metadata"]["resourceVersion"])
+        time.sleep(0.5)
+    assert len(versions) == 1, f"status churned: {len(versions)} resourceVersions in 6s"
+
+
+def test_missing_checklist_and_candidate_namespace_stall_with_a_fix(
+    kubectl: Kubectl, namespace: str, api_client: client.ApiClient
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReleaseReadiness",
+                "metadata": {"name": "orphan", "namespace": namespace},
+                "spec": {
+                    "application": "payments-api",
+                    "version": "1.0.0",
+                    "checklist": "does-not-exist",
+                    "candidate": {"namespace": "nowhere"},
+                },
+            }
+        )
+    )
+
+    def stalled() -> dict[str, Any] | None:
+        body = custom.get_namespaced_custom_object(
+            "readiness.dev", "v1alpha1", namespace, "releasereadinesses", "orphan"
+        )
+        conds = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}
+        return conds.get("Stalled") if conds.get("Stalled", {}).get("status") == "True" else None
+
+    cond = eventually(stalled, what="Stalled condition")
+    assert cond["reason"] == "ChecklistNotFound"
+    assert "ReadinessChecklist 'does-not-exist' (spec.checklist) not found" in cond["message"]
+    kubectl.run(
+        "patch",
+        "rr",
+        "orphan",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"checklist": "pre-production"}}),
+    )
+    kubectl.run("apply", "--server-side", "-f", str(REPO / "deploy" / "checklists"))
+    cond = eventually(
+        lambda: (c := stalled()) and c["reason"] == "CandidateNamespaceNotFound" and c,
+        what="CandidateNamespaceNotFound",
+    )
+    assert "candidate namespace 'nowhere' (spec.candidate.namespace) does not exist" in cond["message"]
+
+
+def test_operator_logs_have_no_tracebacks(operator: OperatorProcess) -> None:
+    assert "Traceback" not in operator.logs()

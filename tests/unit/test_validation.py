@@ -1,0 +1,168 @@
+"""Each semantic rule refuses with a message naming the object, the field and the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.validation import validate_checklist, validate_release
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+
+def checklist(items: list[dict[str, Any]], approvals: list[dict[str, Any]] | None = None) -> ReadinessChecklist:
+    return ReadinessChecklist.model_validate(
+        {
+            "metadata": {"name": "demo"},
+            "spec": {
+                "items": items,
+                "approvals": approvals
+                if approvals is not None
+                else [{"role": "security-lead", "groups": ["security-leads"], "items": []}],
+                "rules": {"maxWaiverDays": 14},
+            },
+        }
+    )
+
+
+def item(item_id: str = "a", **check: Any) -> dict[str, Any]:
+    return {"id": item_id, "section": "S", "title": "T", "check": check or {"workload": "replicas"}}
+
+
+def one(errors: list[str]) -> str:
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_a_valid_checklist_has_no_errors() -> None:
+    assert validate_checklist(checklist([item("a"), item("b", attestation={"roles": ["security-lead"]})])) == []
+
+
+def test_duplicate_item_ids() -> None:
+    assert one(validate_checklist(checklist([item("a"), item("b"), item("a")]))) == (
+        "ReadinessChecklist demo: spec.items[2].id 'a' duplicates spec.items[0].id; give every item a unique id"
+    )
+
+
+def test_approval_covering_an_unknown_item() -> None:
+    approvals = [{"role": "security-lead", "groups": ["g"], "items": ["a", "nope"]}]
+    assert one(validate_checklist(checklist([item("a")], approvals))) == (
+        "ReadinessChecklist demo: spec.approvals[0].items[1] (security-lead): 'nope' is not an item of this "
+        "checklist; add it to spec.items or remove it here"
+    )
+
+
+def test_approval_nobody_may_sign() -> None:
+    msg = one(validate_checklist(checklist([item("a")], [{"role": "security-lead"}])))
+    assert msg == (
+        "ReadinessChecklist demo: spec.approvals[0] (security-lead): nobody may sign; list groups or "
+        "users who hold the role"
+    )
+
+
+def test_unknown_workload_check_and_params() -> None:
+    bad_params = one(validate_checklist(checklist([item("a", workload="replicas", params={"minimum": 3})])))
+    assert bad_params.startswith("ReadinessChecklist demo: spec.items[0].check.params (a): minimum: Extra inputs")
+    assert "(params allowed for replicas: min)" in bad_params
+    unknown = checklist([item("a")])
+    unknown.spec.items[0].check.workload = "fancyCheck"  # type: ignore[assignment]  # as if the schema allowed it
+    msg = one(validate_checklist(unknown))
+    assert msg.startswith(
+        "ReadinessChecklist demo: spec.items[0].check.workload (a): unknown check 'fancyCheck'; use one of"
+    )
+    assert "resourceLimits" in msg
+
+
+def test_two_check_kinds_and_stray_params() -> None:
+    msg = one(validate_checklist(checklist([item("a", workload="replicas", attestation={"roles": ["security-lead"]})])))
+    assert msg == (
+        "ReadinessChecklist demo: spec.items[0].check (a) sets workload, attestation; set exactly one of "
+        "workload, evidence, prometheus, attestation"
+    )
+    stray = one(validate_checklist(checklist([item("a", evidence={"key": "k", "min": 1}, params={"x": 1})])))
+    assert "params are only for workload checks; remove them" in stray
+
+
+def test_prometheus_unknown_placeholder_and_min_greater_than_max() -> None:
+    errors = validate_checklist(
+        checklist([item("p", prometheus={"query": 'up{job="$job", ns="$namespace"}', "min": 5, "max": 1})])
+    )
+    assert errors == [
+        "ReadinessChecklist demo: spec.items[0].check.prometheus (p): min 5 is greater than max 1; swap them or fix one",
+        "ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): unknown placeholder $job; use only "
+        "$application, $version and $namespace",
+    ]
+
+
+def test_prometheus_needs_a_threshold() -> None:
+    msg = one(validate_checklist(checklist([item("p", prometheus={"query": "up"})])))
+    assert (
+        msg == "ReadinessChecklist demo: spec.items[0].check.prometheus (p): set min or max to compare the result with"
+    )
+
+
+def test_evidence_min_greater_than_max_and_equals_with_range() -> None:
+    assert "min 90 is greater than max 80" in one(
+        validate_checklist(checklist([item("e", evidence={"key": "cov", "min": 90, "max": 80})]))
+    )
+    assert "use either equals or min/max, not both" in one(
+        validate_checklist(checklist([item("e", evidence={"key": "cov", "min": 1, "equals": "yes"})]))
+    )
+
+
+def test_attestation_by_an_unknown_role() -> None:
+    msg = one(validate_checklist(checklist([item("a", attestation={"roles": ["ceo"]})])))
+    assert msg == (
+        "ReadinessChecklist demo: spec.items[0].check.attestation.roles[0] (a): role 'ceo' is not in "
+        "spec.approvals; add it there or use one of security-lead"
+    )
+
+
+def release(waivers: list[dict[str, Any]], window: dict[str, str] | None = None) -> ReleaseReadiness:
+    spec: dict[str, Any] = {
+        "application": "payments-api",
+        "version": "3.2.0",
+        "candidate": {"namespace": "payments-staging"},
+        "checklist": "demo",
+        "waivers": waivers,
+    }
+    if window:
+        spec["window"] = window
+    return ReleaseReadiness.model_validate({"metadata": {"name": "r", "namespace": "payments-prod"}, "spec": spec})
+
+
+def test_waiver_for_an_unknown_item() -> None:
+    msg = one(
+        validate_release(
+            release([{"item": "nope", "reason": "x", "expires": "2026-12-01T00:00:00Z"}]), checklist([item("a")]), NOW
+        )
+    )
+    assert msg.startswith(
+        "ReleaseReadiness payments-prod/r: spec.waivers[0].item 'nope' is not an item of checklist demo"
+    )
+
+
+def test_waiver_longer_than_max_waiver_days() -> None:
+    msg = one(
+        validate_release(
+            release([{"item": "a", "reason": "x", "expires": "2027-01-30T00:00:00Z"}]), checklist([item("a")]), NOW
+        )
+    )
+    assert msg == (
+        "ReleaseReadiness payments-prod/r: spec.waivers[0].expires 2027-01-30T00:00:00Z is more than "
+        "maxWaiverDays (14) away; set it no later than 2026-12-11T12:00:00Z"
+    )
+
+
+def test_waiver_twice_and_a_valid_one() -> None:
+    ok = {"item": "a", "reason": "x", "expires": "2026-12-01T00:00:00Z"}
+    assert validate_release(release([ok]), checklist([item("a")]), NOW) == []
+    assert "is waived twice" in one(validate_release(release([ok, ok]), checklist([item("a")]), NOW))
+
+
+def test_window_end_before_start() -> None:
+    bad = release([], {"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"})
+    assert validate_release(bad, None, NOW) == [
+        "ReleaseReadiness payments-prod/r: spec.window.end must be after spec.window.start"
+    ]
