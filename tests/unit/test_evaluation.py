@@ -220,7 +220,7 @@ def test_metric_results_are_used_and_post_items_wait_for_admission() -> None:
 
 
 def test_no_churn_when_nothing_changed() -> None:
-    checklist = make_checklist(WORKLOAD_ONLY + [ATTEST], APPROVALS)
+    checklist = make_checklist([*WORKLOAD_ONLY, ATTEST], APPROVALS)
     first = evaluate(checklist)
     again = evaluate_release(
         EvaluationInput(

@@ -46,7 +46,8 @@ def test_five_final_approval_roles_cover_their_items() -> None:
         assert len(approval.items) == 5
         for item_id in approval.items:
             item = checklist.item(item_id)
-            assert item is not None and item.section.startswith("Final Approvals / ")
+            assert item is not None
+            assert item.section.startswith("Final Approvals / ")
 
 
 def test_measurable_targets_are_automated() -> None:
