@@ -105,11 +105,11 @@ class Release:
         return {}
 
     def wait_item(self, item_id: str, state: str, timeout: float = 30) -> dict[str, Any]:
-        result: dict[str, Any] = eventually(
-            lambda: (lambda it: it if it.get("state") == state else None)(self.item(item_id)),
-            timeout=timeout,
-            what=f"item {item_id} to be {state} (now {self.item(item_id)})",
-        )
+        def reached() -> dict[str, Any] | None:
+            it = self.item(item_id)
+            return it if it.get("state") == state else None
+
+        result: dict[str, Any] = eventually(reached, timeout=timeout, what=f"item {item_id} to be {state}")
         return result
 
     def condition(self, type_: str) -> dict[str, Any]:

@@ -89,7 +89,8 @@ def test_prometheus_unknown_placeholder_and_min_greater_than_max() -> None:
         checklist([item("p", prometheus={"query": 'up{job="$job", ns="$namespace"}', "min": 5, "max": 1})])
     )
     assert errors == [
-        "ReadinessChecklist demo: spec.items[0].check.prometheus (p): min 5 is greater than max 1; swap them or fix one",
+        "ReadinessChecklist demo: spec.items[0].check.prometheus (p): min 5 is greater than max 1; "
+        "swap them or fix one",
         "ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): unknown placeholder $job; use only "
         "$application, $version and $namespace",
     ]
