@@ -1,6 +1,8 @@
 """Writes deploy/checklists/pre-production.yaml from the seed document (../shared/pre-production-checklist.md).
 
-Run once when the seed changes: `python hack/seed_checklist.py SEED.md > deploy/checklists/pre-production.yaml`.
+Run when the seed changes: copy it to operator/release_readiness/data/, then
+`python hack/seed_checklist.py operator/release_readiness/data/pre-production-checklist.md \
+    > deploy/checklists/pre-production.yaml`.
 Every item keeps the document's order, section and title; CHECKS maps titles to automated checks,
 the rest are attested by the role that owns the section.
 """
@@ -15,7 +17,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-from release_readiness.seed import parse_seed  # noqa: E402
+from release_readiness.seed import parse_seed
 
 LATENCY = (
     "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket"

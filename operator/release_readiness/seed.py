@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["SeedItem", "parse_seed"]
+__all__ = ["SEED_PATH", "SeedItem", "parse_seed"]
+
+SEED_PATH = Path(__file__).parent / "data" / "pre-production-checklist.md"
+"""The seed document as shipped with the package (a copy of the shared pre-production checklist)."""
 
 _ITEM = re.compile(r"^- \[[ xX]\] (.+?)\s*$")
 POST_SECTION = "Post-Deployment Tasks"

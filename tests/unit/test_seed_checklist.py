@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 
 from release_readiness.api import ReadinessChecklist
-from release_readiness.seed import parse_seed
+from release_readiness.seed import SEED_PATH, parse_seed
 from release_readiness.validation import validate_checklist
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT.parent / "shared" / "pre-production-checklist.md"
+SEED = SEED_PATH
 CHECKLIST = ROOT / "deploy" / "checklists" / "pre-production.yaml"
 
 
