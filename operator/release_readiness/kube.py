@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -26,7 +27,8 @@ class KubeApi:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                config.load_kube_config()
+                # The client reads $KUBECONFIG when imported; `make run` sets it later, so pass it.
+                config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
             api_client = client.ApiClient()
         self.api_client = api_client
         self.custom = client.CustomObjectsApi(api_client)
