@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
-from release_readiness import GROUP, VERSION
+from release_readiness import API_VERSION, GROUP, VERSION
+from release_readiness.admission.gate import Decision, GateRequest
+from release_readiness.admission.webhooks import register_webhooks, webhook_server
 from release_readiness.config import Settings
 from release_readiness.indexes import WATCHED, ClusterIndex
 from release_readiness.kube import KubeApi
@@ -23,6 +26,9 @@ from release_readiness.reconciler import Reconciler
 __all__ = ["OperatorState", "register"]
 
 log = logging.getLogger(__name__)
+
+REFUSAL_EVENT_INTERVAL = 60.0
+"""At most one refusal event per release a minute: a CD tool retrying must not flood the release's events."""
 
 
 class OperatorState:
@@ -33,6 +39,38 @@ class OperatorState:
         self.index = ClusterIndex()
         self.api = api or KubeApi()
         self.reconciler = Reconciler(self.index, self.api, settings)
+        self.background: set[asyncio.Task[Any]] = set()
+        self._last_refusal_event: dict[tuple[str, str], float] = {}
+
+    def on_gate_decision(self, req: GateRequest, decision: Decision) -> None:
+        """Side effects of a real (not dry-run) gate decision: events on the release, after the answer."""
+        if decision.release is None:
+            return
+        body = self.index.release_bodies.get(decision.release)
+        if body is None:
+            return
+        involved = {**body, "apiVersion": API_VERSION, "kind": "ReleaseReadiness"}
+        if decision.verdict == "break-glass":
+            message = (
+                f"{req.kind} {req.namespace}/{req.name} admitted by break-glass by {req.caller.username}: "
+                f"{decision.break_glass_reason}"
+            )
+            self._post(involved, "Warning", "BreakGlass", message)
+        elif decision.refused:
+            now = time.monotonic()
+            if now - self._last_refusal_event.get(decision.release, -1e9) >= REFUSAL_EVENT_INTERVAL:
+                self._last_refusal_event[decision.release] = now
+                reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{decision.mode or ''}"
+                self._post(
+                    involved, "Warning", reason.replace("warn", "Warn").replace("audit", "Audit"), decision.message
+                )
+
+    def _post(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(self.api.post_event, involved, type_, reason, message)
+        )
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
 
 def _state(memo: Any) -> OperatorState:
@@ -102,10 +140,13 @@ def register(registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegi
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        settings.admission.server = webhook_server(_state(memo))
+        settings.admission.managed = None  # the project owns its webhook configurations (namespaceSelector, timeouts)
         await _state(memo).reconciler.start_soon()
 
     @on.cleanup(registry=registry)
     async def shutdown(memo: Any, **_: Any) -> None:
         await _state(memo).reconciler.stop()
 
+    register_webhooks(registry)
     return registry

@@ -99,17 +99,23 @@ os.environ.setdefault("KUBECONFIG", "/nonexistent")  # never touch a developer's
 class OperatorProcess:
     """The real operator (`python -m release_readiness.main`) as a subprocess against the test cluster."""
 
-    def __init__(self, cluster: LocalCluster, log_path: Path, **env: str) -> None:
+    def __init__(self, cluster: LocalCluster, log_path: Path, cert_dir: Path, webhook_port: int, **env: str) -> None:
         from release_readiness.localcluster import free_port
 
         self.health_port = free_port()
+        self.webhook_port = webhook_port
         self.log_path = log_path
         self.env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),
             "RR_HEALTH_PORT": str(self.health_port),
+            "RR_WEBHOOK_PORT": str(webhook_port),
+            "RR_WEBHOOK_HOST": "127.0.0.1",
+            "RR_WEBHOOK_CERT_DIR": str(cert_dir),
+            "RR_BREAK_GLASS_GROUPS": "sre-oncall",
             "RR_RESYNC_SECONDS": "30",
             "RR_STARTUP_GRACE_SECONDS": "1",
+            "RR_LOG_FORMAT": "json",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -152,8 +158,26 @@ def checklist_installed(kubectl: Kubectl, crds: None) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log").start()
+def webhook(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A serving certificate for 127.0.0.1 and the webhook configurations registered with the API server."""
+    import json
+
+    from release_readiness.admission.configuration import prepare_local_webhook
+    from release_readiness.localcluster import free_port
+
+    cert_dir = tmp_path_factory.mktemp("webhook")
+    port = free_port()
+    configs = prepare_local_webhook(cert_dir, port)
+    Kubectl(cluster.kubeconfig).apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+    return cert_dir, port
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: LocalCluster, crds: None, webhook: tuple[Path, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    cert_dir, port = webhook
+    proc = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log", cert_dir, port).start()
     yield proc
     proc.stop()
     print(f"\noperator log: {proc.log_path}")

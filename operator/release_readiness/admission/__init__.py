@@ -1,0 +1,1 @@
+"""Admission: signoff stamping and validation, release and checklist validation, the production gate."""

@@ -1,0 +1,169 @@
+"""The Validating/MutatingWebhookConfigurations, owned by the project (not Kopf's managed ones).
+
+Kopf's managed configuration has no namespaceSelector and uses timeoutSeconds 30; ours sends the
+gate only namespaces labelled readiness.dev/gate, with a few seconds' timeout. The Helm chart
+renders the same webhooks; the test harness and `make run` register these with a URL.
+
+Failure policy per mode: `enforce` namespaces fail closed (no answer, no rollout: an outage must not
+become a bypass); `warn` and `audit` namespaces fail open (they are advisory). Signoff stamping
+fails closed so no unstamped signoff is ever stored.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from release_readiness import GROUP, VERSION
+from release_readiness.pki import CertificateAuthority
+
+__all__ = ["GATED_KINDS", "WEBHOOK_NAME", "Endpoint", "prepare_local_webhook", "webhook_configurations"]
+
+WEBHOOK_NAME = "release-readiness"
+GATED_KINDS = ("deployments", "statefulsets", "daemonsets")
+TIMEOUT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the API server reaches the webhook: a URL (local) or a Service (in a cluster)."""
+
+    ca_bundle: bytes
+    base_url: str | None = None
+    service: dict[str, Any] | None = None
+
+    def client_config(self, path: str) -> dict[str, Any]:
+        config: dict[str, Any] = {"caBundle": base64.b64encode(self.ca_bundle).decode()}
+        if self.service is not None:
+            config["service"] = {**self.service, "path": f"/{path}"}
+        else:
+            config["url"] = f"{self.base_url}/{path}"
+        return config
+
+
+def _webhook(
+    name: str,
+    path: str,
+    rules: list[dict[str, Any]],
+    endpoint: Endpoint,
+    *,
+    failure_policy: str,
+    namespace_selector: dict[str, Any] | None = None,
+    mutating: bool = False,
+) -> dict[str, Any]:
+    hook: dict[str, Any] = {
+        "name": f"{name}.{GROUP}",
+        "clientConfig": endpoint.client_config(path),
+        "rules": rules,
+        "failurePolicy": failure_policy,
+        "sideEffects": "NoneOnDryRun",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": TIMEOUT_SECONDS,
+        "matchPolicy": "Equivalent",
+    }
+    if namespace_selector is not None:
+        hook["namespaceSelector"] = namespace_selector
+    if mutating:
+        hook["reinvocationPolicy"] = "Never"
+    return hook
+
+
+def _rule(group: str, version: str, resource: str, *operations: str) -> dict[str, Any]:
+    return {
+        "apiGroups": [group],
+        "apiVersions": [version],
+        "resources": [resource],
+        "operations": list(operations),
+        "scope": "*",
+    }
+
+
+def webhook_configurations(
+    ca_bundle: bytes,
+    base_url: str | None = None,
+    service: dict[str, Any] | None = None,
+    name: str = WEBHOOK_NAME,
+) -> list[dict[str, Any]]:
+    """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration], reaching the webhook at base_url or service."""
+    at = Endpoint(ca_bundle, base_url, service)
+    mutating = [
+        _webhook(
+            "stamp-signoff",
+            "stamp-signoff",
+            [_rule(GROUP, VERSION, "releasesignoffs", "CREATE")],
+            at,
+            failure_policy="Fail",
+            mutating=True,
+        ),
+        _webhook(
+            "record-creator",
+            "record-creator",
+            [_rule(GROUP, VERSION, "releasereadinesses", "CREATE")],
+            at,
+            failure_policy="Fail",
+            mutating=True,
+        ),
+    ]
+    validating = [
+        _webhook(
+            "validate-signoff",
+            "validate-signoff",
+            [_rule(GROUP, VERSION, "releasesignoffs", "CREATE", "UPDATE")],
+            at,
+            failure_policy="Fail",
+        ),
+        _webhook(
+            "validate-release",
+            "validate-release",
+            [_rule(GROUP, VERSION, "releasereadinesses", "CREATE", "UPDATE")],
+            at,
+            failure_policy="Fail",
+        ),
+        _webhook(
+            "validate-checklist",
+            "validate-checklist",
+            [_rule(GROUP, VERSION, "readinesschecklists", "CREATE", "UPDATE")],
+            at,
+            failure_policy="Fail",
+        ),
+    ]
+    for modes, policy, suffix in ((["enforce"], "Fail", "enforce"), (["warn", "audit"], "Ignore", "advisory")):
+        selector = {"matchExpressions": [{"key": f"{GROUP}/gate", "operator": "In", "values": modes}]}
+        for kind in GATED_KINDS:
+            validating.append(
+                _webhook(
+                    f"gate-{kind}-{suffix}",
+                    f"gate-{kind}",
+                    [_rule("apps", "v1", kind, "CREATE", "UPDATE")],
+                    at,
+                    failure_policy=policy,
+                    namespace_selector=selector,
+                )
+            )
+    labels = {"app.kubernetes.io/name": "release-readiness", "app.kubernetes.io/component": "admission"}
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name, "labels": labels},
+            "webhooks": mutating,
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name, "labels": labels},
+            "webhooks": validating,
+        },
+    ]
+
+
+def prepare_local_webhook(directory: Path, port: int) -> list[dict[str, Any]]:
+    """For a local control plane: a CA and a 127.0.0.1 serving certificate in `directory` (tls.crt, tls.key,
+    ca.crt, the operator's RR_WEBHOOK_CERT_DIR), and the configurations that reach https://127.0.0.1:port."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority("release-readiness-webhook-ca")
+    ca.issue("127.0.0.1", hosts=("127.0.0.1", "localhost")).write(directory / "tls.crt", directory / "tls.key")
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    return webhook_configurations(ca.cert_pem, base_url=f"https://127.0.0.1:{port}")

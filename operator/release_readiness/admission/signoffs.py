@@ -1,0 +1,205 @@
+"""Admission of ReleaseSignoffs and release creators: pure functions over the request and the index.
+
+A sign-off is worth what its signer's identity is worth: the signer is stamped from the request's
+authenticated user, checked against the checklist's roles, and bound to the candidate's fingerprint.
+Every refusal says who the caller is, what they tried, and who may do it instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from release_readiness import API_VERSION
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.evaluation import holds_role, who_may
+
+__all__ = [
+    "CREATED_BY",
+    "Caller",
+    "creator_patch",
+    "stamp_signoff",
+    "validate_release_update",
+    "validate_signoff",
+]
+
+CREATED_BY = "readiness.dev/created-by"
+"""Annotation stamped on a ReleaseReadiness at creation: who created it (for preventSelfApproval)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    username: str
+    groups: tuple[str, ...] = ()
+
+    @staticmethod
+    def from_userinfo(userinfo: Any) -> Caller:
+        info = dict(userinfo or {})
+        return Caller(str(info.get("username", "")), tuple(info.get("groups") or ()))
+
+    def __str__(self) -> str:
+        groups = ", ".join(g for g in self.groups if g != "system:authenticated") or "none"
+        return f"user {self.username} (groups: {groups})"
+
+
+@dataclass
+class Patch:
+    """What a mutating webhook changes: dotted paths to values (applied by the Kopf handler)."""
+
+    spec: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    owner_references: list[dict[str, Any]] = field(default_factory=list)
+
+
+def stamp_signoff(signoff: ReleaseSignoff, caller: Caller, release: ReleaseReadiness | None, now: dt.datetime) -> Patch:
+    """Stamp the signer, the time and the candidate fingerprint; own the signoff by its release.
+
+    A signer the client set is kept (so validation can refuse it when it is not the caller);
+    the groups always come from the request.
+    """
+    patch = Patch()
+    username = signoff.spec.signer.username if signoff.spec.signer else caller.username
+    patch.spec["signer"] = {"username": username, "groups": list(caller.groups)}
+    patch.spec["signedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    fingerprint = (
+        release.status.candidate.fingerprint if release and release.status and release.status.candidate else ""
+    )
+    patch.spec["candidateFingerprint"] = fingerprint or None
+    if release is not None and release.metadata.uid:
+        patch.owner_references.append(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "ReleaseReadiness",
+                "name": release.metadata.name,
+                "uid": release.metadata.uid,
+                "blockOwnerDeletion": False,
+            }
+        )
+    return patch
+
+
+def creator_patch(caller: Caller) -> Patch:
+    return Patch(annotations={CREATED_BY: caller.username})
+
+
+def validate_release_update(old: ReleaseReadiness | None, new: ReleaseReadiness, caller: Caller) -> list[str]:
+    """The creator annotation is set once at creation and never changed."""
+    if old is None:
+        return []
+    before = old.metadata.annotations.get(CREATED_BY)
+    after = new.metadata.annotations.get(CREATED_BY)
+    if before != after:
+        return [
+            f"ReleaseReadiness {new.metadata.namespace}/{new.metadata.name}: {caller} tried to change annotation "
+            f"{CREATED_BY} from {before!r} to {after!r}; it records who created the release and cannot change"
+        ]
+    return []
+
+
+def _role_holders(checklist: ReadinessChecklist, roles: Sequence[str]) -> str:
+    parts = []
+    for role in roles:
+        approval = checklist.approval(role)
+        parts.append(f"{role} ({who_may(approval)})" if approval else role)
+    return "; ".join(parts)
+
+
+def validate_signoff(
+    new: ReleaseSignoff,
+    old: ReleaseSignoff | None,
+    caller: Caller,
+    release: ReleaseReadiness | None,
+    checklist: ReadinessChecklist | None,
+    others: Sequence[ReleaseSignoff],
+) -> list[str]:
+    """Errors refusing the signoff; empty when it may be stored. `others`: this release's other signoffs."""
+    name = f"ReleaseSignoff {new.metadata.namespace}/{new.metadata.name}"
+    spec = new.spec
+    if old is not None:
+        if old.spec.to_dict() != spec.to_dict():
+            return [
+                f"{name}: {caller} tried to change spec; signoffs are immutable. Delete it to revoke "
+                "(kubectl delete releasesignoff ...) and create a new one"
+            ]
+        return []
+    errors: list[str] = []
+    if spec.signer is None or spec.signer.username != caller.username:
+        claimed = spec.signer.username if spec.signer else "nobody"
+        errors.append(
+            f"{name}: {caller} tried to sign as {claimed!r} (spec.signer); the signer is always the "
+            "authenticated caller: remove spec.signer and the webhook records you"
+        )
+        return errors
+    if release is None:
+        return [
+            f"{name}: {caller} tried to sign release {spec.release!r} (spec.release), which does not exist in "
+            f"namespace {new.metadata.namespace}; sign an existing ReleaseReadiness there (kubectl get rr -n "
+            f"{new.metadata.namespace})"
+        ]
+    if checklist is None:
+        return [
+            f"{name}: release {spec.release} follows checklist {release.spec.checklist!r}, which does not exist; "
+            "a platform engineer must create it before anyone can sign"
+        ]
+    rules = checklist.spec.rules
+    if spec.role is not None:
+        approval = checklist.approval(spec.role)
+        if approval is None:
+            roles = ", ".join(a.role for a in checklist.spec.approvals) or "none"
+            errors.append(
+                f"{name}: {caller} tried to sign as role {spec.role!r} (spec.role), which checklist "
+                f"{checklist.metadata.name} does not define; its roles are: {roles}"
+            )
+        elif not holds_role(approval, caller.username, caller.groups):
+            errors.append(
+                f"{name}: {caller} tried to {spec.decision} as {spec.role} but does not hold that role; "
+                f"it may be signed by {who_may(approval)}"
+            )
+        else:
+            if rules.distinct_approvers:
+                for other in others:
+                    signer = other.spec.signer.username if other.spec.signer else None
+                    if signer == caller.username and other.spec.role not in (None, spec.role):
+                        errors.append(
+                            f"{name}: {caller} already signed release {spec.release} as {other.spec.role} "
+                            f"(ReleaseSignoff {other.metadata.name}); distinctApprovers allows one role per person, "
+                            f"so {spec.role} must be signed by another of {who_may(approval)}"
+                        )
+                        break
+            creator = release.metadata.annotations.get(CREATED_BY)
+            if rules.prevent_self_approval and spec.decision == "approve" and creator == caller.username:
+                errors.append(
+                    f"{name}: {caller} created release {spec.release} and may not approve it "
+                    f"(preventSelfApproval); {spec.role} must be signed by another of {who_may(approval)}"
+                )
+    for index, entry in enumerate(spec.items):
+        at = f"spec.items[{index}]"
+        item = checklist.item(entry.id)
+        if item is None:
+            errors.append(
+                f"{name}: {caller} tried to attest {entry.id!r} ({at}.id), which is not an item of checklist "
+                f"{checklist.metadata.name}; use an id from its spec.items"
+            )
+            continue
+        check = item.check
+        if check.workload is not None or check.prometheus is not None:
+            how = f"workload check {check.workload}" if check.workload else "a Prometheus query"
+            errors.append(
+                f"{name}: {caller} tried to attest {entry.id!r} ({at}), which the operator checks itself ({how}); "
+                "fix the cluster, or waive it in the release's spec.waivers"
+            )
+        elif check.evidence is not None and entry.value is None:
+            errors.append(
+                f"{name}: {caller} attested {entry.id!r} ({at}) without a value; it needs "
+                f"{at}.value with the measured {check.evidence.key}"
+            )
+        elif check.attestation is not None:
+            holders = [checklist.approval(r) for r in check.attestation.roles]
+            if not any(a is not None and holds_role(a, caller.username, caller.groups) for a in holders):
+                errors.append(
+                    f"{name}: {caller} tried to attest {entry.id!r} ({at}) but holds none of its roles; it may be "
+                    f"attested by {_role_holders(checklist, check.attestation.roles)}"
+                )
+    return errors

@@ -1,0 +1,185 @@
+"""Kopf admission handlers (thin): parse the request, call the pure admission functions, answer.
+
+Each handler's id is its URL path on the webhook server (see configuration.py). Nothing here calls
+the API server on the request path; side effects (events) are posted after the answer, and never
+for dry-run requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import kopf
+from pydantic import ValidationError
+
+from release_readiness import GROUP, VERSION
+from release_readiness.admission.configuration import GATED_KINDS
+from release_readiness.admission.gate import GATE_LABEL, GateRequest, gate_decision
+from release_readiness.admission.signoffs import (
+    Caller,
+    creator_patch,
+    stamp_signoff,
+    validate_release_update,
+    validate_signoff,
+)
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.pki import CertificateAuthority
+from release_readiness.validation import validate_checklist, validate_release
+
+if TYPE_CHECKING:
+    from release_readiness.handlers import OperatorState
+
+__all__ = ["register_webhooks", "serving_certificate", "webhook_server"]
+
+log = logging.getLogger(__name__)
+
+
+def serving_certificate(cert_dir: str | None, hosts: tuple[str, ...]) -> tuple[Path, Path]:
+    """(tls.crt, tls.key) from cert_dir, or a fresh self-signed pair in a temporary directory."""
+    if cert_dir:
+        directory = Path(cert_dir)
+        return directory / "tls.crt", directory / "tls.key"
+    directory = Path(tempfile.mkdtemp(prefix="rr-webhook-"))
+    ca = CertificateAuthority("release-readiness-webhook-ca")
+    ca.issue(hosts[0], hosts=hosts).write(directory / "tls.crt", directory / "tls.key")
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    log.warning("no RR_WEBHOOK_CERT_DIR: serving the webhooks with a self-signed certificate from %s", directory)
+    return directory / "tls.crt", directory / "tls.key"
+
+
+def webhook_server(state: OperatorState) -> kopf.WebhookServer:
+    s = state.settings
+    certfile, keyfile = serving_certificate(s.webhook_cert_dir, ("localhost", "127.0.0.1"))
+    return kopf.WebhookServer(addr=s.webhook_host, port=s.webhook_port, certfile=certfile, pkeyfile=keyfile)
+
+
+def _state(memo: Any) -> OperatorState:
+    state: OperatorState = memo.state
+    return state
+
+
+def _refuse(errors: list[str]) -> None:
+    if errors:
+        raise kopf.AdmissionError("\n".join(errors), code=403)
+
+
+def _parse(model: type[Any], body: Any, what: str) -> Any:
+    try:
+        return model.model_validate(dict(body))
+    except ValidationError as err:
+        # The API server validates the schema after mutation; here a malformed object is refused plainly.
+        first = err.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        raise kopf.AdmissionError(f"{what}: {path}: {first['msg']}", code=422) from None
+
+
+def _in_background(state: OperatorState, fn: Any, *args: Any) -> None:
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(fn, *args))
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
+
+
+def register_webhooks(registry: kopf.OperatorRegistry) -> None:
+    on = kopf.on
+
+    @on.mutate(GROUP, VERSION, "releasesignoffs", operation="CREATE", id="stamp-signoff", registry=registry)
+    def stamp(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+        state = _state(memo)
+        signoff = _parse(ReleaseSignoff, body, "ReleaseSignoff")
+        namespace = body.metadata.namespace or ""
+        release = state.index.releases.get((namespace, signoff.spec.release))
+        stamped = stamp_signoff(signoff, Caller.from_userinfo(userinfo), release, dt.datetime.now(dt.UTC))
+        patch["spec"] = stamped.spec
+        if stamped.owner_references:
+            existing = list(body.metadata.get("ownerReferences") or [])
+            patch["metadata"] = {"ownerReferences": existing + stamped.owner_references}
+
+    @on.mutate(GROUP, VERSION, "releasereadinesses", operation="CREATE", id="record-creator", registry=registry)
+    def record_creator(userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
+        patch["metadata"] = {"annotations": creator_patch(Caller.from_userinfo(userinfo)).annotations}
+
+    @on.validate(GROUP, VERSION, "releasesignoffs", id="validate-signoff", registry=registry)
+    def check_signoff(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+        state = _state(memo)
+        new = _parse(ReleaseSignoff, body, "ReleaseSignoff")
+        previous = _parse(ReleaseSignoff, old, "ReleaseSignoff") if old else None
+        namespace = body.metadata.namespace or ""
+        release = state.index.releases.get((namespace, new.spec.release))
+        checklist = state.index.checklists.get(release.spec.checklist) if release else None
+        others = [
+            s for s in state.index.signoffs_for((namespace, new.spec.release)) if s.metadata.name != new.metadata.name
+        ]
+        _refuse(validate_signoff(new, previous, Caller.from_userinfo(userinfo), release, checklist, others))
+
+    @on.validate(GROUP, VERSION, "releasereadinesses", id="validate-release", registry=registry)
+    def check_release(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+        state = _state(memo)
+        new = _parse(ReleaseReadiness, body, "ReleaseReadiness")
+        previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
+        checklist = state.index.checklists.get(new.spec.checklist)
+        errors = validate_release(new, checklist)
+        errors += validate_release_update(previous, new, Caller.from_userinfo(userinfo))
+        _refuse(errors)
+
+    @on.validate(GROUP, VERSION, "readinesschecklists", id="validate-checklist", registry=registry)
+    def check_checklist(body: kopf.Body, **_: Any) -> None:
+        _refuse(validate_checklist(_parse(ReadinessChecklist, body, "ReadinessChecklist")))
+
+    for plural in GATED_KINDS:
+        on.validate("apps", "v1", plural, id=f"gate-{plural}", registry=registry)(_gate)
+
+
+def _gate(
+    body: kopf.Body,
+    userinfo: kopf.UserInfo,
+    dryrun: bool,
+    warnings: list[str],
+    memo: Any,
+    resource: kopf.Resource,
+    old: Any = None,
+    operation: str | None = None,
+    **_: Any,
+) -> None:
+    state = _state(memo)
+    namespace = body.metadata.namespace or ""
+    mode = (state.index.namespaces.get(namespace, {}).get("metadata", {}).get("labels") or {}).get(GATE_LABEL)
+    kind = {"deployments": "Deployment", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet"}[resource.plural]
+    req = GateRequest(
+        operation=operation or "CREATE",
+        kind=kind,
+        namespace=namespace,
+        name=body.metadata.name or "",
+        obj=dict(body),
+        old=dict(old) if old else None,
+        caller=Caller.from_userinfo(userinfo),
+        dry_run=dryrun,
+    )
+    releases = [r for (ns, _), r in state.index.releases.items() if ns == namespace]
+    decision = gate_decision(
+        req, mode, releases, state.index.checklists, state.settings.break_glass_groups, dt.datetime.now(dt.UTC)
+    )
+    warnings.extend(decision.warnings)
+    log.info(
+        "gate %s %s/%s: %s (%s)",
+        kind,
+        namespace,
+        req.name,
+        "allowed" if decision.allowed else "refused",
+        decision.verdict,
+        extra={
+            "namespace": namespace,
+            "kind": kind,
+            "operation": req.operation,
+            "user": req.caller.username,
+            "decision": decision.verdict,
+        },
+    )
+    if not dryrun:
+        state.on_gate_decision(req, decision)
+    if not decision.allowed:
+        raise kopf.AdmissionError(decision.message, code=403)
