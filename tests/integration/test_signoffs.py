@@ -6,7 +6,6 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -200,10 +199,10 @@ class Flow:
 
 
 @pytest.fixture
-def flow(kubectl: Kubectl, api_client: client.ApiClient) -> Iterator[Flow]:
+def flow(kubectl: Kubectl, api_client: client.ApiClient) -> Flow:
     f = Flow(kubectl, api_client)
     f.create_release()
-    yield f
+    return f
 
 
 def test_the_creator_is_recorded_and_cannot_be_changed(flow: Flow) -> None:
