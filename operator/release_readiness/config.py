@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = ["Settings"]
+
+
+_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _pod_namespace() -> str | None:
+    try:
+        return _SA_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _list(value: str) -> tuple[str, ...]:
@@ -36,6 +48,14 @@ class Settings:
     """RR_HEALTH_PORT: liveness/readiness (/healthz) and Prometheus metrics (/metrics)."""
     log_format: str = "json"
     """RR_LOG_FORMAT: json or text."""
+    leader_election: bool = True
+    """RR_LEADER_ELECTION: only the holder of a Lease writes release status (every replica serves webhooks)."""
+    lease_namespace: str = "default"
+    """RR_LEASE_NAMESPACE: where the Lease lives (in a pod: its own namespace)."""
+    lease_name: str = "release-readiness-reconciler"
+    """RR_LEASE_NAME: the Lease's name."""
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    """RR_IDENTITY: this replica's name in the Lease (in a pod: the pod name)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -53,4 +73,8 @@ class Settings:
             break_glass_groups=_list(e.get("RR_BREAK_GLASS_GROUPS", "")),
             health_port=int(e.get("RR_HEALTH_PORT", d.health_port)),
             log_format=e.get("RR_LOG_FORMAT", d.log_format),
+            leader_election=e.get("RR_LEADER_ELECTION", "true").lower() not in ("0", "false", "no"),
+            lease_namespace=e.get("RR_LEASE_NAMESPACE") or _pod_namespace() or d.lease_namespace,
+            lease_name=e.get("RR_LEASE_NAME", d.lease_name),
+            identity=e.get("RR_IDENTITY") or d.identity,
         )

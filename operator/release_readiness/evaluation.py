@@ -81,6 +81,8 @@ class EvaluationInput:
     signoffs: Sequence[ReleaseSignoff] = ()
     metric_results: Mapping[str, CheckResult] = field(default_factory=dict)
     blocker: Blocker | None = None
+    admitted: bool = False
+    """A workload of this application and version runs in the release's (production) namespace."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -292,7 +294,7 @@ def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus]) -> li
     previous = release.status
     prev_items = {i.id: i for i in previous.items} if previous else {}
     by_role = {a.role: a for a in approvals}
-    admitted = previous is not None and previous.admitted_at is not None
+    admitted = (previous is not None and previous.admitted_at is not None) or inp.admitted
     items = []
     for item in checklist.spec.items:
         if item.phase == "post" and not admitted:
@@ -401,7 +403,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
         items=_evaluate_items(inp, approvals),
         approvals=approvals,
         candidate=candidate,
-        admitted_at=previous.admitted_at if previous else None,
+        admitted_at=(previous.admitted_at if previous else None) or (now if inp.admitted else None),
     )
     status.summary = _summarize(status, checklist)
 

@@ -21,6 +21,7 @@ from release_readiness.admission.webhooks import register_webhooks, webhook_serv
 from release_readiness.config import Settings
 from release_readiness.indexes import WATCHED, ClusterIndex
 from release_readiness.kube import KubeApi
+from release_readiness.leader import LeaderElector
 from release_readiness.reconciler import Reconciler
 
 __all__ = ["OperatorState", "register"]
@@ -39,6 +40,17 @@ class OperatorState:
         self.index = ClusterIndex()
         self.api = api or KubeApi()
         self.reconciler = Reconciler(self.index, self.api, settings)
+        self.elector: LeaderElector | None = None
+        if settings.leader_election:
+            self.elector = LeaderElector(
+                self.api.api_client,
+                settings.lease_namespace,
+                settings.lease_name,
+                settings.identity,
+                on_elected=lambda: self.reconciler.enqueue(list(self.index.releases)),
+            )
+            elector = self.elector
+            self.reconciler.is_leader = lambda: elector.is_leader
         self.background: set[asyncio.Task[Any]] = set()
         self._last_refusal_event: dict[tuple[str, str], float] = {}
 
@@ -142,11 +154,18 @@ def register(registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegi
         settings.watching.client_timeout = 330
         settings.admission.server = webhook_server(_state(memo))
         settings.admission.managed = None  # the project owns its webhook configurations (namespaceSelector, timeouts)
-        await _state(memo).reconciler.start_soon()
+        state = _state(memo)
+        await state.reconciler.start_soon()
+        if state.elector is not None:
+            task = asyncio.create_task(state.elector.run())
+            state.background.add(task)
 
     @on.cleanup(registry=registry)
     async def shutdown(memo: Any, **_: Any) -> None:
-        await _state(memo).reconciler.stop()
+        state = _state(memo)
+        if state.elector is not None:
+            await state.elector.stop()  # hand over at once rather than after the lease expires
+        await state.reconciler.stop()
 
     register_webhooks(registry)
     return registry

@@ -156,7 +156,8 @@ class ClusterIndex:
         return self._watching(namespace)
 
     def _watching(self, namespace: str) -> list[Key]:
-        return [k for k, r in self.releases.items() if r.spec.candidate.namespace == namespace]
+        """Releases whose candidate runs in `namespace`, or that gate it (production workloads mark admission)."""
+        return [k for k, r in self.releases.items() if r.spec.candidate.namespace == namespace or k[0] == namespace]
 
     def releases_using(self, checklist: str) -> list[Key]:
         return [k for k, r in self.releases.items() if r.spec.checklist == checklist]
@@ -182,6 +183,21 @@ class ClusterIndex:
                 if selector.matches(wl.labels) or selector.matches(wl.template_labels):
                     out.append(wl)
         return sorted(out, key=lambda w: (w.kind, w.name))
+
+    def production_workloads(self, release: ReleaseReadiness) -> list[Workload]:
+        """Workloads of this application and version in the release's own namespace: it has been admitted."""
+        namespace = release.metadata.namespace or ""
+        out = []
+        for kind in WORKLOAD_KINDS:
+            for body in self.of_kind(kind, namespace):
+                wl = Workload({**body, "kind": kind})
+                labels = wl.template_labels
+                if (
+                    labels.get("app.kubernetes.io/name") == release.spec.application
+                    and labels.get("app.kubernetes.io/version") == release.spec.version
+                ):
+                    out.append(wl)
+        return out
 
     def tls_secret_names(self, release: ReleaseReadiness) -> list[Key]:
         """Secrets named by Ingresses in the candidate namespace: the only Secrets ever read."""

@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from release_readiness.api import ReleaseStatus
@@ -79,6 +79,7 @@ class Reconciler:
     _changed_at: dict[Key, float] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _secret_read_at: dict[Key, float] = field(default_factory=dict)
+    is_leader: Callable[[], bool] = lambda: True
 
     def enqueue(self, keys: Iterable[Key]) -> None:
         now = time.monotonic()
@@ -115,6 +116,9 @@ class Reconciler:
         while True:
             key = await self.queue.get()
             self.queued.discard(key)
+            if not self.is_leader():  # the leader evaluates; on election everything is enqueued again
+                self._changed_at.pop(key, None)
+                continue
             if key in self.active:  # another worker has it; come back after it
                 await asyncio.sleep(0.05)
                 self.enqueue([key])
@@ -172,6 +176,7 @@ class Reconciler:
             signoffs=self.index.signoffs_for(key),
             metric_results=self.metric_results(key),
             blocker=blocker,
+            admitted=bool(self.index.production_workloads(release)),
             now=now,
         )
 

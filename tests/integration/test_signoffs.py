@@ -23,52 +23,6 @@ CI = ("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts", "system:serv
 LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
 
 
-@pytest.fixture(scope="module")
-def signer_rbac(kubectl: Kubectl) -> None:
-    """People may create, read and delete signoffs and read releases (as a platform team would grant)."""
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [
-                    {
-                        "apiVersion": "rbac.authorization.k8s.io/v1",
-                        "kind": "ClusterRole",
-                        "metadata": {"name": "readiness-signer"},
-                        "rules": [
-                            {
-                                "apiGroups": ["readiness.dev"],
-                                "resources": ["releasesignoffs"],
-                                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
-                            },
-                            {
-                                "apiGroups": ["readiness.dev"],
-                                "resources": ["releasereadinesses"],
-                                "verbs": ["get", "list", "watch", "create"],
-                            },
-                        ],
-                    },
-                    {
-                        "apiVersion": "rbac.authorization.k8s.io/v1",
-                        "kind": "ClusterRoleBinding",
-                        "metadata": {"name": "readiness-signers"},
-                        "roleRef": {
-                            "apiGroup": "rbac.authorization.k8s.io",
-                            "kind": "ClusterRole",
-                            "name": "readiness-signer",
-                        },
-                        "subjects": [
-                            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}
-                            for g in ("eng-leads", "devops-leads", "developers", "system:serviceaccounts:ci")
-                        ],
-                    },
-                ],
-            }
-        )
-    )
-
-
 class Flow:
     def __init__(self, kubectl: Kubectl, api: client.ApiClient) -> None:
         self.kubectl = kubectl

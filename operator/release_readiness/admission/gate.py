@@ -115,7 +115,10 @@ def _apply_mode(decision: Decision, mode: Mode) -> Decision:
         return decision
     if mode == "warn":
         decision.allowed = True
-        decision.warnings.append(f"readiness gate (warn mode) would refuse this: {decision.message}")
+        # The API server drops warnings with line breaks: one warning a line of the message.
+        first, *rest = decision.message.split("\n")
+        decision.warnings.append(f"readiness gate (warn mode) would refuse this: {first}")
+        decision.warnings += [line.strip().removeprefix("- ") for line in rest if line.strip()]
     elif mode == "audit":
         decision.allowed = True
     else:

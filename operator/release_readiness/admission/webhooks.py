@@ -7,7 +7,6 @@ for dry-run requests.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import tempfile
@@ -78,17 +77,11 @@ def _parse(model: type[Any], body: Any, what: str) -> Any:
         raise kopf.AdmissionError(f"{what}: {path}: {first['msg']}", code=422) from None
 
 
-def _in_background(state: OperatorState, fn: Any, *args: Any) -> None:
-    task = asyncio.get_running_loop().create_task(asyncio.to_thread(fn, *args))
-    state.background.add(task)
-    task.add_done_callback(state.background.discard)
-
-
 def register_webhooks(registry: kopf.OperatorRegistry) -> None:
     on = kopf.on
 
     @on.mutate(GROUP, VERSION, "releasesignoffs", operation="CREATE", id="stamp-signoff", registry=registry)
-    def stamp(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+    async def stamp(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         state = _state(memo)
         signoff = _parse(ReleaseSignoff, body, "ReleaseSignoff")
         namespace = body.metadata.namespace or ""
@@ -100,11 +93,11 @@ def register_webhooks(registry: kopf.OperatorRegistry) -> None:
             patch["metadata"] = {"ownerReferences": existing + stamped.owner_references}
 
     @on.mutate(GROUP, VERSION, "releasereadinesses", operation="CREATE", id="record-creator", registry=registry)
-    def record_creator(userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
+    async def record_creator(userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
         patch["metadata"] = {"annotations": creator_patch(Caller.from_userinfo(userinfo)).annotations}
 
     @on.validate(GROUP, VERSION, "releasesignoffs", id="validate-signoff", registry=registry)
-    def check_signoff(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+    async def check_signoff(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
         state = _state(memo)
         new = _parse(ReleaseSignoff, body, "ReleaseSignoff")
         previous = _parse(ReleaseSignoff, old, "ReleaseSignoff") if old else None
@@ -117,7 +110,7 @@ def register_webhooks(registry: kopf.OperatorRegistry) -> None:
         _refuse(validate_signoff(new, previous, Caller.from_userinfo(userinfo), release, checklist, others))
 
     @on.validate(GROUP, VERSION, "releasereadinesses", id="validate-release", registry=registry)
-    def check_release(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+    async def check_release(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
         state = _state(memo)
         new = _parse(ReleaseReadiness, body, "ReleaseReadiness")
         previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
@@ -127,14 +120,14 @@ def register_webhooks(registry: kopf.OperatorRegistry) -> None:
         _refuse(errors)
 
     @on.validate(GROUP, VERSION, "readinesschecklists", id="validate-checklist", registry=registry)
-    def check_checklist(body: kopf.Body, **_: Any) -> None:
+    async def check_checklist(body: kopf.Body, **_: Any) -> None:
         _refuse(validate_checklist(_parse(ReadinessChecklist, body, "ReadinessChecklist")))
 
     for plural in GATED_KINDS:
         on.validate("apps", "v1", plural, id=f"gate-{plural}", registry=registry)(_gate)
 
 
-def _gate(
+async def _gate(
     body: kopf.Body,
     userinfo: kopf.UserInfo,
     dryrun: bool,
