@@ -8,12 +8,15 @@ the foreground. Ctrl-C stops everything it started.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness.config import Settings
 from release_readiness.localcluster import ControlPlaneError, LocalCluster, find_bin_dir
 from release_readiness.logs import configure_logging
@@ -45,6 +48,47 @@ def install(with_samples: bool = True) -> None:
             kubectl("apply", "-f", str(samples / name))
 
 
+def register_local_webhooks(settings: Settings) -> Settings:
+    """Certificates for 127.0.0.1 and the webhook configurations pointing the local API server at us."""
+    cert_dir = REPO / ".cluster" / "webhook"
+    configs = prepare_local_webhook(cert_dir, settings.webhook_port)
+    path = cert_dir / "configurations.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+    print(f"registering the admission webhooks at https://127.0.0.1:{settings.webhook_port}")
+    kubectl("apply", "-f", str(path))
+    return dataclasses.replace(settings, webhook_host="127.0.0.1", webhook_cert_dir=str(cert_dir))
+
+
+async def _port_open(port: int) -> None:
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        return
+
+
+async def run_and_install(settings: Settings, webhooks: bool) -> None:
+    """Start the operator, and once its webhooks answer, install the CRDs, checklist and samples."""
+    operator = asyncio.create_task(run_operator(settings))
+    if webhooks:
+        try:
+            await asyncio.wait_for(_port_open(settings.webhook_port), 60)
+        except TimeoutError:
+            operator.cancel()
+            raise RuntimeError(
+                f"the operator's webhook server did not listen on port {settings.webhook_port}"
+            ) from None
+    await asyncio.to_thread(install)
+    print(f"\nTo talk to it:  export KUBECONFIG={os.environ['KUBECONFIG']}")
+    print("                kubectl get readiness -A")
+    print("                kubectl apply -f deploy/samples/production-deployment.yaml   # refused by the gate\n")
+    print("the operator is running; Ctrl-C stops it" + (" and the control plane" if webhooks else ""))
+    await operator
+
+
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(os.environ.get("RR_LOG_FORMAT", "text"), logging.INFO)
@@ -59,11 +103,11 @@ def main() -> int:
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         print(f"local control plane ready at {cluster.server} in {cluster.startup_seconds:.1f}s")
     try:
-        install()
-        print(f"\nTo talk to it:  export KUBECONFIG={os.environ['KUBECONFIG']}")
-        print("                kubectl get readiness -A\n")
-        print("running the operator; Ctrl-C stops it" + (" and the control plane" if cluster else ""))
-        asyncio.run(run_operator(settings))
+        if cluster is not None:
+            settings = register_local_webhooks(settings)
+        else:
+            print("KUBECONFIG is set: not registering webhooks (the API server must reach them; install the chart)")
+        asyncio.run(run_and_install(settings, webhooks=cluster is not None))
     except KeyboardInterrupt:
         pass
     except RuntimeError as err:

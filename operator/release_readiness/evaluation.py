@@ -276,7 +276,10 @@ def _condition(
 def outstanding(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> tuple[list[str], list[str]]:
     """(required pre-deployment items not satisfied, required approvals not granted), as short texts."""
     required = {i.id for i in checklist.spec.items if i.required and i.phase == "pre"} if checklist else set()
-    items = [f"{s.id} ({s.state}: {s.message})" for s in status.items if s.id in required and s.state not in SATISFIED]
+    # Failed first (the cluster must change), then Pending (someone must sign or wait), each in checklist order.
+    open_items = [s for s in status.items if s.id in required and s.state not in SATISFIED]
+    open_items.sort(key=lambda s: s.state != "Failed")
+    items = [f"{s.id} ({s.state}: {s.message})" for s in open_items]
     needed = {a.role for a in checklist.spec.approvals if a.required} if checklist else set()
     approvals = [f"{a.role} ({a.state})" for a in status.approvals if a.role in needed and a.state != "Approved"]
     return items, approvals

@@ -29,6 +29,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _AdmissionRefusals(logging.Filter):
+    """Kopf logs every refused admission as an ERROR; a refusal is the gate working, logged by us at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Webhook '") and "failed permanently" in message)
+
+
 def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -44,3 +52,4 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # Kopf logs every handled watch event at INFO; that is one line per object change cluster-wide.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").addFilter(_AdmissionRefusals())

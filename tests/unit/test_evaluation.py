@@ -245,3 +245,20 @@ def test_fingerprint_follows_the_images() -> None:
     assert a.fingerprint.startswith("sha256:")
     assert a.fingerprint != b.fingerprint
     assert b.workloads[0].images[0].image == "reg/api:3.2.1"
+
+
+def test_admission_is_recorded_once_and_kept() -> None:
+    checklist = make_checklist(WORKLOAD_ONLY)
+    assert evaluate(checklist).admitted_at is None
+    first = evaluate(checklist, admitted=True)
+    assert first.admitted_at == NOW
+    later = evaluate_release(
+        EvaluationInput(
+            release=make_release(status=first.to_dict()),
+            checklist=checklist,
+            snapshot=snapshot(),
+            admitted=True,
+            now=NOW + dt.timedelta(hours=2),
+        )
+    )
+    assert later.admitted_at == NOW
