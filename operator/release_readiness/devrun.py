@@ -18,7 +18,7 @@ from pathlib import Path
 
 from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness.config import Settings
-from release_readiness.localcluster import ControlPlaneError, LocalCluster, find_bin_dir
+from release_readiness.localcluster import ControlPlaneError, LocalCluster, find_bin_dir, stop_background
 from release_readiness.logs import configure_logging
 from release_readiness.main import run_operator
 
@@ -95,6 +95,8 @@ def main() -> int:
     cluster: LocalCluster | None = None
     if not os.environ.get("KUBECONFIG"):
         cluster = LocalCluster(REPO / ".cluster")
+        for stopped in stop_background(cluster.directory):  # a `make cluster` would share the etcd data
+            print(f"stopped the background cluster's {stopped}")
         try:
             cluster.start()
         except ControlPlaneError as err:
