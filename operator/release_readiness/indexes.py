@@ -99,6 +99,8 @@ class ClusterIndex:
     namespaces: dict[str, Body] = field(default_factory=dict)
     installed: set[str] = field(default_factory=set)
     tls_secrets: dict[Key, Body] = field(default_factory=dict)
+    tls_secret_read_at: dict[Key, float] = field(default_factory=dict)
+    """When each named TLS Secret was last read (monotonic); an Ingress change forgets its namespace's."""
 
     # -- feeding -----------------------------------------------------------------------------------
 
@@ -133,6 +135,8 @@ class ClusterIndex:
             return self._watching(name)
         if kind in OPTIONAL_KINDS:
             self.installed.add(kind)
+        if kind == "Ingress":
+            self._forget_secret_reads(namespace)
         self.objects[kind][namespace][name] = slim
         return self._watching(namespace)
 
@@ -152,8 +156,14 @@ class ClusterIndex:
         if kind == "Namespace":
             self.namespaces.pop(name, None)
             return self._watching(name)
+        if kind == "Ingress":
+            self._forget_secret_reads(namespace)
         self.objects[kind][namespace].pop(name, None)
         return self._watching(namespace)
+
+    def _forget_secret_reads(self, namespace: str) -> None:
+        for key in [k for k in self.tls_secret_read_at if k[0] == namespace]:
+            del self.tls_secret_read_at[key]
 
     def _watching(self, namespace: str) -> list[Key]:
         """Releases whose candidate runs in `namespace`, or that gate it (production workloads mark admission)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
     try:
         asyncio.run(run_operator(settings))
     except KeyboardInterrupt:

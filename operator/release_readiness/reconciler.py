@@ -33,6 +33,9 @@ __all__ = ["Reconciler", "transition_events"]
 
 log = logging.getLogger(__name__)
 
+MISSING_SECRET_RETRY = 5.0
+"""Seconds before a TLS Secret that was missing is looked for again (cert-manager may be issuing it)."""
+
 Event = tuple[str, str, str]
 """(type, reason, message) of a Kubernetes event."""
 
@@ -78,7 +81,6 @@ class Reconciler:
     last_latency: dict[Key, float] = field(default_factory=dict)
     _changed_at: dict[Key, float] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _secret_read_at: dict[Key, float] = field(default_factory=dict)
     is_leader: Callable[[], bool] = lambda: True
 
     def enqueue(self, keys: Iterable[Key]) -> None:
@@ -134,12 +136,14 @@ class Reconciler:
                 self.active.discard(key)
 
     async def _refresh_tls_secrets(self, names: list[Key]) -> None:
+        """Read the TLS Secrets Ingresses name (never a Secret watch): again after the TTL, sooner while missing."""
         now = time.monotonic()
         for key in names:
-            if now - self._secret_read_at.get(key, -1e9) < self.settings.secret_ttl_seconds:
+            ttl = self.settings.secret_ttl_seconds if key in self.index.tls_secrets else MISSING_SECRET_RETRY
+            if now - self.index.tls_secret_read_at.get(key, -1e9) < ttl:
                 continue
             body = await asyncio.to_thread(self.api.read_secret, *key)
-            self._secret_read_at[key] = now
+            self.index.tls_secret_read_at[key] = now
             if body is None:
                 self.index.tls_secrets.pop(key, None)
             else:

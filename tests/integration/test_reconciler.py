@@ -364,7 +364,7 @@ def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -
     # Secrets are not watched: the operator reads the named Secret when it next evaluates (TTL 60s) or
     # when the Ingress changes; touch the Ingress to make it look again now.
     rel.kubectl.run("annotate", "ingress", "payments-api", "-n", rel.candidate, "touched=1")
-    rel.wait_item("tls", "Passed", timeout=90)
+    rel.wait_item("tls", "Passed", timeout=30)
 
 
 def test_vulnerability_reports_once_their_crd_is_installed(make_release: Any, kubectl: Kubectl) -> None:
