@@ -92,6 +92,7 @@ class LocalCluster:
     apiserver_port: int = 0
     startup_seconds: float = 0.0
     _processes: list[_Process] = field(default_factory=list)
+    _ca: CertificateAuthority | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -116,6 +117,7 @@ class LocalCluster:
         pki = self.directory / "pki"
         pki.mkdir(exist_ok=True)
         ca = CertificateAuthority("release-readiness-local-ca")
+        self._ca = ca
         (pki / "ca.crt").write_bytes(ca.cert_pem)
         ca.issue(
             "kube-apiserver",
@@ -243,7 +245,21 @@ class LocalCluster:
             f"log {proc.log_path}, last lines:\n{_tail(proc.log_path)}"
         )
 
-    def _write_kubeconfig(self) -> None:
+    def kubeconfig_for(self, username: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig authenticating as `username` in `groups` with a client certificate from the cluster's CA."""
+        if self._ca is None:
+            raise ControlPlaneError("the cluster is not started")
+        slug = "".join(ch if ch.isalnum() else "-" for ch in username)
+        users = self.directory / "users"
+        users.mkdir(exist_ok=True)
+        self._ca.issue(username, organizations=groups, client=True).write(users / f"{slug}.crt", users / f"{slug}.key")
+        path = users / f"{slug}.kubeconfig"
+        self._write_kubeconfig(path, users / f"{slug}.crt", users / f"{slug}.key", username)
+        return path
+
+    def _write_kubeconfig(
+        self, path: Path | None = None, cert: Path | None = None, key: Path | None = None, user: str = "admin"
+    ) -> None:
         pki = self.directory / "pki"
         config: dict[str, Any] = {
             "apiVersion": "v1",
@@ -256,18 +272,19 @@ class LocalCluster:
             ],
             "users": [
                 {
-                    "name": "admin",
+                    "name": user,
                     "user": {
-                        "client-certificate": str(pki / "admin.crt"),
-                        "client-key": str(pki / "admin.key"),
+                        "client-certificate": str(cert or pki / "admin.crt"),
+                        "client-key": str(key or pki / "admin.key"),
                     },
                 }
             ],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin", "namespace": "default"}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": user, "namespace": "default"}}],
             "current-context": "local",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.kubeconfig.chmod(0o600)
+        target = path or self.kubeconfig
+        target.write_text(yaml.safe_dump(config, sort_keys=False))
+        target.chmod(0o600)
 
     def _write_state(self) -> None:
         state = {

@@ -1,0 +1,394 @@
+"""`kubectl readiness`: read, sign and wait on releases from kubectl (an entry point named kubectl-readiness).
+
+It uses the current kubeconfig context and namespace like kubectl (-n, -A, --context, --kubeconfig).
+Signoffs are created as the caller: the identity is the API server's, not the command's.
+Errors from the API server are printed as one sentence; `wait` exits 0 when Ready, 1 on timeout or
+veto, 2 on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from release_readiness import GROUP, VERSION
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.report import render_json, render_markdown
+from release_readiness.seed import SEED_PATH
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+SYMBOLS = {"Passed": "✓", "Failed": "✗", "Pending": "…", "Waived": "~", "NotApplicable": "-"}
+COLOURS = {
+    "Passed": "32",
+    "Failed": "31",
+    "Pending": "33",
+    "Waived": "36",
+    "NotApplicable": "90",
+    "Approved": "32",
+    "Missing": "33",
+    "Stale": "35",
+    "Rejected": "31",
+}
+
+
+class CliError(Exception):
+    """An error shown to the user as one sentence."""
+
+
+class Api:
+    def __init__(self, args: argparse.Namespace) -> None:
+        kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG") or None
+        try:
+            config.load_kube_config(config_file=kubeconfig, context=args.context)
+            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            if args.context:
+                contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+                active = next((c for c in contexts if c["name"] == args.context), active)
+        except (config.ConfigException, FileNotFoundError) as err:
+            raise CliError(f"cannot load the kubeconfig ({err}); set --kubeconfig or KUBECONFIG") from None
+        self.namespace: str = args.namespace or (active.get("context") or {}).get("namespace") or "default"
+        self.custom = client.CustomObjectsApi()
+
+    def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return _dict(
+            self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace or self.namespace, plural, name)
+        )
+
+    def release(self, name: str) -> ReleaseReadiness:
+        return ReleaseReadiness.model_validate(self.get("releasereadinesses", name))
+
+    def checklist(self, name: str) -> ReadinessChecklist:
+        body = self.custom.get_cluster_custom_object(GROUP, VERSION, "readinesschecklists", name)
+        return ReadinessChecklist.model_validate(body)
+
+    def signoffs(self, release: str) -> list[ReleaseSignoff]:
+        body = _dict(self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "releasesignoffs"))
+        out = [ReleaseSignoff.model_validate(i) for i in body.get("items", [])]
+        return [s for s in out if s.spec.release == release]
+
+    def create_signoff(self, release: str, spec: dict[str, Any]) -> dict[str, Any]:
+        name = f"{release[:40].rstrip('.-')}-{uuid.uuid4().hex[:6]}"
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ReleaseSignoff",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"release": release, **spec},
+        }
+        return _dict(
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "releasesignoffs", body)
+        )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CliError(f"unexpected answer from the API server: {value!r}")
+    return value
+
+
+def explain(err: ApiException) -> str:
+    """One readable sentence for an API error."""
+    message = ""
+    try:
+        message = json.loads(err.body or "{}").get("message", "")
+    except ValueError:
+        message = str(err.body or "")
+    match = re.match(r'admission webhook "([^"]+)" denied the request: (.*)', message, re.S)
+    if match:
+        return f"refused by {match.group(1)}: {match.group(2).strip()}"
+    if err.status == 403:
+        return f"forbidden: {message or err.reason}"
+    if err.status == 404:
+        return f"not found: {message or err.reason}"
+    return f"the API server said {err.status} {err.reason}: {message}".rstrip(": ")
+
+
+def _colour(text: str, state: str, enabled: bool) -> str:
+    code = COLOURS.get(state)
+    return f"\033[{code}m{text}\033[0m" if enabled and code else text
+
+
+def _expires(value: str, now: dt.datetime) -> dt.datetime:
+    days = re.fullmatch(r"(\d+)d", value)
+    if days:
+        return now + dt.timedelta(days=int(days.group(1)))
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--expires {value!r} is not a date: use 2026-12-01, 2026-12-01T18:00:00Z or 7d") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+def cmd_init(api: Api, args: argparse.Namespace) -> int:
+    name = args.name or f"{args.application}-{args.version}"
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ReleaseReadiness",
+        "metadata": {"name": name, "namespace": api.namespace},
+        "spec": {
+            "application": args.application,
+            "version": args.version,
+            "checklist": args.checklist,
+            "candidate": {"namespace": args.candidate_namespace},
+        },
+    }
+    api.custom.create_namespaced_custom_object(GROUP, VERSION, api.namespace, "releasereadinesses", body)
+    print(f"releasereadiness {api.namespace}/{name} created; `kubectl readiness status {name}` shows its checklist")
+    return EXIT_OK
+
+
+def cmd_list(api: Api, args: argparse.Namespace) -> int:
+    if args.all_namespaces:
+        body = _dict(api.custom.list_cluster_custom_object(GROUP, VERSION, "releasereadinesses"))
+    else:
+        body = _dict(api.custom.list_namespaced_custom_object(GROUP, VERSION, api.namespace, "releasereadinesses"))
+    rows = [("NAMESPACE", "NAME", "APPLICATION", "VERSION", "READY", "PASSED", "APPROVALS", "REASON")]
+    for raw in body.get("items", []):
+        r = ReleaseReadiness.model_validate(raw)
+        ready = r.status.condition("Ready") if r.status else None
+        summary = r.status.summary if r.status else None
+        rows.append(
+            (
+                r.metadata.namespace or "",
+                r.metadata.name,
+                r.spec.application,
+                r.spec.version,
+                ready.status if ready else "Unknown",
+                summary.progress if summary else "-",
+                summary.approvals if summary else "-",
+                ready.reason if ready else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_status(api: Api, args: argparse.Namespace) -> int:
+    release = api.release(args.release)
+    if args.output in ("json", "yaml"):
+        data = api.get("releasereadinesses", args.release)
+        print(json.dumps(data, indent=2) if args.output == "json" else yaml.safe_dump(data, sort_keys=False))
+        return EXIT_OK
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    checklist = api.checklist(release.spec.checklist)
+    status = release.status
+    ready = status.condition("Ready") if status else None
+    verdict = "Ready" if ready and ready.status == "True" else "Not ready"
+    print(
+        f"{release.metadata.namespace}/{release.metadata.name}: {release.spec.application} {release.spec.version} "
+        f"— {_colour(verdict, 'Passed' if verdict == 'Ready' else 'Failed', colour)}"
+        + (f" ({ready.reason})" if ready else " (not evaluated yet)")
+    )
+    if status and status.summary:
+        s = status.summary
+        print(
+            f"{s.passed}/{s.total} passed, {s.failed} failed, {s.pending} pending, {s.waived} waived; "
+            f"approvals {s.approvals}; {s.required_outstanding} required item(s) outstanding"
+        )
+    items = {i.id: i for i in (status.items if status else [])}
+    section = None
+    for item in checklist.spec.items:
+        state = items.get(item.id)
+        if args.outstanding and state is not None and state.state in ("Passed", "Waived", "NotApplicable"):
+            continue
+        if item.section != section:
+            section = item.section
+            print(f"\n{section}")
+        name = state.state if state else "Pending"
+        line = f"  {SYMBOLS.get(name, '?')} {item.id:<45} {name:<8} {state.message if state else ''}"
+        print(_colour(line.rstrip(), name, colour))
+    print("\nApprovals")
+    for approval in status.approvals if status else []:
+        who = f"{approval.by} at {approval.at:%Y-%m-%d %H:%M} UTC" if approval.by and approval.at else approval.message
+        print(_colour(f"  {approval.role:<20} {approval.state:<9} {who}", approval.state, colour))
+    return EXIT_OK
+
+
+def cmd_report(api: Api, args: argparse.Namespace) -> int:
+    release = api.release(args.release)
+    checklist = api.checklist(release.spec.checklist)
+    if args.format == "json":
+        print(json.dumps(render_json(release, checklist), indent=2, default=str))
+    else:
+        print(render_markdown(SEED_PATH.read_text(), release, checklist, api.signoffs(args.release)), end="")
+    return EXIT_OK
+
+
+def cmd_sign(api: Api, args: argparse.Namespace) -> int:
+    spec: dict[str, Any] = {}
+    if args.command in ("approve", "reject"):
+        spec = {"role": args.role, "decision": "approve" if args.command == "approve" else "reject"}
+    else:
+        entry = (
+            {"id": args.item}
+            | ({"value": args.value} if args.value is not None else {})
+            | ({"evidence": args.evidence} if args.evidence else {})
+        )
+        spec = {"items": [entry]}
+    if args.comment:
+        spec["comment"] = args.comment
+    created = api.create_signoff(args.release, spec)
+    signer = created["spec"].get("signer", {}).get("username", "?")
+    if args.command == "approve":
+        what = f"approved as {args.role}"
+    elif args.command == "reject":
+        what = f"vetoed as {args.role}"
+    else:
+        what = f"attested {args.item}"
+    print(f"releasesignoff {api.namespace}/{created['metadata']['name']}: {signer} {what}")
+    return EXIT_OK
+
+
+def cmd_waive(api: Api, args: argparse.Namespace) -> int:
+    now = dt.datetime.now(dt.UTC)
+    expires = _expires(args.expires, now)
+    body = api.get("releasereadinesses", args.release)
+    waivers = [w for w in body["spec"].get("waivers", []) if w.get("item") != args.item]
+    waivers.append({"item": args.item, "reason": args.reason, "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    # The resourceVersion makes this a compare-and-swap: a concurrent waiver is never silently dropped.
+    patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "spec": {"waivers": waivers}}
+    api.custom.patch_namespaced_custom_object(GROUP, VERSION, api.namespace, "releasereadinesses", args.release, patch)
+    print(f"{args.item} waived on {api.namespace}/{args.release} until {expires:%Y-%m-%dT%H:%M:%SZ}")
+    return EXIT_OK
+
+
+def cmd_wait(api: Api, args: argparse.Namespace) -> int:
+    deadline = time.monotonic() + args.timeout
+    last = ""
+    while True:
+        release = api.release(args.release)
+        status = release.status
+        ready = status.condition("Ready") if status else None
+        stalled = status.condition("Stalled") if status else None
+        summary = status.summary if status else None
+        progress = (
+            f"{summary.progress} passed, approvals {summary.approvals}, "
+            f"{summary.required_outstanding} required outstanding"
+            if summary
+            else "not evaluated yet"
+        )
+        line = f"{progress} — {ready.reason if ready else 'waiting'}"
+        if line != last:
+            print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S}] {release.metadata.name}: {line}", flush=True)
+            last = line
+        if (
+            ready is not None
+            and ready.status == "True"
+            and status
+            and status.observed_generation == release.metadata.generation
+        ):
+            print(f"{release.metadata.name} is Ready")
+            return EXIT_OK
+        if stalled is not None and stalled.status == "True" and stalled.reason == "Vetoed":
+            print(f"{release.metadata.name} is vetoed: {stalled.message}", file=sys.stderr)
+            return EXIT_FAILED
+        if time.monotonic() >= deadline:
+            print(f"timed out after {args.timeout:g}s: {ready.message if ready else 'not evaluated'}", file=sys.stderr)
+            return EXIT_FAILED
+        time.sleep(min(args.interval, max(0.1, deadline - time.monotonic())))
+
+
+# -- parsing -------------------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kubectl readiness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("-n", "--namespace", help="namespace of the release (default: the context's)")
+    p.add_argument("--context", help="kubeconfig context")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create a ReleaseReadiness")
+    init.add_argument("application")
+    init.add_argument("version")
+    init.add_argument("--candidate-namespace", required=True, help="where the release candidate runs")
+    init.add_argument("--checklist", default="pre-production")
+    init.add_argument("--name", help="default: APPLICATION-VERSION")
+    init.set_defaults(fn=cmd_init)
+
+    ls = sub.add_parser("list", help="list releases")
+    ls.add_argument("-A", "--all-namespaces", action="store_true")
+    ls.set_defaults(fn=cmd_list)
+
+    st = sub.add_parser("status", help="items by section, approvals and the summary")
+    st.add_argument("release")
+    st.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    st.add_argument("--outstanding", action="store_true", help="only what is not yet satisfied")
+    st.set_defaults(fn=cmd_status)
+
+    rp = sub.add_parser("report", help="the filled-in checklist")
+    rp.add_argument("release")
+    rp.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    rp.set_defaults(fn=cmd_report)
+
+    for verb, helptext in (("approve", "sign a role's approval"), ("reject", "veto as a role")):
+        s = sub.add_parser(verb, help=helptext)
+        s.add_argument("release")
+        s.add_argument("--role", required=True)
+        s.add_argument("--comment", required=verb == "reject")
+        s.set_defaults(fn=cmd_sign)
+
+    at = sub.add_parser("attest", help="attest an item (with a value for evidence items)")
+    at.add_argument("release")
+    at.add_argument("item")
+    at.add_argument("--value")
+    at.add_argument("--evidence", help="URL of the evidence")
+    at.add_argument("--comment")
+    at.set_defaults(fn=cmd_sign)
+
+    wv = sub.add_parser("waive", help="waive an item until a date")
+    wv.add_argument("release")
+    wv.add_argument("item")
+    wv.add_argument("--reason", required=True)
+    wv.add_argument("--expires", required=True, help="2026-12-01, 2026-12-01T18:00:00Z or 7d")
+    wv.set_defaults(fn=cmd_waive)
+
+    wt = sub.add_parser("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
+    wt.add_argument("release")
+    wt.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+    wt.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    wt.set_defaults(fn=cmd_wait)
+    return p
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        api = Api(args)
+        code: int = args.fn(api, args)
+    except ApiException as err:
+        fail(explain(err))
+    except CliError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""`kubectl readiness` against the real API server, as people authenticated by client certificates."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from release_readiness.localcluster import LocalCluster
+from tests.integration.conftest import BIN, Kubectl, eventually
+
+pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
+
+LABELS = {"app.kubernetes.io/name": "orders-api", "app.kubernetes.io/version": "1.4.0"}
+
+
+def plugin(kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the plugin the way kubectl does: `kubectl readiness ...` finds kubectl-readiness on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "NO_COLOR": "1"}
+    assert shutil.which("kubectl-readiness", path=env["PATH"]), "the kubectl-readiness entry point is not installed"
+    return subprocess.run(
+        [str(BIN / "kubectl"), "readiness", *args],
+        capture_output=True,
+        text=True,
+        env={**env, "KUBECONFIG": str(kubeconfig)},
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def setup(kubectl: Kubectl, cluster: LocalCluster) -> dict[str, object]:
+    suffix = uuid.uuid4().hex[:6]
+    stg, prod, checklist = f"stg-{suffix}", f"prod-{suffix}", f"cli-{suffix}"
+    kubectl.run("create", "namespace", stg)
+    kubectl.run("create", "namespace", prod)
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReadinessChecklist",
+                "metadata": {"name": checklist},
+                "spec": {
+                    "items": [
+                        {
+                            "id": "limits",
+                            "section": "Infrastructure / Containers",
+                            "title": "Limits",
+                            "check": {"workload": "resourceLimits"},
+                        },
+                        {
+                            "id": "unit-test-coverage",
+                            "section": "Code Quality / Tests",
+                            "title": "Coverage",
+                            "check": {"evidence": {"key": "coverage-percent", "min": 80}},
+                        },
+                    ],
+                    "approvals": [{"role": "engineering-lead", "groups": ["eng-leads"]}],
+                },
+            }
+        )
+    )
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "orders-api", "namespace": stg, "labels": LABELS},
+                "spec": {
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": "orders-api"}},
+                    "template": {
+                        "metadata": {"labels": LABELS},
+                        "spec": {
+                            "containers": [
+                                {"name": "api", "image": "reg/orders:1.4.0", "resources": {"limits": {"cpu": "1"}}}
+                            ]
+                        },
+                    },
+                },
+            }
+        )
+    )
+    kubectl.run("create", "rolebinding", "manager", "--clusterrole=readiness-signer", "--user=rita", "-n", prod)
+    kubectl.run(
+        "create", "role", "waiver", "--verb=get,patch", "--resource=releasereadinesses.readiness.dev", "-n", prod
+    )
+    kubectl.run("create", "rolebinding", "waiver", "--role=waiver", "--user=rita", "-n", prod)
+    kubectl.run(
+        "create", "clusterrole", f"read-{checklist}", "--verb=get", "--resource=readinesschecklists.readiness.dev"
+    )
+    kubectl.run(
+        "create",
+        "clusterrolebinding",
+        f"read-{checklist}",
+        f"--clusterrole=read-{checklist}",
+        "--group=eng-leads",
+        "--user=rita",
+        "--group=system:serviceaccounts:ci",
+    )
+    return {
+        "stg": stg,
+        "prod": prod,
+        "checklist": checklist,
+        "rita": cluster.kubeconfig_for("rita"),
+        "erin": cluster.kubeconfig_for("erin", ("eng-leads",)),
+        "dev": cluster.kubeconfig_for("dev-1", ("developers",)),
+        "ci": cluster.kubeconfig_for("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts:ci",)),
+    }
+
+
+def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: dict[str, object]) -> None:
+    prod, rita, erin, ci = setup["prod"], setup["rita"], setup["erin"], setup["ci"]
+    assert isinstance(prod, str) and isinstance(rita, Path) and isinstance(erin, Path) and isinstance(ci, Path)
+
+    init = plugin(
+        rita,
+        "-n",
+        prod,
+        "init",
+        "orders-api",
+        "1.4.0",
+        "--candidate-namespace",
+        str(setup["stg"]),
+        "--checklist",
+        str(setup["checklist"]),
+    )
+    assert init.returncode == 0, init.stderr
+    assert f"releasereadiness {prod}/orders-api-1.4.0 created" in init.stdout
+
+    def status() -> str:
+        out = plugin(rita, "-n", prod, "status", "orders-api-1.4.0")
+        return out.stdout if "passed" in out.stdout else ""
+
+    text = eventually(status, what="status with a summary")
+    assert "orders-api 1.4.0 — Not ready" in text
+    assert "\nInfrastructure / Containers\n" in text
+    assert "has no memory limit" in text
+    assert "engineering-lead" in text
+
+    refused = plugin(erin, "-n", prod, "attest", "orders-api-1.4.0", "limits")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: refused by validate-signoff.readiness.dev: ReleaseSignoff ")
+    assert "which the operator checks itself (workload check resourceLimits)" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    attested = plugin(
+        ci,
+        "-n",
+        prod,
+        "attest",
+        "orders-api-1.4.0",
+        "unit-test-coverage",
+        "--value",
+        "91",
+        "--evidence",
+        "https://ci.example.com/run/7",
+    )
+    assert attested.returncode == 0, attested.stderr
+    assert "system:serviceaccount:ci:ci-bot attested unit-test-coverage" in attested.stdout
+
+    waived = plugin(
+        rita, "-n", prod, "waive", "orders-api-1.4.0", "limits", "--reason", "vendor sidecar", "--expires", "7d"
+    )
+    assert waived.returncode == 0, waived.stderr
+
+    timeout = plugin(rita, "-n", prod, "wait", "orders-api-1.4.0", "--timeout", "3")
+    assert timeout.returncode == 1
+    assert "timed out after 3s" in timeout.stderr
+
+    approved = plugin(erin, "-n", prod, "approve", "orders-api-1.4.0", "--role", "engineering-lead", "--comment", "ok")
+    assert approved.returncode == 0, approved.stderr
+    assert "erin approved as engineering-lead" in approved.stdout
+
+    ready = plugin(rita, "-n", prod, "wait", "orders-api-1.4.0", "--timeout", "60")
+    assert ready.returncode == 0, ready.stderr
+    assert "orders-api-1.4.0 is Ready" in ready.stdout
+
+    as_json = plugin(rita, "-n", prod, "status", "orders-api-1.4.0", "-o", "json")
+    assert json.loads(as_json.stdout)["status"]["summary"]["approvals"] == "1/1"
+    report = plugin(rita, "-n", prod, "report", "orders-api-1.4.0", "--format", "json")
+    assert json.loads(report.stdout)["ready"] is True
+
+
+def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: dict[str, object], kubectl: Kubectl) -> None:
+    prod, rita, erin = setup["prod"], setup["rita"], setup["erin"]
+    assert isinstance(prod, str) and isinstance(rita, Path) and isinstance(erin, Path)
+    assert (
+        plugin(
+            rita,
+            "-n",
+            prod,
+            "init",
+            "orders-api",
+            "1.4.0",
+            "--candidate-namespace",
+            str(setup["stg"]),
+            "--checklist",
+            str(setup["checklist"]),
+        ).returncode
+        == 0
+    )
+    veto = plugin(
+        erin,
+        "-n",
+        prod,
+        "reject",
+        "orders-api-1.4.0",
+        "--role",
+        "engineering-lead",
+        "--comment",
+        "p99 regressed in the load test",
+    )
+    assert veto.returncode == 0, veto.stderr
+    vetoed = plugin(rita, "-n", prod, "wait", "orders-api-1.4.0", "--timeout", "30")
+    assert vetoed.returncode == 1
+    assert "is vetoed: engineering-lead vetoed by erin" in vetoed.stderr
+    missing = plugin(rita, "-n", prod, "wait", "no-such-release", "--timeout", "5")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: not found:")
+    forbidden = plugin(setup["dev"], "-n", prod, "status", "orders-api-1.4.0")  # type: ignore[arg-type]
+    assert forbidden.returncode == 2
+    assert forbidden.stderr.startswith("error: forbidden: ")
