@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,19 @@ def plugin(kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.Comp
     )
 
 
+@dataclass(frozen=True)
+class Setup:
+    stg: str
+    prod: str
+    checklist: str
+    rita: Path
+    erin: Path
+    dev: Path
+    ci: Path
+
+
 @pytest.fixture
-def setup(kubectl: Kubectl, cluster: LocalCluster) -> dict[str, object]:
+def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
     suffix = uuid.uuid4().hex[:6]
     stg, prod, checklist = f"stg-{suffix}", f"prod-{suffix}", f"cli-{suffix}"
     kubectl.run("create", "namespace", stg)
@@ -102,20 +114,19 @@ def setup(kubectl: Kubectl, cluster: LocalCluster) -> dict[str, object]:
         "--user=rita",
         "--group=system:serviceaccounts:ci",
     )
-    return {
-        "stg": stg,
-        "prod": prod,
-        "checklist": checklist,
-        "rita": cluster.kubeconfig_for("rita"),
-        "erin": cluster.kubeconfig_for("erin", ("eng-leads",)),
-        "dev": cluster.kubeconfig_for("dev-1", ("developers",)),
-        "ci": cluster.kubeconfig_for("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts:ci",)),
-    }
+    return Setup(
+        stg=stg,
+        prod=prod,
+        checklist=checklist,
+        rita=cluster.kubeconfig_for("rita"),
+        erin=cluster.kubeconfig_for("erin", ("eng-leads",)),
+        dev=cluster.kubeconfig_for("dev-1", ("developers",)),
+        ci=cluster.kubeconfig_for("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts:ci",)),
+    )
 
 
-def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: dict[str, object]) -> None:
-    prod, rita, erin, ci = setup["prod"], setup["rita"], setup["erin"], setup["ci"]
-    assert isinstance(prod, str) and isinstance(rita, Path) and isinstance(erin, Path) and isinstance(ci, Path)
+def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: Setup) -> None:
+    prod, rita, erin, ci = setup.prod, setup.rita, setup.erin, setup.ci
 
     init = plugin(
         rita,
@@ -125,9 +136,9 @@ def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: dict[str, obj
         "orders-api",
         "1.4.0",
         "--candidate-namespace",
-        str(setup["stg"]),
+        setup.stg,
         "--checklist",
-        str(setup["checklist"]),
+        setup.checklist,
     )
     assert init.returncode == 0, init.stderr
     assert f"releasereadiness {prod}/orders-api-1.4.0 created" in init.stdout
@@ -186,9 +197,8 @@ def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: dict[str, obj
     assert json.loads(report.stdout)["ready"] is True
 
 
-def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: dict[str, object], kubectl: Kubectl) -> None:
-    prod, rita, erin = setup["prod"], setup["rita"], setup["erin"]
-    assert isinstance(prod, str) and isinstance(rita, Path) and isinstance(erin, Path)
+def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: Setup) -> None:
+    prod, rita, erin = setup.prod, setup.rita, setup.erin
     assert (
         plugin(
             rita,
@@ -198,9 +208,9 @@ def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: dict[str, object], kubect
             "orders-api",
             "1.4.0",
             "--candidate-namespace",
-            str(setup["stg"]),
+            setup.stg,
             "--checklist",
-            str(setup["checklist"]),
+            setup.checklist,
         ).returncode
         == 0
     )
@@ -222,6 +232,6 @@ def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: dict[str, object], kubect
     missing = plugin(rita, "-n", prod, "wait", "no-such-release", "--timeout", "5")
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: not found:")
-    forbidden = plugin(setup["dev"], "-n", prod, "status", "orders-api-1.4.0")  # type: ignore[arg-type]
+    forbidden = plugin(setup.dev, "-n", prod, "status", "orders-api-1.4.0")
     assert forbidden.returncode == 2
     assert forbidden.stderr.startswith("error: forbidden: ")
