@@ -228,3 +228,85 @@ def signer_rbac(kubectl: Kubectl) -> None:
             }
         )
     )
+
+
+# -- playing the controllers and the people ------------------------------------------------------------------
+# No controller-manager runs on the test control plane: tests write workload status themselves.
+
+
+def set_status(kubectl: Kubectl, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    kubectl.run(
+        "patch",
+        kind,
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+def roll_out(kubectl: Kubectl, namespace: str, name: str, replicas: int = 2, available: int | None = None) -> None:
+    """Play the deployment controller: the current generation fully updated, `available` pods available."""
+    generation = int(
+        kubectl.run("get", "deployment", name, "-n", namespace, "-o", "jsonpath={.metadata.generation}").stdout
+    )
+    set_status(
+        kubectl,
+        "deployment",
+        namespace,
+        name,
+        {
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas if available is None else available,
+        },
+    )
+
+
+def complete_job(kubectl: Kubectl, namespace: str, name: str) -> None:
+    """Play the job controller: the Job succeeded."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    set_status(
+        kubectl,
+        "job",
+        namespace,
+        name,
+        {
+            "succeeded": 1,
+            "startTime": now,
+            "completionTime": now,
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
+                {"type": "Complete", "status": "True", "lastTransitionTime": now},
+            ],
+        },
+    )
+
+
+Person = tuple[str, tuple[str, ...]]
+
+
+def sign(
+    kubectl: Kubectl,
+    who: Person,
+    namespace: str,
+    release: str,
+    name: str | None = None,
+    check: bool = True,
+    **spec: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Create a ReleaseSignoff as `who` (impersonated): the webhook stamps them as the signer."""
+    body = {
+        "apiVersion": "readiness.dev/v1alpha1",
+        "kind": "ReleaseSignoff",
+        "metadata": {"name": name or f"s-{uuid.uuid4().hex[:6]}", "namespace": namespace},
+        "spec": {"release": release, **spec},
+    }
+    return kubectl.run("create", "-f", "-", stdin=json.dumps(body), as_user=who[0], as_groups=who[1], check=check)

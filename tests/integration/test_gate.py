@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import Kubectl, OperatorProcess, eventually
+from tests.integration.conftest import Kubectl, OperatorProcess, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 
@@ -128,20 +128,13 @@ class Gate:
         )
 
     def approve(self) -> None:
-        self.kubectl.run(
-            "create",
-            "-f",
-            "-",
-            as_user="eng-lead-1",
-            as_groups=("eng-leads",),
-            stdin=json.dumps(
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReleaseSignoff",
-                    "metadata": {"name": "eng", "namespace": self.prod},
-                    "spec": {"release": "payments-api-3-2-0", "role": "engineering-lead"},
-                }
-            ),
+        sign(
+            self.kubectl,
+            ("eng-lead-1", ("eng-leads",)),
+            self.prod,
+            "payments-api-3-2-0",
+            "eng",
+            role="engineering-lead",
         )
         eventually(lambda: self.ready() == "True", what="release Ready")
 

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from release_readiness.pki import CertificateAuthority
-from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually
+from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, complete_job, eventually, roll_out
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -240,40 +240,9 @@ def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubec
     rel.create()
     rel.wait_item("rollout", "Pending")
     rel.wait_item("smoke", "Pending")
-    # No controller-manager runs here: play the deployment and job controllers by writing status.
-    kubectl.run(
-        "patch",
-        "deployment",
-        "payments-api",
-        "-n",
-        rel.candidate,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "status": {
-                    "observedGeneration": 1,
-                    "replicas": 2,
-                    "updatedReplicas": 2,
-                    "readyReplicas": 2,
-                    "availableReplicas": 1,
-                }
-            }
-        ),
-    )
+    roll_out(kubectl, rel.candidate, "payments-api", available=1)
     assert "1/2 replicas available" in rel.wait_item("rollout", "Failed")["message"]
-    kubectl.run(
-        "patch",
-        "deployment",
-        "payments-api",
-        "-n",
-        rel.candidate,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"availableReplicas": 2}}),
-    )
+    roll_out(kubectl, rel.candidate, "payments-api")
     rel.wait_item("rollout", "Passed")
     job = {
         "apiVersion": "batch/v1",
@@ -284,30 +253,7 @@ def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubec
         },
     }
     rel.apply(job)
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    kubectl.run(
-        "patch",
-        "job",
-        "smoke-3-2-0",
-        "-n",
-        rel.candidate,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "status": {
-                    "succeeded": 1,
-                    "startTime": now,
-                    "completionTime": now,
-                    "conditions": [
-                        {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
-                        {"type": "Complete", "status": "True", "lastTransitionTime": now},
-                    ],
-                }
-            }
-        ),
-    )
+    complete_job(kubectl, rel.candidate, "smoke-3-2-0")
     rel.wait_item("smoke", "Passed")
 
 

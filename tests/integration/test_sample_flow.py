@@ -14,7 +14,7 @@ import yaml
 from kubernetes import client
 
 from release_readiness.pki import CertificateAuthority
-from tests.integration.conftest import REPO, Kubectl, eventually
+from tests.integration.conftest import REPO, Kubectl, complete_job, eventually, roll_out, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac", "checklist_installed")
 
@@ -45,22 +45,8 @@ def items(api: client.ApiClient) -> dict[str, dict[str, Any]]:
     return {i["id"]: i for i in (release(api).get("status") or {}).get("items", [])}
 
 
-def sign(kubectl: Kubectl, who: tuple[str, tuple[str, ...]], name: str, **spec: Any) -> None:
-    kubectl.run(
-        "create",
-        "-f",
-        "-",
-        as_user=who[0],
-        as_groups=who[1],
-        stdin=json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseSignoff",
-                "metadata": {"name": name, "namespace": "payments-prod"},
-                "spec": {"release": RELEASE, **spec},
-            }
-        ),
-    )
+def sign_sample(kubectl: Kubectl, who: tuple[str, tuple[str, ...]], name: str, **spec: Any) -> None:
+    sign(kubectl, who, "payments-prod", RELEASE, name, **spec)
 
 
 def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, api_client: client.ApiClient) -> None:
@@ -117,54 +103,8 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
             }
         )
     )
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    generation = kubectl.run(
-        "get", "deploy", "payments-api", "-n", "payments-staging", "-o", "jsonpath={.metadata.generation}"
-    ).stdout
-    kubectl.run(
-        "patch",
-        "deployment",
-        "payments-api",
-        "-n",
-        "payments-staging",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "status": {
-                    "observedGeneration": int(generation),
-                    "replicas": 2,
-                    "updatedReplicas": 2,
-                    "readyReplicas": 2,
-                    "availableReplicas": 2,
-                }
-            }
-        ),
-    )
-    kubectl.run(
-        "patch",
-        "job",
-        "payments-api-smoke-3-2-0",
-        "-n",
-        "payments-staging",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "status": {
-                    "succeeded": 1,
-                    "startTime": now,
-                    "completionTime": now,
-                    "conditions": [
-                        {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
-                        {"type": "Complete", "status": "True", "lastTransitionTime": now},
-                    ],
-                }
-            }
-        ),
-    )
+    roll_out(kubectl, "payments-staging", "payments-api")
+    complete_job(kubectl, "payments-staging", "payments-api-smoke-3-2-0")
     kubectl.run("annotate", "ingress", "payments-api", "-n", "payments-staging", "cert-issued=1")  # re-read the Secret
     checklist = yaml.safe_load((REPO / "deploy" / "checklists" / "pre-production.yaml").read_text())
     workload_items = [
@@ -192,7 +132,7 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     )
 
     # 4. CI attests its evidence; each role attests its items and signs.
-    sign(
+    sign_sample(
         kubectl,
         CI,
         "ci-evidence",
@@ -209,7 +149,7 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
             for i in checklist["spec"]["items"]
             if i.get("phase", "pre") == "pre" and role in i["check"].get("attestation", {}).get("roles", [])
         ]
-        sign(kubectl, who, f"{role}-signoff", role=role, items=mine, comment=f"{role} reviewed 3.2.0")
+        sign_sample(kubectl, who, f"{role}-signoff", role=role, items=mine, comment=f"{role} reviewed 3.2.0")
 
     def ready() -> dict[str, Any] | None:
         c = condition(api_client, "Ready")

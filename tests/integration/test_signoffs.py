@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import BIN, Kubectl, eventually
+from tests.integration.conftest import BIN, Kubectl, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 
@@ -122,13 +122,7 @@ class Flow:
     def sign(
         self, who: tuple[str, tuple[str, ...]], name: str | None = None, check: bool = True, **spec: Any
     ) -> subprocess.CompletedProcess[str]:
-        body = {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReleaseSignoff",
-            "metadata": {"name": name or f"s-{uuid.uuid4().hex[:6]}", "namespace": self.prod},
-            "spec": {"release": self.release, **spec},
-        }
-        return self.apply(body, as_user=who, check=check)
+        return sign(self.kubectl, who, self.prod, self.release, name, check=check, **spec)
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(

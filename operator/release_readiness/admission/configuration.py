@@ -108,26 +108,17 @@ def webhook_configurations(
     ]
     validating = [
         _webhook(
-            "validate-signoff",
-            "validate-signoff",
-            [_rule(GROUP, VERSION, "releasesignoffs", "CREATE", "UPDATE")],
+            f"validate-{what}",
+            f"validate-{what}",
+            [_rule(GROUP, VERSION, plural, "CREATE", "UPDATE")],
             at,
             failure_policy="Fail",
-        ),
-        _webhook(
-            "validate-release",
-            "validate-release",
-            [_rule(GROUP, VERSION, "releasereadinesses", "CREATE", "UPDATE")],
-            at,
-            failure_policy="Fail",
-        ),
-        _webhook(
-            "validate-checklist",
-            "validate-checklist",
-            [_rule(GROUP, VERSION, "readinesschecklists", "CREATE", "UPDATE")],
-            at,
-            failure_policy="Fail",
-        ),
+        )
+        for what, plural in (
+            ("signoff", "releasesignoffs"),
+            ("release", "releasereadinesses"),
+            ("checklist", "readinesschecklists"),
+        )
     ]
     for modes, policy, suffix in ((["enforce"], "Fail", "enforce"), (["warn", "audit"], "Ignore", "advisory")):
         selector = {"matchExpressions": [{"key": f"{GROUP}/gate", "operator": "In", "values": modes}]}
