@@ -36,6 +36,10 @@ class Settings:
     """RR_SECRET_TTL_SECONDS: how long a TLS Secret read for an Ingress is reused."""
     prometheus_url: str | None = None
     """RR_PROMETHEUS_URL: default Prometheus for prometheus checks (a release may override it)."""
+    prometheus_timeout_seconds: float = 5.0
+    """RR_PROMETHEUS_TIMEOUT_SECONDS: how long one Prometheus query may take."""
+    metrics_interval_seconds: float = 30.0
+    """RR_METRICS_INTERVAL_SECONDS: how often releases with prometheus items are evaluated again."""
     webhook_port: int = 9443
     """RR_WEBHOOK_PORT: HTTPS port of the admission webhooks."""
     webhook_host: str = "0.0.0.0"  # noqa: S104 - in a pod the Service reaches us on the pod IP
@@ -67,6 +71,8 @@ class Settings:
             startup_grace_seconds=float(e.get("RR_STARTUP_GRACE_SECONDS", d.startup_grace_seconds)),
             secret_ttl_seconds=float(e.get("RR_SECRET_TTL_SECONDS", d.secret_ttl_seconds)),
             prometheus_url=e.get("RR_PROMETHEUS_URL") or None,
+            prometheus_timeout_seconds=float(e.get("RR_PROMETHEUS_TIMEOUT_SECONDS", d.prometheus_timeout_seconds)),
+            metrics_interval_seconds=float(e.get("RR_METRICS_INTERVAL_SECONDS", d.metrics_interval_seconds)),
             webhook_port=int(e.get("RR_WEBHOOK_PORT", d.webhook_port)),
             webhook_host=e.get("RR_WEBHOOK_HOST", d.webhook_host),
             webhook_cert_dir=e.get("RR_WEBHOOK_CERT_DIR") or None,

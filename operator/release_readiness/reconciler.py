@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from release_readiness.api import ReleaseStatus
+import aiohttp
+
+from release_readiness.api import ReleaseReadiness, ReleaseStatus
 from release_readiness.checks.model import CheckResult
 from release_readiness.config import Settings
 from release_readiness.evaluation import (
@@ -28,6 +30,7 @@ from release_readiness.evaluation import (
 )
 from release_readiness.indexes import ClusterIndex, Key
 from release_readiness.kube import KubeApi
+from release_readiness.metricgates import MetricGates, PrometheusClient
 
 __all__ = ["Reconciler", "transition_events"]
 
@@ -62,6 +65,16 @@ def transition_events(old: ReleaseStatus | None, new: ReleaseStatus, now: dt.dat
     for a in new.approvals:
         if a.state in ("Stale", "Rejected") and old_approvals.get(a.role) != a.state:
             events.append(("Warning", f"Approval{a.state}", f"{a.role}: {a.message}"))
+    old_post = old.condition("PostDeploymentHealthy") if old else None
+    new_post = new.condition("PostDeploymentHealthy")
+    if (
+        new_post is not None
+        and new_post.reason == "PostDeploymentChecksFailing"
+        and (old_post is None or old_post.reason != new_post.reason)
+    ):
+        events.append(("Warning", "PostDeploymentCheckFailed", new_post.message))
+    elif new_post is not None and new_post.status == "True" and (old_post is None or old_post.status != "True"):
+        events.append(("Normal", "PostDeploymentHealthy", new_post.message))
     old_items = {i.id: i.state for i in (old.items if old else [])}
     for item in new.items:
         if item.state == "Failed" and old_items.get(item.id) not in (None, "Failed"):
@@ -82,6 +95,8 @@ class Reconciler:
     _changed_at: dict[Key, float] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     is_leader: Callable[[], bool] = lambda: True
+    metric_gates: MetricGates | None = None
+    _session: aiohttp.ClientSession | None = None
 
     def enqueue(self, keys: Iterable[Key]) -> None:
         now = time.monotonic()
@@ -96,9 +111,13 @@ class Reconciler:
         self._tasks.append(asyncio.create_task(self._start()))
 
     async def _start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        client = PrometheusClient(self._session, self.settings.prometheus_timeout_seconds)
+        self.metric_gates = MetricGates(client, self.settings.prometheus_url)
         await asyncio.sleep(self.settings.startup_grace_seconds)
         self._tasks += [asyncio.create_task(self._worker(i)) for i in range(self.settings.workers)]
         self._tasks.append(asyncio.create_task(self._resync()))
+        self._tasks.append(asyncio.create_task(self._metrics_refresh()))
         self.enqueue(list(self.index.releases))
 
     async def stop(self) -> None:
@@ -108,11 +127,23 @@ class Reconciler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
 
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             self.enqueue(list(self.index.releases))
+
+    async def _metrics_refresh(self) -> None:
+        """Metric values change without any Kubernetes event: look again at releases that have metric gates."""
+        while True:
+            await asyncio.sleep(self.settings.metrics_interval_seconds)
+            self.enqueue([k for k, r in self.index.releases.items() if self._has_metric_gates(r.spec.checklist)])
+
+    def _has_metric_gates(self, checklist: str) -> bool:
+        found = self.index.checklists.get(checklist)
+        return found is not None and any(i.check.prometheus is not None for i in found.spec.items)
 
     async def _worker(self, number: int) -> None:
         while True:
@@ -149,7 +180,9 @@ class Reconciler:
             else:
                 self.index.tls_secrets[key] = body
 
-    def build_input(self, key: Key, now: dt.datetime) -> EvaluationInput | None:
+    def build_input(
+        self, key: Key, now: dt.datetime, metric_results: dict[str, CheckResult] | None = None
+    ) -> EvaluationInput | None:
         release = self.index.releases.get(key)
         if release is None:
             return None
@@ -178,15 +211,20 @@ class Reconciler:
             checklist=checklist,
             snapshot=snapshot,
             signoffs=self.index.signoffs_for(key),
-            metric_results=self.metric_results(key),
+            metric_results=metric_results or {},
             blocker=blocker,
             admitted=bool(self.index.production_workloads(release)),
             now=now,
         )
 
-    def metric_results(self, key: Key) -> dict[str, CheckResult]:
-        """Results of prometheus checks for a release (filled by the metrics evaluator when configured)."""
-        return {}
+    async def metric_results(self, release: ReleaseReadiness, now: dt.datetime) -> dict[str, CheckResult]:
+        checklist = self.index.checklists.get(release.spec.checklist)
+        if checklist is None or self.metric_gates is None:
+            return {}
+        admitted_at = release.status.admitted_at if release.status else None
+        if admitted_at is None and self.index.production_workloads(release):
+            admitted_at = now
+        return await self.metric_gates.evaluate(release, checklist.spec.items, now, admitted_at)
 
     async def reconcile(self, key: Key) -> None:
         release = self.index.releases.get(key)
@@ -195,7 +233,7 @@ class Reconciler:
             return
         await self._refresh_tls_secrets(self.index.tls_secret_names(release))
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        inp = self.build_input(key, now)
+        inp = self.build_input(key, now, await self.metric_results(release, now))
         if inp is None:
             return
         new = evaluate_release(inp)

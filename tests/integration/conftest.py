@@ -116,6 +116,7 @@ class OperatorProcess:
             "RR_BREAK_GLASS_GROUPS": "sre-oncall",
             "RR_RESYNC_SECONDS": "30",
             "RR_STARTUP_GRACE_SECONDS": "1",
+            "RR_METRICS_INTERVAL_SECONDS": "2",
             "RR_LOG_FORMAT": "json",
             **env,
         }

@@ -1,0 +1,273 @@
+"""Metric gates: PromQL checks evaluated against the Prometheus HTTP API.
+
+Pure parts (substitution, reading a result, judging a range) are functions over plain data;
+`PrometheusClient` does the HTTP with a timeout, and `MetricGates` evaluates a release's items with
+back-off per Prometheus URL, so a slow or absent Prometheus turns items Pending, never the
+reconciler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from release_readiness.api import ChecklistItem, ReleaseReadiness
+from release_readiness.api.checklist import PrometheusCheck
+from release_readiness.checks.model import CheckResult
+
+__all__ = [
+    "MetricGates",
+    "PrometheusClient",
+    "PrometheusError",
+    "QueryError",
+    "judge_instant",
+    "judge_range",
+    "parse_duration",
+    "substitute",
+]
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+class PrometheusError(Exception):
+    """Prometheus could not answer (down, slow, or an error status); the item stays Pending."""
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    return dt.timedelta(seconds=seconds)
+
+
+def _quote(value: str) -> str:
+    """Escape for a PromQL double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def substitute(query: str, release: ReleaseReadiness) -> str:
+    values = {
+        "application": release.spec.application,
+        "version": release.spec.version,
+        "namespace": release.spec.candidate.namespace,
+    }
+    return re.sub(r"\$\{?(application|version|namespace)\}?", lambda m: _quote(values[m.group(1)]), query)
+
+
+def _bounds(check: PrometheusCheck) -> str:
+    parts = [f">= {check.min:g}" if check.min is not None else "", f"<= {check.max:g}" if check.max is not None else ""]
+    return " and ".join(p for p in parts if p)
+
+
+def _within(value: float, check: PrometheusCheck) -> bool:
+    return not ((check.min is not None and value < check.min) or (check.max is not None and value > check.max))
+
+
+def judge_instant(data: Mapping[str, Any], check: PrometheusCheck, query: str) -> CheckResult:
+    """Judge the `data` of an instant query's answer (resultType vector or scalar)."""
+    kind = data.get("resultType")
+    result = data.get("result")
+    if kind == "scalar" and isinstance(result, list):
+        values = [float(result[1])]
+    elif kind == "vector" and isinstance(result, list):
+        if len(result) > 1:
+            labels = ", ".join(str(r.get("metric", {})) for r in result[:3])
+            return CheckResult.failed(
+                [f"query returned {len(result)} series ({labels}); aggregate it to one (sum, max, ...): {query}"]
+            )
+        values = [float(r["value"][1]) for r in result]
+    else:
+        return CheckResult.failed([f"query returned a {kind}, not a vector or scalar: {query}"])
+    if not values:
+        return CheckResult.pending(f"no data yet (the query returned no series): {query}")
+    value = values[0]
+    if math.isnan(value):
+        return CheckResult.pending(f"the query returned NaN (no traffic in the window?): {query}")
+    ok = _within(value, check)
+    text = f"{value:.6g} {'within' if ok else 'outside'} {_bounds(check)}: {query}"
+    return CheckResult.passed(text) if ok else CheckResult.failed([text])
+
+
+def judge_range(
+    data: Mapping[str, Any],
+    check: PrometheusCheck,
+    query: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    step: float,
+    complete: bool,
+) -> CheckResult:
+    """Judge a query_range answer: every point within bounds over [start, end].
+
+    `complete` says whether the whole required window has passed (a post-deployment watch still
+    running is Pending while it holds, Failed as soon as it breaks).
+    """
+    result = data.get("result")
+    if not isinstance(result, list):
+        return CheckResult.failed([f"query_range returned {data.get('resultType')}: {query}"])
+    if len(result) > 1:
+        return CheckResult.failed(
+            [f"query returned {len(result)} series; aggregate it to one (sum, max, ...): {query}"]
+        )
+    points = [(float(t), float(v)) for t, v in (result[0].get("values", []) if result else [])]
+    points = [(t, v) for t, v in points if not math.isnan(v)]
+    if not points:
+        return CheckResult.pending(f"no data in {start:%H:%M} to {end:%H:%M} UTC yet: {query}")
+    bad = [(t, v) for t, v in points if not _within(v, check)]
+    span = f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC"
+    if bad:
+        when = dt.datetime.fromtimestamp(bad[0][0], dt.UTC)
+        worst = max(bad, key=lambda p: abs(p[1]))[1]
+        return CheckResult.failed(
+            [
+                f"{len(bad)} of {len(points)} samples outside {_bounds(check)} in {span} (first at {when:%H:%M:%S} "
+                f"UTC, worst {worst:.6g}): {query}"
+            ]
+        )
+    covered = points[-1][0] - points[0][0] + step
+    wanted = (end - start).total_seconds()
+    if not complete or covered + step < wanted:
+        return CheckResult.pending(
+            f"holding {_bounds(check)} for {covered / 60:.0f} of {wanted / 60:.0f} minutes so far "
+            f"(last {points[-1][1]:.6g}): {query}"
+        )
+    return CheckResult.passed(f"held {_bounds(check)} over {span} (last {points[-1][1]:.6g}): {query}")
+
+
+class QueryError(Exception):
+    """Prometheus answered, and said the query itself is wrong: the item Fails (it will not fix itself)."""
+
+
+class PrometheusClient:
+    """The Prometheus HTTP API: instant and range queries with a timeout."""
+
+    def __init__(self, session: aiohttp.ClientSession, timeout: float = 5.0) -> None:
+        self.session = session
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _get(self, url: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            async with self.session.get(f"{url.rstrip('/')}{path}", params=params, timeout=self.timeout) as resp:
+                body = await resp.json(content_type=None)
+        except TimeoutError:
+            raise PrometheusError(f"Prometheus at {url} did not answer within {self.timeout.total:g}s") from None
+        except (aiohttp.ClientError, ValueError) as err:
+            raise PrometheusError(f"Prometheus at {url} is unreachable ({err.__class__.__name__}: {err})") from None
+        if body.get("status") != "success":
+            raise QueryError(f"Prometheus rejected the query: {body.get('errorType')}: {body.get('error')}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def query(self, url: str, query: str) -> dict[str, Any]:
+        return await self._get(url, "/api/v1/query", {"query": query})
+
+    async def query_range(
+        self, url: str, query: str, start: dt.datetime, end: dt.datetime, step: float
+    ) -> dict[str, Any]:
+        params = {
+            "query": query,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+            "step": f"{step:g}",
+        }
+        return await self._get(url, "/api/v1/query_range", params)
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    retry_at: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class MetricGates:
+    """Evaluates a release's prometheus items; backs off per URL while Prometheus is away."""
+
+    client: PrometheusClient
+    default_url: str | None
+    min_backoff: float = 2.0
+    max_backoff: float = 300.0
+    _backoff: dict[str, _Backoff] = field(default_factory=dict)
+
+    def _url(self, release: ReleaseReadiness) -> str | None:
+        return release.spec.prometheus_url or self.default_url
+
+    async def evaluate(
+        self,
+        release: ReleaseReadiness,
+        items: Sequence[ChecklistItem],
+        now: dt.datetime,
+        admitted_at: dt.datetime | None,
+    ) -> dict[str, CheckResult]:
+        wanted = [i for i in items if i.check.prometheus is not None and (i.phase == "pre" or admitted_at)]
+        if not wanted:
+            return {}
+        url = self._url(release)
+        if url is None:
+            msg = "no Prometheus configured: set the operator's RR_PROMETHEUS_URL or the release's spec.prometheusUrl"
+            return {i.id: CheckResult.pending(msg) for i in wanted}
+        state = self._backoff.setdefault(url, _Backoff())
+        if time.monotonic() < state.retry_at:
+            wait = state.retry_at - time.monotonic()
+            return {i.id: CheckResult.pending(f"{state.reason}; retrying in {wait:.0f}s") for i in wanted}
+        results = await asyncio.gather(
+            *(self._one(url, release, i, now, admitted_at) for i in wanted), return_exceptions=True
+        )
+        out: dict[str, CheckResult] = {}
+        down: PrometheusError | None = None
+        for item, result in zip(wanted, results, strict=True):
+            if isinstance(result, PrometheusError):
+                down = result
+            elif isinstance(result, QueryError):
+                out[item.id] = CheckResult.failed([str(result)])
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out[item.id] = result
+        if down is not None:
+            state.failures += 1
+            delay = min(self.max_backoff, self.min_backoff * 2 ** (state.failures - 1))
+            state.retry_at = time.monotonic() + delay
+            state.reason = str(down)
+            # Prometheus is away: every answer of this round is suspect, except a query it rejected.
+            for item in wanted:
+                if item.id not in out or out[item.id].state != "Failed":
+                    out[item.id] = CheckResult.pending(f"{down}; retrying in {delay:.0f}s")
+        else:
+            state.failures, state.retry_at, state.reason = 0, 0.0, ""
+        return out
+
+    async def _one(
+        self,
+        url: str,
+        release: ReleaseReadiness,
+        item: ChecklistItem,
+        now: dt.datetime,
+        admitted_at: dt.datetime | None,
+    ) -> CheckResult:
+        check = item.check.prometheus
+        assert check is not None
+        query = substitute(check.query, release)
+        if item.phase == "post" and admitted_at is not None:
+            window = parse_duration(check.for_) if check.for_ else dt.timedelta(hours=1)
+            end = min(now, admitted_at + window)
+            start = admitted_at
+            if end <= start:
+                return CheckResult.pending(f"watching from {admitted_at:%H:%M} UTC: {query}")
+            step = max(1.0, window.total_seconds() / 240)
+            data = await self.client.query_range(url, query, start, end, step)
+            return judge_range(data, check, query, start, end, step, complete=now >= admitted_at + window)
+        if check.for_:
+            window = parse_duration(check.for_)
+            step = max(1.0, window.total_seconds() / 240)
+            data = await self.client.query_range(url, query, now - window, now, step)
+            return judge_range(data, check, query, now - window, now, step, complete=True)
+        return judge_instant(await self.client.query(url, query), check, query)

@@ -1,0 +1,203 @@
+"""Metric gates against a real Prometheus scraping a test exporter with known values."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration.conftest import Kubectl, eventually, roll_out
+from tests.integration.prometheus import PrometheusServer, TrafficExporter
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+SEL = 'app="$application", namespace="$namespace", version="$version"'
+P95 = f"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{SEL}}}[10s])))"
+ERRORS = f'sum(rate(http_requests_total{{{SEL}, code=~"5.."}}[10s])) / sum(rate(http_requests_total{{{SEL}}}[10s]))'
+ITEMS = [
+    {
+        "id": "latency-p95",
+        "section": "Performance",
+        "title": "P95 < 500ms",
+        "check": {
+            "prometheus": {
+                "query": P95,
+                "max": 0.5,
+            }
+        },
+    },
+    {
+        "id": "throughput",
+        "section": "Performance",
+        "title": "> 500 req/s",
+        "check": {"prometheus": {"query": f"sum(rate(http_requests_total{{{SEL}}}[10s]))", "min": 500}},
+    },
+    {
+        "id": "error-rate",
+        "section": "Performance",
+        "title": "Errors < 0.1%",
+        "check": {
+            "prometheus": {
+                "query": ERRORS,
+                "max": 0.001,
+            }
+        },
+    },
+    {
+        "id": "watch-errors",
+        "section": "Post-Deployment Tasks",
+        "title": "Monitor error rates",
+        "phase": "post",
+        "check": {
+            "prometheus": {
+                "query": ERRORS,
+                "max": 0.001,
+                "for": "12s",
+            }
+        },
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, str]]:
+    namespace = f"stg-{uuid.uuid4().hex[:6]}"
+    # fast-api: 600 req/s at 0.2 s, no errors; slow-api: 300 req/s at 0.8 s, 5 % errors.
+    exporter = TrafficExporter({"fast-api": (600, 0.2, 0.0), "slow-api": (300, 0.8, 0.05)}, namespace).start()
+    directory: Path = tmp_path_factory.mktemp("prometheus")
+    server = PrometheusServer(directory, [exporter.port]).start()
+    yield server, namespace
+    server.stop()
+    exporter.stop()
+
+
+def release(kubectl: Kubectl, api: client.ApiClient, app: str, candidate: str, url: str) -> Any:
+    suffix = uuid.uuid4().hex[:6]
+    prod, checklist = f"prod-{suffix}", f"metrics-{suffix}"
+    kubectl.run("create", "namespace", candidate, check=False)
+    kubectl.run("create", "namespace", prod)
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReadinessChecklist",
+                "metadata": {"name": checklist},
+                "spec": {"items": ITEMS},
+            }
+        )
+    )
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReleaseReadiness",
+                "metadata": {"name": app, "namespace": prod},
+                "spec": {
+                    "application": app,
+                    "version": "3.2.0",
+                    "checklist": checklist,
+                    "candidate": {"namespace": candidate},
+                    "prometheusUrl": url,
+                },
+            }
+        )
+    )
+    custom = client.CustomObjectsApi(api)
+
+    def items() -> dict[str, dict[str, Any]]:
+        body = custom.get_namespaced_custom_object("readiness.dev", "v1alpha1", prod, "releasereadinesses", app)
+        return {i["id"]: i for i in (body.get("status") or {}).get("items", [])}
+
+    return prod, items
+
+
+def wait_states(items: Any, want: dict[str, str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+    def reached() -> dict[str, dict[str, Any]] | None:
+        now = items()
+        return now if all(now.get(k, {}).get("state") == v for k, v in want.items()) else None
+
+    result: dict[str, dict[str, Any]] = eventually(reached, timeout=timeout, what=f"items {want}")
+    return result
+
+
+def test_latency_throughput_and_error_rate_pass_on_real_promql(
+    traffic: Any, kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    server, namespace = traffic
+    _, items = release(kubectl, api_client, "fast-api", namespace, server.url)
+    got = wait_states(items, {"latency-p95": "Passed", "throughput": "Passed", "error-rate": "Passed"})
+    assert "within <= 0.5: histogram_quantile(0.95" in got["latency-p95"]["message"]
+    assert 'app="fast-api"' in got["throughput"]["message"]
+    assert got["watch-errors"]["state"] == "Pending"  # not admitted: post items wait
+
+
+def test_slow_and_failing_app_fails_with_value_and_threshold(
+    traffic: Any, kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    server, namespace = traffic
+    _, items = release(kubectl, api_client, "slow-api", namespace, server.url)
+    got = wait_states(items, {"latency-p95": "Failed", "throughput": "Failed", "error-rate": "Failed"})
+    assert "outside <= 0.5" in got["latency-p95"]["message"]
+    assert "outside >= 500" in got["throughput"]["message"]
+    assert "outside <= 0.001" in got["error-rate"]["message"]
+
+
+def test_prometheus_down_turns_items_pending_and_they_recover(
+    traffic: Any, kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    server, namespace = traffic
+    _, items = release(kubectl, api_client, "fast-api", namespace, server.url)
+    wait_states(items, {"throughput": "Passed"})
+    server.stop()
+    try:
+        got = wait_states(items, {"throughput": "Pending", "latency-p95": "Pending"})
+        assert f"Prometheus at {server.url} is unreachable" in got["throughput"]["message"]
+        assert "retrying in" in got["throughput"]["message"]
+    finally:
+        server.start()
+    wait_states(items, {"throughput": "Passed", "latency-p95": "Passed"}, timeout=90)
+
+
+def test_post_deployment_watch_after_admission(traffic: Any, kubectl: Kubectl, api_client: client.ApiClient) -> None:
+    server, namespace = traffic
+    prod, items = release(kubectl, api_client, "fast-api", namespace, server.url)
+    labels = {"app.kubernetes.io/name": "fast-api", "app.kubernetes.io/version": "3.2.0"}
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "fast-api", "namespace": prod},
+                "spec": {
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "api", "image": "reg/fast:3.2.0"}]},
+                    },
+                },
+            }
+        )
+    )
+    roll_out(kubectl, prod, "fast-api")
+    watching = wait_states(items, {"watch-errors": "Pending"})
+    assert "after deployment" not in watching["watch-errors"]["message"]
+    wait_states(items, {"watch-errors": "Passed"}, timeout=60)
+
+    def healthy() -> bool:
+        out = kubectl.run(
+            "get",
+            "rr",
+            "fast-api",
+            "-n",
+            prod,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='PostDeploymentHealthy')].status}",
+        ).stdout
+        return out == "True"
+
+    eventually(healthy, what="PostDeploymentHealthy=True")
