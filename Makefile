@@ -58,7 +58,7 @@ fmt: $(STAMP) ## Format the code with ruff.
 	$(VENV)/bin/ruff format operator tests hack
 
 .PHONY: unit
-unit: $(STAMP) ## Unit tests (no cluster).
+unit: $(STAMP) prometheus ## Unit tests (no cluster; promtool checks the alert rules).
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: integration

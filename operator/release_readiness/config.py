@@ -49,7 +49,9 @@ class Settings:
     break_glass_groups: tuple[str, ...] = field(default_factory=tuple)
     """RR_BREAK_GLASS_GROUPS: comma-separated groups allowed to use readiness.dev/break-glass."""
     health_port: int = 8080
-    """RR_HEALTH_PORT: liveness/readiness (/healthz) and Prometheus metrics (/metrics)."""
+    """RR_HEALTH_PORT: liveness and readiness probes (/healthz)."""
+    metrics_port: int = 8081
+    """RR_METRICS_PORT: Prometheus metrics (/metrics); 0 turns the endpoint off."""
     log_format: str = "json"
     """RR_LOG_FORMAT: json or text."""
     leader_election: bool = True
@@ -78,6 +80,7 @@ class Settings:
             webhook_cert_dir=e.get("RR_WEBHOOK_CERT_DIR") or None,
             break_glass_groups=_list(e.get("RR_BREAK_GLASS_GROUPS", "")),
             health_port=int(e.get("RR_HEALTH_PORT", d.health_port)),
+            metrics_port=int(e.get("RR_METRICS_PORT", d.metrics_port)),
             log_format=e.get("RR_LOG_FORMAT", d.log_format),
             leader_election=e.get("RR_LEADER_ELECTION", "true").lower() not in ("0", "false", "no"),
             lease_namespace=e.get("RR_LEASE_NAMESPACE") or _pod_namespace() or d.lease_namespace,

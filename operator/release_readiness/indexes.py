@@ -145,7 +145,7 @@ class ClusterIndex:
         if kind == "ReleaseReadiness":
             self.releases.pop((namespace, name), None)
             self.release_bodies.pop((namespace, name), None)
-            return []
+            return [(namespace, name)]  # the reconciler finds it gone and forgets its metrics
         if kind == "ReadinessChecklist":
             self.checklists.pop(name, None)
             self.invalid_checklists.pop(name, None)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from release_readiness.metrics import LEADER
+
 __all__ = ["LeaderElector", "LeaseState", "decide_lease"]
 
 log = logging.getLogger(__name__)
@@ -105,10 +107,12 @@ class LeaderElector:
             if held and not self.is_leader:
                 log.info("elected: this replica (%s) reconciles releases", self.identity)
                 self.is_leader = True
+                LEADER.set(1)
                 self.on_elected()
             elif not held and self.is_leader:
                 log.warning("lost the lease %s/%s; standing by", self.namespace, self.name)
                 self.is_leader = False
+                LEADER.set(0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.renew_seconds)
 

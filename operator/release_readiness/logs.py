@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["ADMISSION", "JsonFormatter", "configure_logging"]
 
 _EXTRA = ("namespace", "release", "uid", "kind", "operation", "user", "decision")
+
+
+ADMISSION: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("admission")
+"""The admission request being answered: its uid (for the logs) and, from the gate, its mode and verdict."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,6 +29,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
+        admission = ADMISSION.get(None)
+        if admission and admission.get("uid"):
+            entry["admissionUid"] = admission["uid"]
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import kopf
+import prometheus_client
 
 from release_readiness.config import Settings
 from release_readiness.handlers import OperatorState, register
@@ -25,6 +26,8 @@ async def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
 ) -> None:
+    if settings.metrics_port:
+        prometheus_client.start_http_server(settings.metrics_port)
     registry = register(kopf.OperatorRegistry())
     state = state or OperatorState(settings)
     await kopf.operator(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from release_readiness import metrics
 from release_readiness.api import ReleaseReadiness, ReleaseStatus
 from release_readiness.checks.model import CheckResult
 from release_readiness.config import Settings
@@ -151,19 +152,27 @@ class Reconciler:
             self.queued.discard(key)
             if not self.is_leader():  # the leader evaluates; on election everything is enqueued again
                 self._changed_at.pop(key, None)
+                metrics.forget_release(*key)
                 continue
             if key in self.active:  # another worker has it; come back after it
                 await asyncio.sleep(0.05)
                 self.enqueue([key])
                 continue
             self.active.add(key)
+            started = time.perf_counter()
             try:
                 await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reconcile of %s/%s failed; retrying on the next change or resync", *key)
+                metrics.RECONCILE_ERRORS.inc()
+                log.exception(
+                    "reconcile of %s/%s failed; retrying on the next change or resync",
+                    *key,
+                    extra={"namespace": key[0], "release": key[1]},
+                )
             finally:
+                metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
                 self.active.discard(key)
 
     async def _refresh_tls_secrets(self, names: list[Key]) -> None:
@@ -230,6 +239,7 @@ class Reconciler:
         release = self.index.releases.get(key)
         if release is None:
             self._changed_at.pop(key, None)
+            metrics.forget_release(*key)
             return
         await self._refresh_tls_secrets(self.index.tls_secret_names(release))
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -240,8 +250,11 @@ class Reconciler:
         old = release.status
         changed_at = self._changed_at.pop(key, None)
         events = self._waiver_events(key, now)
+        created = release.metadata.creation_timestamp
+        metrics.observe_release(key[0], key[1], new, created.timestamp() if created else None)
         if status_changed(old, new):
             await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
+            metrics.STATUS_WRITES.inc()
             if changed_at is not None:
                 self.last_latency[key] = time.monotonic() - changed_at
             events = transition_events(old, new, now) + events

@@ -104,12 +104,14 @@ class OperatorProcess:
         from release_readiness.localcluster import free_port
 
         self.health_port = free_port()
+        self.metrics_port = free_port()
         self.webhook_port = webhook_port
         self.log_path = log_path
         self.env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),
             "RR_HEALTH_PORT": str(self.health_port),
+            "RR_METRICS_PORT": str(self.metrics_port),
             "RR_WEBHOOK_PORT": str(webhook_port),
             "RR_WEBHOOK_HOST": "127.0.0.1",
             "RR_WEBHOOK_CERT_DIR": str(cert_dir),
@@ -152,6 +154,12 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
 
 
 @pytest.fixture(scope="session")

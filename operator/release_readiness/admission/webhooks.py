@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import kopf
+from kopf._cogs.structs.reviews import Request, Response, WebhookClientConfig, WebhookFn
 from pydantic import ValidationError
 
 from release_readiness import GROUP, VERSION
@@ -27,6 +30,8 @@ from release_readiness.admission.signoffs import (
     validate_signoff,
 )
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.logs import ADMISSION
+from release_readiness.metrics import ADMISSION_ERRORS, ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from release_readiness.pki import CertificateAuthority
 from release_readiness.validation import validate_checklist, validate_release
 
@@ -51,10 +56,40 @@ def serving_certificate(cert_dir: str | None, hosts: tuple[str, ...]) -> tuple[P
     return directory / "tls.crt", directory / "tls.key"
 
 
+class InstrumentedWebhookServer(kopf.WebhookServer):
+    """Kopf's webhook server, measuring each request and tagging the logs with the request's uid."""
+
+    async def __call__(self, fn: WebhookFn) -> AsyncIterator[WebhookClientConfig]:
+        async def measured(
+            request: Request, *, webhook: str | None = None, headers: Any = None, sslpeer: Any = None
+        ) -> Response:
+            payload = request.get("request") or {}
+            context = {"uid": str(payload.get("uid", "")), "mode": "", "decision": ""}
+            token = ADMISSION.set(context)
+            started = time.perf_counter()
+            hook = webhook or "unknown"
+            try:
+                response = await fn(request, webhook=webhook, headers=headers, sslpeer=sslpeer)
+            except Exception:
+                ADMISSION_ERRORS.labels(hook).inc()
+                raise
+            finally:
+                ADMISSION_LATENCY.labels(hook).observe(time.perf_counter() - started)
+                ADMISSION.reset(token)
+            allowed = bool(response.get("response", {}).get("allowed"))
+            decision = context["decision"] or ("allowed" if allowed else "refused")
+            kind = str((payload.get("kind") or {}).get("kind", ""))
+            ADMISSION_REQUESTS.labels(hook, kind, context["mode"] or "-", decision).inc()
+            return response
+
+        async for client_config in super().__call__(measured):
+            yield client_config
+
+
 def webhook_server(state: OperatorState) -> kopf.WebhookServer:
     s = state.settings
     certfile, keyfile = serving_certificate(s.webhook_cert_dir, ("localhost", "127.0.0.1"))
-    return kopf.WebhookServer(addr=s.webhook_host, port=s.webhook_port, certfile=certfile, pkeyfile=keyfile)
+    return InstrumentedWebhookServer(addr=s.webhook_host, port=s.webhook_port, certfile=certfile, pkeyfile=keyfile)
 
 
 def _state(memo: Any) -> OperatorState:
@@ -157,6 +192,11 @@ async def _gate(
         req, mode, releases, state.index.checklists, state.settings.break_glass_groups, dt.datetime.now(dt.UTC)
     )
     warnings.extend(decision.warnings)
+    context = ADMISSION.get(None)
+    if context is not None:
+        context["mode"], context["decision"] = decision.mode or "-", decision.verdict
+    if decision.verdict == "break-glass" and decision.release and not dryrun:
+        BREAK_GLASS.labels(*decision.release).inc()
     log.info(
         "gate %s %s/%s: %s (%s)",
         kind,

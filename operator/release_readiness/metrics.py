@@ -1,0 +1,143 @@
+"""Prometheus metrics of the operator itself (served on /metrics by prometheus-client).
+
+Per-release series carry only `namespace` and `release` labels (bounded by the number of releases)
+and are removed when the release is deleted. Every name here is listed in METRIC_NAMES, which the
+dashboard and alert tests check their queries against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from release_readiness import __version__
+from release_readiness.api import ReleaseStatus
+
+__all__ = [
+    "ADMISSION_LATENCY",
+    "ADMISSION_REQUESTS",
+    "BREAK_GLASS",
+    "METRIC_NAMES",
+    "RECONCILE_DURATION",
+    "RECONCILE_ERRORS",
+    "forget_release",
+    "observe_release",
+]
+
+STATES = ("Passed", "Failed", "Pending", "Waived", "NotApplicable")
+
+BUILD_INFO = Info("release_readiness_build", "Version of the release-readiness operator.")
+BUILD_INFO.info({"version": __version__})
+
+RELEASE_READY = Gauge("release_readiness_release_ready", "1 when the release is Ready.", ["namespace", "release"])
+RELEASE_ITEMS = Gauge("release_readiness_release_items", "Checklist items by state.", ["namespace", "release", "state"])
+RELEASE_REQUIRED_OUTSTANDING = Gauge(
+    "release_readiness_release_required_items_outstanding",
+    "Required pre-deployment items not satisfied.",
+    ["namespace", "release"],
+)
+RELEASE_APPROVALS_OUTSTANDING = Gauge(
+    "release_readiness_release_approvals_outstanding", "Required approvals not granted.", ["namespace", "release"]
+)
+RELEASE_CREATED = Gauge(
+    "release_readiness_release_created_timestamp_seconds",
+    "When the release was created (time() minus it is its age).",
+    ["namespace", "release"],
+)
+RELEASE_BLOCKED_SINCE = Gauge(
+    "release_readiness_release_not_ready_since_timestamp_seconds",
+    "When the release's Ready condition last became False (absent while Ready).",
+    ["namespace", "release"],
+)
+ADMISSION_REQUESTS = Counter(
+    "release_readiness_admission_requests", "Admission requests answered.", ["webhook", "kind", "mode", "decision"]
+)
+ADMISSION_LATENCY = Histogram(
+    "release_readiness_admission_duration_seconds",
+    "Time to answer an admission request.",
+    ["webhook"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+ADMISSION_ERRORS = Counter(
+    "release_readiness_admission_errors", "Admission requests that failed with an error (not a refusal).", ["webhook"]
+)
+BREAK_GLASS = Counter("release_readiness_break_glass", "Rollouts admitted by break-glass.", ["namespace", "release"])
+RECONCILE_DURATION = Histogram(
+    "release_readiness_reconcile_duration_seconds",
+    "Time to evaluate a release and write its status.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RECONCILE_ERRORS = Counter("release_readiness_reconcile_errors", "Reconciles that raised an error.")
+STATUS_WRITES = Counter("release_readiness_status_writes", "Release status patches written (only on change).")
+LEADER = Gauge("release_readiness_leader", "1 on the replica that reconciles (holds the Lease).")
+
+_PER_RELEASE = (
+    RELEASE_READY,
+    RELEASE_REQUIRED_OUTSTANDING,
+    RELEASE_APPROVALS_OUTSTANDING,
+    RELEASE_CREATED,
+    RELEASE_BLOCKED_SINCE,
+)
+
+METRIC_NAMES = frozenset(
+    {
+        "release_readiness_build_info",
+        "release_readiness_release_ready",
+        "release_readiness_release_items",
+        "release_readiness_release_required_items_outstanding",
+        "release_readiness_release_approvals_outstanding",
+        "release_readiness_release_created_timestamp_seconds",
+        "release_readiness_release_not_ready_since_timestamp_seconds",
+        "release_readiness_admission_requests_total",
+        "release_readiness_admission_duration_seconds_bucket",
+        "release_readiness_admission_duration_seconds_count",
+        "release_readiness_admission_duration_seconds_sum",
+        "release_readiness_admission_errors_total",
+        "release_readiness_break_glass_total",
+        "release_readiness_reconcile_duration_seconds_bucket",
+        "release_readiness_reconcile_duration_seconds_count",
+        "release_readiness_reconcile_duration_seconds_sum",
+        "release_readiness_reconcile_errors_total",
+        "release_readiness_status_writes_total",
+        "release_readiness_leader",
+        "process_resident_memory_bytes",
+        "up",
+    }
+)
+"""Every series name a dashboard panel or alert may use (plus Prometheus's own `up`)."""
+
+
+def observe_release(namespace: str, name: str, status: ReleaseStatus, created: float | None) -> None:
+    ready = status.condition("Ready")
+    RELEASE_READY.labels(namespace, name).set(1 if ready and ready.status == "True" else 0)
+    counts = dict.fromkeys(STATES, 0)
+    for item in status.items:
+        counts[item.state] = counts.get(item.state, 0) + 1
+    for state, count in counts.items():
+        RELEASE_ITEMS.labels(namespace, name, state).set(count)
+    summary = status.summary
+    if summary is not None:
+        RELEASE_REQUIRED_OUTSTANDING.labels(namespace, name).set(summary.required_outstanding)
+        RELEASE_APPROVALS_OUTSTANDING.labels(namespace, name).set(
+            summary.approvals_required - summary.approvals_approved
+        )
+    if created is not None:
+        RELEASE_CREATED.labels(namespace, name).set(created)
+    if ready is not None and ready.status != "True":
+        RELEASE_BLOCKED_SINCE.labels(namespace, name).set(ready.last_transition_time.timestamp())
+    else:
+        _remove(RELEASE_BLOCKED_SINCE, namespace, name)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)
+
+
+def forget_release(namespace: str, name: str) -> None:
+    """Remove every series of a deleted release."""
+    for gauge in _PER_RELEASE:
+        _remove(gauge, namespace, name)
+    for state in STATES:
+        _remove(RELEASE_ITEMS, namespace, name, state)
