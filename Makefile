@@ -43,8 +43,10 @@ prometheus: ## Install Prometheus and promtool from Debian's packages when missi
 ##@ Development
 
 .PHONY: manifests
-manifests: $(STAMP) ## Generate crds/*.yaml from the pydantic models.
+manifests: $(STAMP) tools ## Generate crds/, the chart's copies and deploy/base from the models and the chart.
 	$(PY) -m release_readiness.crdgen crds
+	$(PY) hack/dashboard.py
+	bash hack/render-kustomize.sh
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict.
@@ -97,5 +99,10 @@ run: $(STAMP) tools ## Run the operator and webhook (against $$KUBECONFIG, or a 
 ##@ Deployment
 
 .PHONY: build-installer
-build-installer: tools ## Render deploy/install.yaml from the kustomize manifests.
+build-installer: tools ## Render deploy/install.yaml (one file: CRDs, operator, default checklist) from deploy/.
 	bin/kubectl kustomize deploy > deploy/install.yaml
+	@echo "wrote deploy/install.yaml"
+
+.PHONY: helm-install
+helm-install: tools ## helm install the chart into $$KUBECONFIG's cluster (namespace release-readiness).
+	bin/helm upgrade --install release-readiness charts/release-readiness -n release-readiness --create-namespace

@@ -67,3 +67,10 @@ def test_release_crd_has_printer_columns_short_names_and_category() -> None:
     items = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["items"]
     assert items["x-kubernetes-list-type"] == "map"
     assert items["x-kubernetes-list-map-keys"] == ["id"]
+
+
+def test_the_charts_generated_files_match_their_sources() -> None:
+    from release_readiness.crdgen import chart_files
+
+    for path, text in chart_files(CRDS.parent).items():
+        assert path.read_text() == text, f"{path} is out of date: run `make manifests` and commit it"

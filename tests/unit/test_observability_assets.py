@@ -93,3 +93,14 @@ def test_promtool_checks_the_rules() -> None:
 def test_promtool_unit_tests_the_alerts() -> None:
     out = promtool("test", "rules", "tests/promtool/alerts_test.yaml")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_committed_dashboard_matches_its_generator() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboard", ROOT / "hack" / "dashboard.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert json.loads((FILES / "dashboard.json").read_text()) == module.dashboard(), "run `make manifests`"

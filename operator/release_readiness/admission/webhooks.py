@@ -47,6 +47,12 @@ def serving_certificate(cert_dir: str | None, hosts: tuple[str, ...]) -> tuple[P
     """(tls.crt, tls.key) from cert_dir, or a fresh self-signed pair in a temporary directory."""
     if cert_dir:
         directory = Path(cert_dir)
+        missing = [name for name in ("tls.crt", "tls.key") if not (directory / name).is_file()]
+        if missing:
+            raise SystemExit(
+                f"error: RR_WEBHOOK_CERT_DIR={cert_dir} has no {' or '.join(missing)}; mount the webhook's TLS Secret "
+                "there (the chart does), or unset RR_WEBHOOK_CERT_DIR to use a self-signed certificate"
+            )
         return directory / "tls.crt", directory / "tls.key"
     directory = Path(tempfile.mkdtemp(prefix="rr-webhook-"))
     ca = CertificateAuthority("release-readiness-webhook-ca")

@@ -1,0 +1,328 @@
+"""The Helm chart: lint, every rendered object accepted server-side, RBAC that is enough and no more,
+and the operator's own Deployment passing the workload checks it enforces on others."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from release_readiness.admission.configuration import prepare_local_webhook
+from release_readiness.localcluster import LocalCluster, free_port
+from release_readiness.pki import CertificateAuthority
+from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually, roll_out
+
+CHART = REPO / "charts" / "release-readiness"
+FIXTURES = REPO / "tests" / "integration" / "fixtures"
+NS = "rr-system"
+SA = f"system:serviceaccount:{NS}:rr"
+NON_DEFAULT = [
+    "--set",
+    "webhook.certManager.enabled=true",
+    "--set",
+    "serviceMonitor.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+    "--set",
+    "grafanaDashboard.enabled=true",
+    "--set",
+    "candidateNamespaces={stg-chart}",
+    "--set",
+    "operator.breakGlassGroups={sre}",
+    "--set",
+    "replicaCount=3",
+]
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(BIN / "helm"), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def render(*args: str, namespace: str = NS) -> list[dict[str, Any]]:
+    out = helm("template", "rr", str(CHART), "-n", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+@pytest.fixture(scope="module")
+def chart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("chart-cluster")) as cluster:
+        kubectl = Kubectl(cluster.kubeconfig)
+        kubectl.run("apply", "--server-side", "-f", str(CHART / "crds"))
+        for fixture in ("prometheusrules-crd.yaml", "servicemonitors-crd.yaml", "cert-manager-crds.yaml"):
+            kubectl.run("apply", "-f", str(FIXTURES / fixture))
+        kubectl.run("wait", "--for=condition=Established", "--all", "crd", "--timeout=60s")
+        for ns in (NS, "stg-chart", "rr-self", "elsewhere"):
+            kubectl.run("create", "namespace", ns)
+        yield cluster
+
+
+def test_helm_lint_default_and_non_default_values() -> None:
+    assert "0 chart(s) failed" in helm("lint", str(CHART)).stdout
+    assert "0 chart(s) failed" in helm("lint", str(CHART), *NON_DEFAULT).stdout
+
+
+def test_values_schema_refuses_bad_values() -> None:
+    proc = subprocess.run(
+        [str(BIN / "helm"), "template", "rr", str(CHART), "--set", "operator.logFormat=xml"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "/operator/logFormat" in proc.stderr
+
+
+@pytest.mark.parametrize("values", [[], NON_DEFAULT], ids=["defaults", "non-default"])
+def test_every_rendered_object_is_accepted_server_side(chart_cluster: LocalCluster, values: list[str]) -> None:
+    objects = render(*values)
+    kinds = {o["kind"] for o in objects}
+    assert {
+        "Deployment",
+        "Service",
+        "ClusterRole",
+        "ValidatingWebhookConfiguration",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "ReadinessChecklist",
+    } <= kinds
+    proc = Kubectl(chart_cluster.kubeconfig).run(
+        "apply", "--dry-run=server", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
+    assert proc.stdout.count("(server dry run)") == len(objects), proc.stdout
+
+
+def test_committed_kustomize_base_matches_the_chart() -> None:
+    committed = (REPO / "deploy" / "base" / "release-readiness.yaml").read_text()
+    out = subprocess.run(
+        ["bash", str(REPO / "hack" / "render-kustomize.sh")], capture_output=True, text=True, cwd="/tmp", check=True
+    )
+    assert "wrote" in out.stdout
+    assert (REPO / "deploy" / "base" / "release-readiness.yaml").read_text() == committed, (
+        "deploy/base drifted from the chart: run `make manifests` and commit"
+    )
+
+
+def install_rbac(kubectl: Kubectl) -> None:
+    rbac = [
+        o
+        for o in render("--set", "candidateNamespaces={stg-chart}")
+        if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
+
+
+def test_the_service_account_cannot_read_secrets_cluster_wide(chart_cluster: LocalCluster) -> None:
+    kubectl = Kubectl(chart_cluster.kubeconfig)
+    install_rbac(kubectl)
+
+    def can(*args: str) -> str:
+        return kubectl.run("auth", "can-i", *args, f"--as={SA}", check=False).stdout.strip()
+
+    assert can("list", "secrets", "--all-namespaces") == "no"
+    assert can("get", "secrets", "-n", "elsewhere") == "no"
+    assert can("get", "secrets", "-n", NS) == "no"
+    assert can("get", "secrets", "-n", "stg-chart") == "yes"
+    assert can("list", "secrets", "-n", "stg-chart") == "no"
+    assert can("patch", "deployments", "-n", "stg-chart") == "no"
+    assert can("patch", "releasereadinesses.readiness.dev", "--subresource=status", "-n", "rr-self") == "yes"
+    assert can("patch", "releasereadinesses.readiness.dev", "-n", "rr-self") == "no"
+
+
+def test_the_operator_runs_as_the_charts_service_account(chart_cluster: LocalCluster, tmp_path: Path) -> None:
+    """Authenticated as system:serviceaccount:rr-system:rr (a client certificate), with only the chart's RBAC."""
+    kubectl = Kubectl(chart_cluster.kubeconfig)
+    install_rbac(kubectl)
+    port = free_port()
+    configs = prepare_local_webhook(tmp_path / "certs", port)
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+    kubeconfig = chart_cluster.kubeconfig_for(SA, ("system:serviceaccounts", f"system:serviceaccounts:{NS}"))
+    proc = OperatorProcess(
+        chart_cluster, tmp_path / "operator.log", tmp_path / "certs", port, RR_LEASE_NAMESPACE=NS, RR_IDENTITY="rr-0"
+    )
+    proc.env["KUBECONFIG"] = str(kubeconfig)
+    proc.start()
+    try:
+        labels = {"app.kubernetes.io/name": "shop", "app.kubernetes.io/version": "1.0.0"}
+        pair = CertificateAuthority().issue("shop", hosts=("shop.example.com",), validity=dt.timedelta(days=60))
+        kubectl.apply(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "metadata": {"name": "shop", "namespace": "stg-chart"},
+                            "spec": {
+                                "selector": {"matchLabels": labels},
+                                "template": {
+                                    "metadata": {"labels": labels},
+                                    "spec": {"containers": [{"name": "shop", "image": "reg/shop:1.0.0"}]},
+                                },
+                            },
+                        },
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Service",
+                            "metadata": {"name": "shop", "namespace": "stg-chart"},
+                            "spec": {"selector": labels, "ports": [{"port": 80}]},
+                        },
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Secret",
+                            "type": "kubernetes.io/tls",
+                            "metadata": {"name": "shop-tls", "namespace": "stg-chart"},
+                            "data": {
+                                "tls.crt": base64.b64encode(pair.cert_pem).decode(),
+                                "tls.key": base64.b64encode(pair.key_pem).decode(),
+                            },
+                        },
+                        {
+                            "apiVersion": "networking.k8s.io/v1",
+                            "kind": "Ingress",
+                            "metadata": {"name": "shop", "namespace": "stg-chart"},
+                            "spec": {
+                                "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}],
+                                "defaultBackend": {"service": {"name": "shop", "port": {"number": 80}}},
+                            },
+                        },
+                        {
+                            "apiVersion": "readiness.dev/v1alpha1",
+                            "kind": "ReadinessChecklist",
+                            "metadata": {"name": "sa-check"},
+                            "spec": {
+                                "items": [
+                                    {
+                                        "id": "tls",
+                                        "section": "S",
+                                        "title": "TLS",
+                                        "check": {"workload": "tlsCertificate"},
+                                    }
+                                ]
+                            },
+                        },
+                        {
+                            "apiVersion": "readiness.dev/v1alpha1",
+                            "kind": "ReleaseReadiness",
+                            "metadata": {"name": "shop-1.0.0", "namespace": "rr-self"},
+                            "spec": {
+                                "application": "shop",
+                                "version": "1.0.0",
+                                "checklist": "sa-check",
+                                "candidate": {"namespace": "stg-chart"},
+                            },
+                        },
+                    ],
+                }
+            )
+        )
+
+        def ready() -> bool:
+            out = kubectl.run(
+                "get",
+                "rr",
+                "shop-1.0.0",
+                "-n",
+                "rr-self",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            ).stdout
+            return out == "True"
+
+        eventually(ready, timeout=60, what="the release Ready, evaluated by the operator as its service account")
+        holder = kubectl.run(
+            "get", "lease", "release-readiness-reconciler", "-n", NS, "-o", "jsonpath={.spec.holderIdentity}"
+        ).stdout
+        assert holder == "rr-0"
+        logs = proc.logs()
+        assert "Forbidden" not in logs
+        assert " 403" not in logs
+    finally:
+        proc.stop()
+        kubectl.run("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "release-readiness")
+
+
+def test_the_charts_own_deployment_passes_the_workload_checks(chart_cluster: LocalCluster, tmp_path: Path) -> None:
+    """Run with an operator as cluster admin; the candidate is the chart rendered into rr-self."""
+    kubectl = Kubectl(chart_cluster.kubeconfig)
+    checks = [
+        "resourceRequests",
+        "resourceLimits",
+        "livenessProbe",
+        "readinessProbe",
+        "securityContext",
+        "imageTagPinned",
+        "noHardcodedSecrets",
+        "replicas",
+        "podDisruptionBudget",
+        "networkPolicy",
+        "service",
+        "metricsScraped",
+        "alertRules",
+    ]
+    own = [
+        o
+        for o in render("--set", "prometheusRule.enabled=true", namespace="rr-self")
+        if o["kind"] in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "PrometheusRule")
+    ]
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": own}))
+    roll_out(kubectl, "rr-self", "rr")
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {
+                        "apiVersion": "readiness.dev/v1alpha1",
+                        "kind": "ReadinessChecklist",
+                        "metadata": {"name": "own"},
+                        "spec": {
+                            "items": [
+                                {"id": c.lower(), "section": "Operator", "title": c, "check": {"workload": c}}
+                                for c in checks
+                            ]
+                        },
+                    },
+                    {
+                        "apiVersion": "readiness.dev/v1alpha1",
+                        "kind": "ReleaseReadiness",
+                        "metadata": {"name": "release-readiness-0.1.0", "namespace": NS},
+                        "spec": {
+                            "application": "release-readiness",
+                            "version": "0.1.0",
+                            "checklist": "own",
+                            "candidate": {"namespace": "rr-self"},
+                        },
+                    },
+                ],
+            }
+        )
+    )
+    prepare_local_webhook(tmp_path / "certs", 0)  # certificates only; these webhooks are not registered
+    with_admin = OperatorProcess(
+        chart_cluster, tmp_path / "own.log", tmp_path / "certs", free_port(), RR_LEADER_ELECTION="false"
+    )
+    with_admin.start()
+    try:
+
+        def states() -> dict[str, str]:
+            body = json.loads(kubectl.run("get", "rr", "release-readiness-0.1.0", "-n", NS, "-o", "json").stdout)
+            return {i["id"]: f"{i['state']}: {i['message']}" for i in (body.get("status") or {}).get("items", [])}
+
+        eventually(
+            lambda: states() and all(s.startswith("Passed") for s in states().values()),
+            timeout=60,
+            what="every workload check Passed on the chart's own Deployment",
+        )
+    finally:
+        with_admin.stop()
