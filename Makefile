@@ -50,8 +50,8 @@ manifests: $(STAMP) tools ## Generate crds/, the chart's copies and deploy/base 
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict.
-	$(VENV)/bin/ruff check operator tests hack
-	$(VENV)/bin/ruff format --check operator tests hack
+	$(VENV)/bin/ruff check operator tests hack bench
+	$(VENV)/bin/ruff format --check operator tests hack bench
 	$(VENV)/bin/mypy
 
 .PHONY: fmt
@@ -74,7 +74,7 @@ test: lint ## Everything CI runs: lint, unit and integration tests, with all the
 
 .PHONY: bench
 bench: $(STAMP) tools ## Benchmarks that print figures (no assertions on time).
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 ##@ Local cluster
 

@@ -1,0 +1,451 @@
+"""`make bench`: gate latency and throughput, the gate's cost through the API server, reconcile at scale.
+
+Prints figures; asserts nothing. Each scenario starts from a fresh local control plane and the real
+operator process, like the integration tests. Usage: python -m bench [gate] [apiserver] [scale]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes import client, config
+from tests.integration.conftest import REPO, Kubectl, OperatorProcess
+
+from release_readiness.admission.configuration import prepare_local_webhook
+from release_readiness.localcluster import LocalCluster, free_port
+
+LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
+IMAGE = "registry.example.com/payments/api:3.2.0"
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()}, {cpus} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def deployment(
+    ns: str, name: str = "payments-api", memory: str = "512Mi", replicas: int = 3, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    lab = labels or LABELS
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": lab},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": lab["app.kubernetes.io/name"]}},
+            "template": {
+                "metadata": {"labels": lab, "annotations": {"prometheus.io/scrape": "true"}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True},
+                    "containers": [
+                        {
+                            "name": "api",
+                            "image": IMAGE,
+                            "ports": [{"containerPort": 8080}],
+                            "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                            "resources": {
+                                "requests": {"cpu": "250m", "memory": "256Mi"},
+                                "limits": {"cpu": "1", "memory": memory},
+                            },
+                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+class Setup:
+    """A control plane, the webhook registered, the operator running, and a Ready release gating `prod`."""
+
+    def __init__(self, directory: Path, register_webhooks: bool = True) -> None:
+        self.cluster = LocalCluster(directory / "cluster").start()
+        self.kubectl = Kubectl(self.cluster.kubeconfig)
+        self.port = free_port()
+        self.configs = prepare_local_webhook(directory / "certs", self.port)
+        self.ca = directory / "certs" / "ca.crt"
+        self.kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
+        self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+        self.operator = OperatorProcess(
+            self.cluster, directory / "operator.log", directory / "certs", self.port, RR_LOG_FORMAT="json"
+        ).start()
+        if register_webhooks:
+            self.register()
+
+    def register(self) -> None:
+        self.kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": self.configs}))
+
+    def unregister(self) -> None:
+        self.kubectl.run("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", "release-readiness")
+
+    def ready_release(self) -> None:
+        k = self.kubectl
+        k.run("create", "namespace", "stg")
+        k.apply(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": "prod", "labels": {"readiness.dev/gate": "enforce"}},
+                }
+            )
+        )
+        k.apply(
+            json.dumps(
+                {
+                    "apiVersion": "readiness.dev/v1alpha1",
+                    "kind": "ReadinessChecklist",
+                    "metadata": {"name": "bench"},
+                    "spec": {
+                        "items": [
+                            {"id": "limits", "section": "S", "title": "T", "check": {"workload": "resourceLimits"}},
+                            {"id": "probes", "section": "S", "title": "T", "check": {"workload": "readinessProbe"}},
+                        ]
+                    },
+                }
+            )
+        )
+        k.apply(json.dumps(deployment("stg")))
+        k.apply(
+            json.dumps(
+                {
+                    "apiVersion": "readiness.dev/v1alpha1",
+                    "kind": "ReleaseReadiness",
+                    "metadata": {"name": "payments-api-3.2.0", "namespace": "prod"},
+                    "spec": {
+                        "application": "payments-api",
+                        "version": "3.2.0",
+                        "checklist": "bench",
+                        "candidate": {"namespace": "stg"},
+                    },
+                }
+            )
+        )
+        k.run("wait", "--for=condition=Ready", "rr/payments-api-3.2.0", "-n", "prod", "--timeout=60s")
+
+    def close(self) -> None:
+        self.operator.stop()
+        self.cluster.stop()
+
+
+def review(uid: str) -> bytes:
+    obj = deployment("prod")
+    obj["metadata"]["uid"] = str(uuid.uuid4())
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": uid,
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "name": "payments-api",
+                "namespace": "prod",
+                "operation": "CREATE",
+                "userInfo": {"username": "alice", "groups": ["deployers", "system:authenticated"]},
+                "object": obj,
+                "oldObject": None,
+                "dryRun": False,
+                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+            },
+        }
+    ).encode()
+
+
+async def gate_rate(url: str, ca: Path, rate: float, seconds: float) -> dict[str, float]:
+    """Open-loop load at `rate` req/s (latency measured from the scheduled send time)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    connector = aiohttp.TCPConnector(ssl=context, limit=64)
+    latencies: list[float] = []
+    errors = 0
+    body = review("x")
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(scheduled: float) -> None:
+            nonlocal errors
+            try:
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                    answer = await resp.json()
+                    if resp.status != 200 or "response" not in answer or not answer["response"]["allowed"]:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append(time.perf_counter() - scheduled)
+
+        tasks = []
+        start = time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {
+        "rate": rate,
+        "sent": n,
+        "throughput": n / elapsed,
+        "errors": errors,
+        "p50": pct(latencies, 0.5) * 1000,
+        "p95": pct(latencies, 0.95) * 1000,
+        "p99": pct(latencies, 0.99) * 1000,
+    }
+
+
+async def gate_saturation(url: str, ca: Path, concurrency: int, seconds: float) -> dict[str, float]:
+    context = ssl.create_default_context(cafile=str(ca))
+    connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    body = review("x")
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                began = time.perf_counter()
+                try:
+                    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                        await resp.read()
+                        errors += resp.status != 200
+                except aiohttp.ClientError:
+                    errors += 1
+                latencies.append(time.perf_counter() - began)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "concurrency": concurrency,
+        "throughput": len(latencies) / elapsed,
+        "errors": errors,
+        "p50": pct(latencies, 0.5) * 1000,
+        "p99": pct(latencies, 0.99) * 1000,
+    }
+
+
+def bench_gate(tmp: Path) -> None:
+    print("\n== 1. The gate, direct: AdmissionReview over TLS to /gate-deployments (open loop, fixed rates)")
+    setup = Setup(tmp / "gate")
+    try:
+        setup.ready_release()
+        url = f"https://127.0.0.1:{setup.port}/gate-deployments"
+        asyncio.run(gate_rate(url, setup.ca, 100, 2))  # warm up
+        print(f"{'rate':>6} {'sent':>6} {'req/s':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        for rate in (200, 500, 1000, 2000):
+            r = asyncio.run(gate_rate(url, setup.ca, rate, 10))
+            print(
+                f"{r['rate']:>6.0f} {r['sent']:>6.0f} {r['throughput']:>8.0f} {r['errors']:>6.0f} "
+                f"{r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f}"
+            )
+        for concurrency in (8, 32):
+            s = asyncio.run(gate_saturation(url, setup.ca, concurrency, 10))
+            print(
+                f"saturation, {concurrency} concurrent: {s['throughput']:.0f} req/s, errors {s['errors']:.0f}, "
+                f"p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms"
+            )
+    finally:
+        setup.close()
+
+
+def dry_runs(kubectl: Kubectl, n: int) -> list[float]:
+    """Server-side dry-run updates of the gated Deployment (a changed image env so the template changes)."""
+    times = []
+    for i in range(n):
+        obj = deployment("prod")
+        obj["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = f"info-{i}"
+        began = time.perf_counter()
+        kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(obj))
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def bench_apiserver(tmp: Path) -> None:
+    print("\n== 2. The gate through the API server: server-side dry-run applies of a gated Deployment")
+    setup = Setup(tmp / "apiserver")
+    try:
+        setup.ready_release()
+        setup.kubectl.apply(json.dumps(deployment("prod")))
+        rounds = 60
+        with_hook = dry_runs(setup.kubectl, rounds)
+        setup.unregister()
+        time.sleep(2)
+        without = dry_runs(setup.kubectl, rounds)
+        setup.register()
+        time.sleep(2)
+        with_again = dry_runs(setup.kubectl, rounds)
+        hooked = with_hook + with_again
+        print(f"{rounds * 2} with the webhook, {rounds} without, each a `kubectl apply --dry-run=server` process")
+        print(f"with:    p50 {pct(hooked, 0.5) * 1000:.1f} ms, p95 {pct(hooked, 0.95) * 1000:.1f} ms")
+        print(f"without: p50 {pct(without, 0.5) * 1000:.1f} ms, p95 {pct(without, 0.95) * 1000:.1f} ms")
+        print(
+            f"added:   p50 {(pct(hooked, 0.5) - pct(without, 0.5)) * 1000:.1f} ms, "
+            f"p95 {(pct(hooked, 0.95) - pct(without, 0.95)) * 1000:.1f} ms"
+        )
+    finally:
+        setup.close()
+
+
+def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployments: int = 2000) -> None:
+    print(
+        f"\n== 3. Reconcile at scale: {deployments} Deployments in {namespaces} candidate namespaces, "
+        f"{releases} releases"
+    )
+    setup = Setup(tmp / "scale", register_webhooks=False)
+    k = setup.kubectl
+    try:
+        items = [
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReadinessChecklist",
+                "metadata": {"name": "scale"},
+                "spec": {
+                    "items": [
+                        {"id": c.lower(), "section": "S", "title": c, "check": {"workload": c}}
+                        for c in (
+                            "resourceLimits",
+                            "readinessProbe",
+                            "livenessProbe",
+                            "replicas",
+                            "securityContext",
+                            "networkPolicy",
+                            "service",
+                        )
+                    ]
+                },
+            }
+        ]
+        items += [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"stg-{n}"}} for n in range(namespaces)
+        ]
+        items.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})
+        per_ns = deployments // namespaces
+        apps_per_ns = releases // namespaces
+        for n in range(namespaces):
+            for d in range(per_ns):
+                app = f"app-{d % apps_per_ns}"
+                labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/version": "1.0.0"}
+                items.append(deployment(f"stg-{n}", name=f"{app}-{d}", labels=labels, replicas=2))
+        for n in range(namespaces):
+            for a in range(apps_per_ns):
+                items.append(
+                    {
+                        "apiVersion": "readiness.dev/v1alpha1",
+                        "kind": "ReleaseReadiness",
+                        "metadata": {"name": f"stg-{n}-app-{a}", "namespace": "prod"},
+                        "spec": {
+                            "application": f"app-{a}",
+                            "version": "1.0.0",
+                            "checklist": "scale",
+                            "candidate": {"namespace": f"stg-{n}"},
+                        },
+                    }
+                )
+        began = time.perf_counter()
+        for chunk in range(0, len(items), 500):
+            k.run(
+                "apply",
+                "--server-side",
+                "-f",
+                "-",
+                stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items[chunk : chunk + 500]}),
+            )
+        print(f"created {len(items)} objects in {time.perf_counter() - began:.0f}s")
+
+        def evaluated() -> int:
+            out = k.run("get", "rr", "-n", "prod", "-o", "jsonpath={.items[*].status.observedGeneration}").stdout
+            return len(out.split())
+
+        began = time.perf_counter()
+        while evaluated() < releases and time.perf_counter() - began < 300:
+            time.sleep(1)
+        print(f"all {releases} releases evaluated {time.perf_counter() - began:.1f}s after the last create")
+        time.sleep(3)
+        custom = client.CustomObjectsApi(config.new_client_from_config(config_file=str(setup.cluster.kubeconfig)))
+
+        def limits_state(release: str) -> str:
+            body = custom.get_namespaced_custom_object(
+                "readiness.dev", "v1alpha1", "prod", "releasereadinesses", release
+            )
+            items = (body.get("status") or {}).get("items", [])
+            return next((it["state"] for it in items if it["id"] == "resourcelimits"), "")
+
+        latencies = []
+        for i in range(40):
+            n, a = i % namespaces, i % apps_per_ns
+            labels = {"app.kubernetes.io/name": f"app-{a}", "app.kubernetes.io/version": "1.0.0"}
+            obj = deployment(f"stg-{n}", name=f"app-{a}-{a}", labels=labels, replicas=2)
+            release = f"stg-{n}-app-{a}"
+            want = "Passed" if limits_state(release) == "Failed" else "Failed"
+            if want == "Failed":  # remove the memory limit; the next round for this release adds it back
+                del obj["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+            started = time.perf_counter()
+            k.apply(json.dumps(obj))
+            while limits_state(release) != want and time.perf_counter() - started < 30:
+                time.sleep(0.01)
+            latencies.append(time.perf_counter() - started)
+        print(
+            f"change to status (a memory limit removed or added, until the item flips): p50 "
+            f"{pct(latencies, 0.5) * 1000:.0f} ms, p95 {pct(latencies, 0.95) * 1000:.0f} ms, max "
+            f"{max(latencies) * 1000:.0f} ms over {len(latencies)} changes (includes `kubectl apply`, ~100 ms)"
+        )
+        print(f"operator resident memory: {_rss(setup) / 2**20:.0f} MiB")
+    finally:
+        setup.close()
+
+
+def _rss(setup: Setup) -> float:
+    for line in setup.operator.metrics().splitlines():
+        if line.startswith("process_resident_memory_bytes "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def main(argv: Sequence[str]) -> int:
+    wanted = set(argv) or {"gate", "apiserver", "scale"}
+    print(f"release-readiness benchmarks on {machine()}")
+    version = subprocess.run(
+        [str(REPO / "bin" / "kube-apiserver"), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    print(f"kube-apiserver: {version}")
+    with tempfile.TemporaryDirectory(prefix="rr-bench-") as tmp:
+        if "gate" in wanted:
+            bench_gate(Path(tmp))
+        if "apiserver" in wanted:
+            bench_apiserver(Path(tmp))
+        if "scale" in wanted:
+            bench_scale(Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
