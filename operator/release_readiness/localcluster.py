@@ -33,7 +33,7 @@ import yaml
 
 from release_readiness.pki import CertificateAuthority, write_rsa_keypair
 
-__all__ = ["ControlPlaneError", "LocalCluster", "find_bin_dir", "free_port"]
+__all__ = ["ControlPlaneError", "LocalCluster", "die_with_parent", "find_bin_dir", "free_port"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -61,10 +61,11 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when the process that started it dies."""
+def die_with_parent() -> None:
+    """preexec_fn: the child is killed when the process that started it dies (a crashed or killed test run
+    leaves nothing behind; these processes and their temporary data are disposable)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -211,7 +212,7 @@ class LocalCluster:
             stdin=subprocess.DEVNULL,
             cwd=self.directory,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop them in order
-            preexec_fn=None if self.background else _die_with_parent,  # noqa: PLW1509
+            preexec_fn=None if self.background else die_with_parent,  # noqa: PLW1509
         )
         self._processes.append(_Process(name, popen, log_path, log_file))
 

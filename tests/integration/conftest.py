@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from release_readiness.localcluster import LocalCluster, find_bin_dir
+from release_readiness.localcluster import LocalCluster, die_with_parent, find_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = find_bin_dir()
@@ -130,7 +130,11 @@ class OperatorProcess:
 
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "release_readiness.main"], stdout=log, stderr=subprocess.STDOUT, env=self.env
+            [sys.executable, "-m", "release_readiness.main"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe before exec
         )
 
         def healthy() -> bool:
