@@ -345,14 +345,27 @@ class _Verdict:
 
 
 def _verdicts(
-    status: ReleaseStatus, checklist: ReadinessChecklist | None, blocker: Blocker | None
+    status: ReleaseStatus,
+    checklist: ReadinessChecklist | None,
+    blocker: Blocker | None,
+    snapshot: CandidateSnapshot | None = None,
 ) -> tuple[_Verdict, _Verdict, _Verdict]:
     """(Ready, ChecksPassed, Approved)."""
     missing_items, missing_approvals = outstanding(status, checklist)
     if blocker is not None:
         stalled = _Verdict(False, blocker.reason, blocker.message)
         return stalled, stalled, stalled
-    if missing_items:
+    has_workload_items = checklist is not None and any(i.check.workload for i in checklist.spec.items)
+    if snapshot is not None and not snapshot.workloads and has_workload_items:
+        # Not Stalled: the candidate may simply not be deployed yet.
+        checks = _Verdict(
+            False,
+            Reason.NO_CANDIDATE_WORKLOADS,
+            f"no Deployment, StatefulSet or DaemonSet in {snapshot.namespace} matches the candidate selector; "
+            f"label the candidate app.kubernetes.io/name={snapshot.application}, set spec.candidate.selector, or "
+            "check spec.candidate.namespace",
+        )
+    elif missing_items:
         checks = _Verdict(
             False,
             Reason.ITEMS_OUTSTANDING,
@@ -414,7 +427,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     vetoes = [a for a in approvals if a.state == "Rejected"]
     if blocker is None and vetoes:
         blocker = Blocker(Reason.VETOED, "; ".join(f"{a.role} vetoed by {a.by}: {a.message}" for a in vetoes))
-    ready, checks, approved = _verdicts(status, checklist, blocker)
+    ready, checks, approved = _verdicts(status, checklist, blocker, inp.snapshot)
     progressing = not ready.ok and blocker is None
 
     def cond(type_: str, v: _Verdict) -> Condition:

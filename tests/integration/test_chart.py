@@ -326,3 +326,43 @@ def test_the_charts_own_deployment_passes_the_workload_checks(chart_cluster: Loc
         )
     finally:
         with_admin.stop()
+
+
+def test_helm_install_yields_a_working_object_set(chart_cluster: LocalCluster) -> None:
+    """Last in this module: it registers webhooks whose Service has no pods here, which would refuse
+    later creations of releases in this cluster; it uninstalls at the end."""
+    env_kubeconfig = f"--kubeconfig={chart_cluster.kubeconfig}"
+    installed = helm(
+        "install",
+        "rr-demo",
+        str(CHART),
+        "-n",
+        "rr-demo",
+        "--create-namespace",
+        env_kubeconfig,
+        "--set",
+        "candidateNamespaces={stg-chart}",
+        "--set",
+        "installDefaultChecklist=false",
+    )
+    assert "STATUS: deployed" in installed.stdout
+    assert "kubectl label namespace <prod-namespace> readiness.dev/gate=enforce" in installed.stdout
+    kubectl = Kubectl(chart_cluster.kubeconfig)
+    names = kubectl.run("get", "deploy,svc,sa,pdb,networkpolicy,secret", "-n", "rr-demo", "-o", "name").stdout.split()
+    assert {
+        "deployment.apps/rr-demo",
+        "service/rr-demo",
+        "serviceaccount/rr-demo",
+        "poddisruptionbudget.policy/rr-demo",
+        "networkpolicy.networking.k8s.io/rr-demo",
+        "secret/rr-demo-webhook-tls",
+    } <= set(names)
+    hooks = json.loads(kubectl.run("get", "validatingwebhookconfiguration", "rr-demo", "-o", "json").stdout)
+    ca = base64.b64decode(hooks["webhooks"][0]["clientConfig"]["caBundle"])
+    secret = json.loads(kubectl.run("get", "secret", "rr-demo-webhook-tls", "-n", "rr-demo", "-o", "json").stdout)
+    assert base64.b64decode(secret["data"]["ca.crt"]) == ca, "the caBundle is the CA of the serving certificate"
+    upgraded = helm("upgrade", "rr-demo", str(CHART), "-n", "rr-demo", env_kubeconfig, "--reuse-values")
+    assert "STATUS: deployed" in upgraded.stdout
+    again = json.loads(kubectl.run("get", "secret", "rr-demo-webhook-tls", "-n", "rr-demo", "-o", "json").stdout)
+    assert again["data"]["tls.crt"] == secret["data"]["tls.crt"], "upgrades keep the webhook certificate"
+    helm("uninstall", "rr-demo", "-n", "rr-demo", env_kubeconfig)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
+import pytest
 from kubernetes import client
 
-from release_readiness.localcluster import LocalCluster
+from release_readiness.localcluster import ControlPlaneError, LocalCluster
 from tests.integration.conftest import BIN, Kubectl
 
 
@@ -41,3 +43,28 @@ def test_rbac_refuses_an_unprivileged_user(kubectl: Kubectl) -> None:
 def test_admin_is_allowed(kubectl: Kubectl) -> None:
     proc = kubectl.run("auth", "can-i", "create", "deployments", "-A")
     assert proc.stdout.strip() == "yes"
+
+
+def test_a_control_plane_that_does_not_come_up_is_reported_and_cleaned_up(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "etcd").symlink_to(BIN / "etcd")
+    fake = bin_dir / "kube-apiserver"
+    fake.write_text("#!/bin/sh\necho 'E1127 run.go:72] command failed: broken on purpose' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    cluster = LocalCluster(tmp_path / "cluster", bin_dir=bin_dir)
+    with pytest.raises(ControlPlaneError) as err:
+        cluster.start(timeout=30)
+    message = str(err.value)
+    assert "kube-apiserver exited with code 3 during start-up" in message
+    assert str(tmp_path / "cluster" / "kube-apiserver.log") in message
+    assert "broken on purpose" in message
+    etcd_pids = subprocess.run(
+        ["pgrep", "-f", f"--data-dir={tmp_path / 'cluster' / 'etcd'}"], capture_output=True, text=True
+    ).stdout.split()
+    assert etcd_pids == [], "etcd was left running"
+
+
+def test_a_missing_binary_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ControlPlaneError, match=r"etcd is missing: run `make tools` to build it"):
+        LocalCluster(tmp_path / "c", bin_dir=tmp_path).start()

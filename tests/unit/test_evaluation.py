@@ -262,3 +262,14 @@ def test_admission_is_recorded_once_and_kept() -> None:
         )
     )
     assert later.admitted_at == NOW
+
+
+def test_a_selector_matching_nothing_says_how_to_fix_it() -> None:
+    empty = snapshot()
+    empty.workloads = []
+    status = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=empty)
+    ready = status.condition("Ready")
+    assert (ready.status, ready.reason) == ("False", Reason.NO_CANDIDATE_WORKLOADS)
+    assert "label the candidate app.kubernetes.io/name=payments-api, set spec.candidate.selector" in ready.message
+    assert conditions(status)["Stalled"][0] == "False"
+    assert conditions(status)["Reconciling"] == ("True", Reason.NO_CANDIDATE_WORKLOADS)

@@ -1,0 +1,102 @@
+"""Events on transitions only: Ready flips, stalls, stale and rejected approvals, failures, expiring waivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from release_readiness.api import ReleaseReadiness, ReleaseStatus
+from release_readiness.config import Settings
+from release_readiness.indexes import ClusterIndex
+from release_readiness.reconciler import Reconciler, transition_events
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+
+def status(
+    ready: str,
+    *,
+    stalled: str = "False",
+    reason: str = "ItemsOutstanding",
+    approvals: list[dict[str, Any]] | None = None,
+    items: list[dict[str, Any]] | None = None,
+) -> ReleaseStatus:
+    def cond(type_: str, value: str, why: str) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "status": value,
+            "reason": why,
+            "message": f"{type_} {why}",
+            "lastTransitionTime": NOW.isoformat(),
+        }
+
+    return ReleaseStatus.model_validate(
+        {
+            "conditions": [
+                cond("Ready", ready, reason),
+                cond("Stalled", stalled, reason if stalled == "True" else "Progressing"),
+            ],
+            "approvals": approvals or [],
+            "items": items or [],
+        }
+    )
+
+
+def test_nothing_changed_means_no_events() -> None:
+    assert transition_events(status("False"), status("False"), NOW) == []
+
+
+def test_ready_and_not_ready() -> None:
+    assert transition_events(status("False"), status("True", reason="ReleaseReady"), NOW) == [
+        ("Normal", "Ready", "Ready ReleaseReady")
+    ]
+    assert transition_events(status("True", reason="ReleaseReady"), status("False"), NOW) == [
+        ("Warning", "NotReady", "Ready ItemsOutstanding")
+    ]
+
+
+def test_a_veto_a_stale_approval_and_a_newly_failed_item() -> None:
+    old = status(
+        "False", approvals=[{"role": "security-lead", "state": "Approved"}], items=[{"id": "limits", "state": "Passed"}]
+    )
+    new = status(
+        "False",
+        stalled="True",
+        reason="Vetoed",
+        approvals=[{"role": "security-lead", "state": "Stale", "message": "images changed"}],
+        items=[{"id": "limits", "state": "Failed", "message": "no memory limit"}],
+    )
+    assert transition_events(old, new, NOW) == [
+        ("Warning", "Vetoed", "Stalled Vetoed"),
+        ("Warning", "ApprovalStale", "security-lead: images changed"),
+        ("Warning", "ItemFailed", "limits: no memory limit"),
+    ]
+
+
+def test_an_expiring_waiver_is_announced_once() -> None:
+    index = ClusterIndex()
+    release = ReleaseReadiness.model_validate(
+        {
+            "metadata": {"name": "r", "namespace": "prod"},
+            "spec": {
+                "application": "a",
+                "version": "1",
+                "candidate": {"namespace": "stg"},
+                "waivers": [
+                    {"item": "limits", "reason": "vendor", "expires": (NOW + dt.timedelta(hours=5)).isoformat()},
+                    {"item": "probes", "reason": "later", "expires": (NOW + dt.timedelta(days=9)).isoformat()},
+                ],
+            },
+        }
+    )
+    index.releases[("prod", "r")] = release
+    reconciler = Reconciler(index, api=None, settings=Settings())  # type: ignore[arg-type]
+    first = reconciler._waiver_events(("prod", "r"), NOW)
+    assert first == [
+        (
+            "Warning",
+            "WaiverExpiring",
+            "the waiver for limits expires at 2026-11-27T17:00:00Z; fix the item or renew the waiver",
+        )
+    ]
+    assert reconciler._waiver_events(("prod", "r"), NOW + dt.timedelta(hours=1)) == []
