@@ -12,6 +12,7 @@ from kubernetes import client, config
 from release_readiness.admission.configuration import webhook_configurations
 from release_readiness.localcluster import LocalCluster, free_port
 from release_readiness.pki import CertificateAuthority
+from tests.integration import manifests
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess, eventually
 
@@ -19,21 +20,8 @@ LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version":
 
 
 def deployment(ns: str, replicas: int = 2) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "payments-api", "namespace": ns, "labels": LABELS},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}},
-                "template": {
-                    "metadata": {"labels": LABELS},
-                    "spec": {"containers": [{"name": "api", "image": "reg/api:3.2.0"}]},
-                },
-            },
-        }
-    )
+    container = {"name": "api", "image": "reg/api:3.2.0"}
+    return json.dumps(manifests.deployment(ns, "payments-api", LABELS, [container], replicas=replicas))
 
 
 class Pair:
@@ -104,41 +92,9 @@ def test_the_gate_answers_after_one_replica_stops_and_the_other_reconciles(pair:
             }
         )
     )
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": "ha"},
-                "spec": {
-                    "items": [
-                        {
-                            "id": "replicas",
-                            "section": "S",
-                            "title": "T",
-                            "check": {"workload": "replicas", "params": {"min": 3}},
-                        }
-                    ]
-                },
-            }
-        )
-    )
+    kubectl.apply(json.dumps(manifests.checklist("ha", {"replicas": {"workload": "replicas", "params": {"min": 3}}})))
     kubectl.apply(deployment("stg", replicas=2))
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": "rel", "namespace": "prod"},
-                "spec": {
-                    "application": "payments-api",
-                    "version": "3.2.0",
-                    "checklist": "ha",
-                    "candidate": {"namespace": "stg"},
-                },
-            }
-        )
-    )
+    kubectl.apply(json.dumps(manifests.release("rel", "prod", "payments-api", "3.2.0", "ha", "stg")))
 
     def ready() -> str | None:
         body = pair.custom.get_namespaced_custom_object(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.integration import manifests
 from tests.integration.conftest import Kubectl, OperatorProcess, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -17,6 +18,7 @@ IMAGE = "registry.example.com/payments/api:3.2.0"
 LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
 DEPLOYER = ("alice", ("deployers",))
 SRE = ("sam", ("sre-oncall",))
+LIMITS = {"workload": "resourceLimits"}
 
 
 def deployment(
@@ -81,40 +83,14 @@ class Gate:
             "-n",
             self.prod,
         )
-        kubectl.apply(
-            json.dumps(
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReadinessChecklist",
-                    "metadata": {"name": self.checklist},
-                    "spec": {
-                        "items": [
-                            {
-                                "id": "limits",
-                                "section": "Infra",
-                                "title": "Limits",
-                                "check": {"workload": "resourceLimits"},
-                            }
-                        ],
-                        "approvals": [{"role": "engineering-lead", "groups": ["eng-leads"]}],
-                    },
-                }
-            )
-        )
+        approvals = [{"role": "engineering-lead", "groups": ["eng-leads"]}]
+        kubectl.apply(json.dumps(manifests.checklist(self.checklist, {"limits": LIMITS}, approvals)))
         kubectl.apply(json.dumps(deployment(self.candidate)))
         kubectl.apply(
             json.dumps(
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReleaseReadiness",
-                    "metadata": {"name": "payments-api-3-2-0", "namespace": self.prod},
-                    "spec": {
-                        "application": "payments-api",
-                        "version": "3.2.0",
-                        "checklist": self.checklist,
-                        "candidate": {"namespace": self.candidate},
-                    },
-                }
+                manifests.release(
+                    "payments-api-3-2-0", self.prod, "payments-api", "3.2.0", self.checklist, self.candidate
+                )
             )
         )
         eventually(lambda: self.ready() == "False", what="release evaluated")

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from release_readiness.pki import CertificateAuthority
+from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, complete_job, eventually, roll_out
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -62,35 +63,13 @@ class Release:
         self.name = "payments-api-3.2.0"
         for ns in (self.candidate, self.prod):
             kubectl.run("create", "namespace", ns)
-        items = [
-            {"id": item_id, "section": "Infra", "title": item_id, "check": check} for item_id, check in checks.items()
-        ]
-        self.apply(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": self.checklist},
-                "spec": {"items": items},
-            }
-        )
+        self.apply(manifests.checklist(self.checklist, checks))
 
     def apply(self, *objects: dict[str, Any]) -> None:
         self.kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
 
     def create(self) -> None:
-        self.apply(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": self.name, "namespace": self.prod},
-                "spec": {
-                    "application": "payments-api",
-                    "version": "3.2.0",
-                    "checklist": self.checklist,
-                    "candidate": {"namespace": self.candidate},
-                },
-            }
-        )
+        self.apply(manifests.release(self.name, self.prod, "payments-api", "3.2.0", self.checklist, self.candidate))
 
     def get(self) -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.integration import manifests
 from tests.integration.conftest import BIN, Kubectl, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -33,37 +34,18 @@ class Flow:
         for ns in (self.candidate, self.prod):
             kubectl.run("create", "namespace", ns)
         self.apply(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": self.checklist},
-                "spec": {
-                    "items": [
-                        {
-                            "id": "limits",
-                            "section": "Infra",
-                            "title": "Limits",
-                            "check": {"workload": "resourceLimits"},
-                        },
-                        {
-                            "id": "unit-test-coverage",
-                            "section": "Tests",
-                            "title": "Coverage",
-                            "check": {"evidence": {"key": "coverage-percent", "min": 80}},
-                        },
-                        {
-                            "id": "runbooks",
-                            "section": "Docs",
-                            "title": "Runbooks",
-                            "check": {"attestation": {"roles": ["devops-lead"]}},
-                        },
-                    ],
-                    "approvals": [
-                        {"role": "engineering-lead", "groups": ["eng-leads"]},
-                        {"role": "devops-lead", "groups": ["devops-leads"], "items": ["runbooks"]},
-                    ],
+            manifests.checklist(
+                self.checklist,
+                {
+                    "limits": {"workload": "resourceLimits"},
+                    "unit-test-coverage": {"evidence": {"key": "coverage-percent", "min": 80}},
+                    "runbooks": {"attestation": {"roles": ["devops-lead"]}},
                 },
-            }
+                [
+                    {"role": "engineering-lead", "groups": ["eng-leads"]},
+                    {"role": "devops-lead", "groups": ["devops-leads"], "items": ["runbooks"]},
+                ],
+            )
         )
         self.deploy("registry.example.com/payments/api:3.2.0")
 
@@ -104,17 +86,7 @@ class Flow:
 
     def create_release(self, as_user: tuple[str, tuple[str, ...]] = ENG2) -> None:
         self.apply(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": self.release, "namespace": self.prod},
-                "spec": {
-                    "application": "payments-api",
-                    "version": "3.2.0",
-                    "checklist": self.checklist,
-                    "candidate": {"namespace": self.candidate},
-                },
-            },
+            manifests.release(self.release, self.prod, "payments-api", "3.2.0", self.checklist, self.candidate),
             as_user=as_user,
         )
         eventually(lambda: self.status().get("candidate", {}).get("fingerprint"), what="candidate fingerprint")

@@ -1,0 +1,62 @@
+"""Manifests the integration tests (and the benchmarks) build again and again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def checklist(
+    name: str, checks: dict[str, dict[str, Any]], approvals: list[dict[str, Any]] | None = None, section: str = "Infra"
+) -> dict[str, Any]:
+    """A ReadinessChecklist with one item per id -> check."""
+    spec: dict[str, Any] = {
+        "items": [
+            {"id": item_id, "section": section, "title": item_id, "check": check} for item_id, check in checks.items()
+        ]
+    }
+    if approvals is not None:
+        spec["approvals"] = approvals
+    return {
+        "apiVersion": "readiness.dev/v1alpha1",
+        "kind": "ReadinessChecklist",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def release(
+    name: str, namespace: str, application: str, version: str, checklist: str, candidate: str, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "readiness.dev/v1alpha1",
+        "kind": "ReleaseReadiness",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "application": application,
+            "version": version,
+            "checklist": checklist,
+            "candidate": {"namespace": candidate},
+            **spec,
+        },
+    }
+
+
+def deployment(
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    containers: list[dict[str, Any]],
+    replicas: int = 2,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Deployment selecting on app.kubernetes.io/name, with `labels` on it and its pod template."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations or {}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": labels["app.kubernetes.io/name"]}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }
