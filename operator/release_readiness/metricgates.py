@@ -91,7 +91,7 @@ def judge_instant(data: Mapping[str, Any], check: PrometheusCheck, query: str) -
     if math.isnan(value):
         return CheckResult.pending(f"the query returned NaN (no traffic in the window?): {query}")
     ok = _within(value, check)
-    text = f"{value:.6g} {'within' if ok else 'outside'} {_bounds(check)}: {query}"
+    text = f"{value:.3g} {'within' if ok else 'outside'} {_bounds(check)}: {query}"
     return CheckResult.passed(text) if ok else CheckResult.failed([text])
 
 
@@ -128,7 +128,7 @@ def judge_range(
         return CheckResult.failed(
             [
                 f"{len(bad)} of {len(points)} samples outside {_bounds(check)} in {span} (first at {when:%H:%M:%S} "
-                f"UTC, worst {worst:.6g}): {query}"
+                f"UTC, worst {worst:.3g}): {query}"
             ]
         )
     covered = points[-1][0] - points[0][0] + step
@@ -136,9 +136,9 @@ def judge_range(
     if not complete or covered + step < wanted:
         return CheckResult.pending(
             f"holding {_bounds(check)} for {covered / 60:.0f} of {wanted / 60:.0f} minutes so far "
-            f"(last {points[-1][1]:.6g}): {query}"
+            f"(last {points[-1][1]:.3g}): {query}"
         )
-    return CheckResult.passed(f"held {_bounds(check)} over {span} (last {points[-1][1]:.6g}): {query}")
+    return CheckResult.passed(f"held {_bounds(check)} over {span} (last {points[-1][1]:.3g}): {query}")
 
 
 class QueryError(Exception):
