@@ -37,6 +37,10 @@ __all__ = ["Reconciler", "transition_events"]
 
 log = logging.getLogger(__name__)
 
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
+"""A failed reconcile is retried with exponential back-off, never in a tight loop."""
+
 MISSING_SECRET_RETRY = 5.0
 """Seconds before a TLS Secret that was missing is looked for again (cert-manager may be issuing it)."""
 
@@ -93,6 +97,8 @@ class Reconciler:
     active: set[Key] = field(default_factory=set)
     warned_waivers: set[tuple[Key, str]] = field(default_factory=set)
     last_latency: dict[Key, float] = field(default_factory=dict)
+    failures: dict[Key, int] = field(default_factory=dict)
+    retry_first_seconds: float = RETRY_FIRST_SECONDS
     _changed_at: dict[Key, float] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     is_leader: Callable[[], bool] = lambda: True
@@ -162,15 +168,21 @@ class Reconciler:
             started = time.perf_counter()
             try:
                 await self.reconcile(key)
+                self.failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 metrics.RECONCILE_ERRORS.inc()
+                count = self.failures[key] = self.failures.get(key, 0) + 1
+                delay = min(RETRY_MAX_SECONDS, self.retry_first_seconds * 2 ** (count - 1))
                 log.exception(
-                    "reconcile of %s/%s failed; retrying on the next change or resync",
+                    "reconcile of %s/%s failed (%d in a row); retrying in %.0fs",
                     *key,
+                    count,
+                    delay,
                     extra={"namespace": key[0], "release": key[1]},
                 )
+                asyncio.get_running_loop().call_later(delay, self.enqueue, [key])
             finally:
                 metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
                 self.active.discard(key)

@@ -100,3 +100,29 @@ def test_an_expiring_waiver_is_announced_once() -> None:
         )
     ]
     assert reconciler._waiver_events(("prod", "r"), NOW + dt.timedelta(hours=1)) == []
+
+
+def test_a_failing_reconcile_backs_off_and_recovers() -> None:
+    import asyncio
+
+    index = ClusterIndex()
+    calls: list[float] = []
+
+    class Flaky(Reconciler):
+        async def reconcile(self, key: tuple[str, str]) -> None:
+            calls.append(asyncio.get_running_loop().time())
+            if len(calls) < 3:
+                raise RuntimeError("the API server is away")
+
+    async def run() -> dict[tuple[str, str], int]:
+        reconciler = Flaky(index, api=None, settings=Settings(workers=1), retry_first_seconds=0.05)  # type: ignore[arg-type]
+        worker = asyncio.create_task(reconciler._worker(0))
+        reconciler.enqueue([("prod", "r")])
+        await asyncio.sleep(0.5)
+        worker.cancel()
+        return reconciler.failures
+
+    failures = asyncio.run(run())
+    assert len(calls) == 3, "retried twice, then succeeded, then stopped"
+    assert calls[2] - calls[1] >= 2 * (calls[1] - calls[0]) * 0.8, "the second wait is about twice the first"
+    assert failures == {}
