@@ -72,10 +72,10 @@ class OperatorState:
             now = time.monotonic()
             if now - self._last_refusal_event.get(decision.release, -1e9) >= REFUSAL_EVENT_INTERVAL:
                 self._last_refusal_event[decision.release] = now
-                reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{decision.mode or ''}"
-                self._post(
-                    involved, "Warning", reason.replace("warn", "Warn").replace("audit", "Audit"), decision.message
-                )
+                # enforce: RolloutRefused; warn and audit: RolloutWouldBeRefusedWarn / ...Audit
+                mode = (decision.mode or "").capitalize()
+                reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
+                self._post(involved, "Warning", reason, decision.message)
 
     def _post(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         task = asyncio.get_running_loop().create_task(
