@@ -108,6 +108,12 @@ def test_committed_kustomize_base_matches_the_chart() -> None:
     assert (REPO / "deploy" / "base" / "release-readiness.yaml").read_text() == committed, (
         "deploy/base drifted from the chart: run `make manifests` and commit"
     )
+    rendered = subprocess.run(
+        [str(BIN / "kubectl"), "kustomize", str(REPO / "deploy")], capture_output=True, text=True, check=True
+    ).stdout
+    assert (REPO / "deploy" / "install.yaml").read_text() == rendered, (
+        "deploy/install.yaml drifted: run `make build-installer` and commit"
+    )
 
 
 def install_rbac(kubectl: Kubectl) -> None:
