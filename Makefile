@@ -56,8 +56,8 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy --strict.
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format the code with ruff.
-	$(VENV)/bin/ruff check --fix operator tests hack
-	$(VENV)/bin/ruff format operator tests hack
+	$(VENV)/bin/ruff check --fix operator tests hack bench
+	$(VENV)/bin/ruff format operator tests hack bench
 
 .PHONY: unit
 unit: $(STAMP) prometheus ## Unit tests (no cluster; promtool checks the alert rules).
@@ -87,13 +87,13 @@ cluster-down: $(STAMP) ## Stop the background cluster started by `make cluster`.
 	$(PY) -m release_readiness.localcluster stop --dir $(CLUSTER_DIR)
 
 .PHONY: install
-install: $(STAMP) tools ## Apply the CRDs and the default checklist to the cluster in $$KUBECONFIG.
+install: $(STAMP) tools ## Apply the CRDs and the default checklist to the cluster in KUBECONFIG.
 	bin/kubectl apply --server-side --force-conflicts -f crds/
 	bin/kubectl wait --for=condition=Established --timeout=60s -f crds/
 	bin/kubectl apply --server-side --force-conflicts -f deploy/checklists/
 
 .PHONY: run
-run: $(STAMP) tools ## Run the operator and webhook (against $$KUBECONFIG, or a local control plane) with the sample release.
+run: $(STAMP) tools ## Run the operator and webhook (against KUBECONFIG, or a local control plane) with the sample release.
 	$(PY) -m release_readiness.devrun
 
 ##@ Deployment
@@ -104,5 +104,5 @@ build-installer: tools ## Render deploy/install.yaml (one file: CRDs, operator, 
 	@echo "wrote deploy/install.yaml"
 
 .PHONY: helm-install
-helm-install: tools ## helm install the chart into $$KUBECONFIG's cluster (namespace release-readiness).
+helm-install: tools ## helm install the chart into the KUBECONFIG cluster (namespace release-readiness).
 	bin/helm upgrade --install release-readiness charts/release-readiness -n release-readiness --create-namespace
