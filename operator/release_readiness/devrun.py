@@ -50,7 +50,7 @@ def install(with_samples: bool = True) -> None:
 
 def register_local_webhooks(settings: Settings) -> Settings:
     """Certificates for 127.0.0.1 and the webhook configurations pointing the local API server at us."""
-    cert_dir = REPO / ".cluster" / "webhook"
+    cert_dir = Path(os.environ.get("RR_CLUSTER_DIR") or REPO / ".cluster") / "webhook"
     configs = prepare_local_webhook(cert_dir, settings.webhook_port)
     path = cert_dir / "configurations.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
@@ -94,7 +94,7 @@ def main() -> int:
     configure_logging(os.environ.get("RR_LOG_FORMAT", "text"), logging.INFO)
     cluster: LocalCluster | None = None
     if not os.environ.get("KUBECONFIG"):
-        cluster = LocalCluster(REPO / ".cluster")
+        cluster = LocalCluster(Path(os.environ.get("RR_CLUSTER_DIR") or REPO / ".cluster"))
         for stopped in stop_background(cluster.directory):  # a `make cluster` would share the etcd data
             print(f"stopped the background cluster's {stopped}")
         try:
