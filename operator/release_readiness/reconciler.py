@@ -96,19 +96,15 @@ class Reconciler:
     queued: set[Key] = field(default_factory=set)
     active: set[Key] = field(default_factory=set)
     warned_waivers: set[tuple[Key, str]] = field(default_factory=set)
-    last_latency: dict[Key, float] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
     retry_first_seconds: float = RETRY_FIRST_SECONDS
-    _changed_at: dict[Key, float] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     is_leader: Callable[[], bool] = lambda: True
     metric_gates: MetricGates | None = None
     _session: aiohttp.ClientSession | None = None
 
     def enqueue(self, keys: Iterable[Key]) -> None:
-        now = time.monotonic()
         for key in keys:
-            self._changed_at.setdefault(key, now)
             if key not in self.queued:
                 self.queued.add(key)
                 self.queue.put_nowait(key)
@@ -157,7 +153,6 @@ class Reconciler:
             key = await self.queue.get()
             self.queued.discard(key)
             if not self.is_leader():  # the leader evaluates; on election everything is enqueued again
-                self._changed_at.pop(key, None)
                 metrics.forget_release(*key)
                 continue
             if key in self.active:  # another worker has it; come back after it
@@ -250,7 +245,6 @@ class Reconciler:
     async def reconcile(self, key: Key) -> None:
         release = self.index.releases.get(key)
         if release is None:
-            self._changed_at.pop(key, None)
             metrics.forget_release(*key)
             return
         await self._refresh_tls_secrets(self.index.tls_secret_names(release))
@@ -260,15 +254,12 @@ class Reconciler:
             return
         new = evaluate_release(inp)
         old = release.status
-        changed_at = self._changed_at.pop(key, None)
         events = self._waiver_events(key, now)
         created = release.metadata.creation_timestamp
         metrics.observe_release(key[0], key[1], new, created.timestamp() if created else None)
         if status_changed(old, new):
             await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
             metrics.STATUS_WRITES.inc()
-            if changed_at is not None:
-                self.last_latency[key] = time.monotonic() - changed_at
             events = transition_events(old, new, now) + events
             ready = new.condition("Ready")
             log.info(
