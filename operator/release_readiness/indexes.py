@@ -122,7 +122,7 @@ class ClusterIndex:
             except ValidationError as err:
                 self.checklists.pop(name, None)
                 self.invalid_checklists[name] = str(err).splitlines()[0]
-            return [k for k, r in self.releases.items() if r.spec.checklist == name]
+            return self.releases_using(name)
         if kind == "ReleaseSignoff":
             try:
                 signoff = ReleaseSignoff.model_validate(slim)
@@ -149,7 +149,7 @@ class ClusterIndex:
         if kind == "ReadinessChecklist":
             self.checklists.pop(name, None)
             self.invalid_checklists.pop(name, None)
-            return [k for k, r in self.releases.items() if r.spec.checklist == name]
+            return self.releases_using(name)
         if kind == "ReleaseSignoff":
             signoff = self.signoffs.pop((namespace, name), None)
             return [(namespace, signoff.spec.release)] if signoff else []

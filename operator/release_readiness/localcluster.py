@@ -21,10 +21,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -102,10 +101,6 @@ class LocalCluster:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.apiserver_port}"
-
-    @property
-    def ca_path(self) -> Path:
-        return self.directory / "pki" / "ca.crt"
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -317,12 +312,6 @@ def stop_background(directory: Path) -> list[str]:
             stopped.append(f"{name} (pid {pid})")
     state_path.unlink()
     return stopped
-
-
-@contextlib.contextmanager
-def temporary_cluster(prefix: str = "rr-cluster-") -> Iterator[LocalCluster]:
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, LocalCluster(Path(tmp)) as cluster:
-        yield cluster
 
 
 def main(argv: Sequence[str] | None = None) -> int:

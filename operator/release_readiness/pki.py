@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "KeyPair", "write_rsa_keypair"]
+__all__ = ["CertificateAuthority", "KeyPair", "write_rsa_keypair", "write_serving_certificate"]
 
 _VALIDITY = dt.timedelta(days=365)
 
@@ -131,3 +131,13 @@ def write_rsa_keypair(private_path: Path, public_path: Path) -> None:
     public_path.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+
+
+def write_serving_certificate(directory: Path, hosts: tuple[str, ...], ca_name: str = "release-readiness-ca") -> bytes:
+    """A new CA and a serving certificate for `hosts` in `directory` as tls.crt, tls.key and ca.crt (the layout of a
+    kubernetes.io/tls Secret, and of RR_WEBHOOK_CERT_DIR); returns the CA certificate."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority(ca_name)
+    ca.issue(hosts[0], hosts=hosts).write(directory / "tls.crt", directory / "tls.key")
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    return ca.cert_pem

@@ -48,7 +48,7 @@ Event = tuple[str, str, str]
 """(type, reason, message) of a Kubernetes event."""
 
 
-def transition_events(old: ReleaseStatus | None, new: ReleaseStatus, now: dt.datetime) -> list[Event]:
+def transition_events(old: ReleaseStatus | None, new: ReleaseStatus) -> list[Event]:
     """Events for what changed between two statuses: Ready flips, vetoes, stale approvals."""
     events: list[Event] = []
     old_ready = old.condition("Ready") if old else None
@@ -197,7 +197,11 @@ class Reconciler:
                 self.index.tls_secrets[key] = body
 
     def build_input(
-        self, key: Key, now: dt.datetime, metric_results: dict[str, CheckResult] | None = None
+        self,
+        key: Key,
+        now: dt.datetime,
+        metric_results: dict[str, CheckResult] | None = None,
+        admitted: bool | None = None,
     ) -> EvaluationInput | None:
         release = self.index.releases.get(key)
         if release is None:
@@ -229,16 +233,18 @@ class Reconciler:
             signoffs=self.index.signoffs_for(key),
             metric_results=metric_results or {},
             blocker=blocker,
-            admitted=bool(self.index.production_workloads(release)),
+            admitted=bool(self.index.production_workloads(release)) if admitted is None else admitted,
             now=now,
         )
 
-    async def metric_results(self, release: ReleaseReadiness, now: dt.datetime) -> dict[str, CheckResult]:
+    async def metric_results(
+        self, release: ReleaseReadiness, now: dt.datetime, admitted: bool
+    ) -> dict[str, CheckResult]:
         checklist = self.index.checklists.get(release.spec.checklist)
         if checklist is None or self.metric_gates is None:
             return {}
         admitted_at = release.status.admitted_at if release.status else None
-        if admitted_at is None and self.index.production_workloads(release):
+        if admitted_at is None and admitted:
             admitted_at = now
         return await self.metric_gates.evaluate(release, checklist.spec.items, now, admitted_at)
 
@@ -249,7 +255,8 @@ class Reconciler:
             return
         await self._refresh_tls_secrets(self.index.tls_secret_names(release))
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        inp = self.build_input(key, now, await self.metric_results(release, now))
+        admitted = bool(self.index.production_workloads(release))
+        inp = self.build_input(key, now, await self.metric_results(release, now, admitted), admitted)
         if inp is None:
             return
         new = evaluate_release(inp)
@@ -260,7 +267,7 @@ class Reconciler:
         if status_changed(old, new):
             await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
             metrics.STATUS_WRITES.inc()
-            events = transition_events(old, new, now) + events
+            events = transition_events(old, new) + events
             ready = new.condition("Ready")
             log.info(
                 "release %s/%s: Ready=%s (%s)",

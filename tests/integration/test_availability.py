@@ -11,7 +11,7 @@ from kubernetes import client, config
 
 from release_readiness.admission.configuration import webhook_configurations
 from release_readiness.localcluster import LocalCluster, free_port
-from release_readiness.pki import CertificateAuthority
+from release_readiness.pki import write_serving_certificate
 from tests.integration import manifests
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess, eventually
@@ -28,12 +28,10 @@ class Pair:
     def __init__(self, cluster: LocalCluster, tmp: Path) -> None:
         self.kubectl = Kubectl(cluster.kubeconfig)
         certs = tmp / "certs"
-        certs.mkdir()
-        ca = CertificateAuthority()
-        ca.issue("127.0.0.1", hosts=("127.0.0.1",)).write(certs / "tls.crt", certs / "tls.key")
+        ca = write_serving_certificate(certs, ("127.0.0.1",))
         ports = [free_port(), free_port()]
         self.balancer = Balancer(ports).__enter__()
-        configs = webhook_configurations(ca.cert_pem, base_url=f"https://127.0.0.1:{self.balancer.port}")
+        configs = webhook_configurations(ca, base_url=f"https://127.0.0.1:{self.balancer.port}")
         self.kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
         self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
         self.kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))

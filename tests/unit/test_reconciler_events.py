@@ -43,14 +43,14 @@ def status(
 
 
 def test_nothing_changed_means_no_events() -> None:
-    assert transition_events(status("False"), status("False"), NOW) == []
+    assert transition_events(status("False"), status("False")) == []
 
 
 def test_ready_and_not_ready() -> None:
-    assert transition_events(status("False"), status("True", reason="ReleaseReady"), NOW) == [
+    assert transition_events(status("False"), status("True", reason="ReleaseReady")) == [
         ("Normal", "Ready", "Ready ReleaseReady")
     ]
-    assert transition_events(status("True", reason="ReleaseReady"), status("False"), NOW) == [
+    assert transition_events(status("True", reason="ReleaseReady"), status("False")) == [
         ("Warning", "NotReady", "Ready ItemsOutstanding")
     ]
 
@@ -66,7 +66,7 @@ def test_a_veto_a_stale_approval_and_a_newly_failed_item() -> None:
         approvals=[{"role": "security-lead", "state": "Stale", "message": "images changed"}],
         items=[{"id": "limits", "state": "Failed", "message": "no memory limit"}],
     )
-    assert transition_events(old, new, NOW) == [
+    assert transition_events(old, new) == [
         ("Warning", "Vetoed", "Stalled Vetoed"),
         ("Warning", "ApprovalStale", "security-lead: images changed"),
         ("Warning", "ItemFailed", "limits: no memory limit"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from release_readiness import GROUP, VERSION
-from release_readiness.pki import CertificateAuthority
+from release_readiness.pki import write_serving_certificate
 
 __all__ = ["GATED_KINDS", "WEBHOOK_NAME", "Endpoint", "prepare_local_webhook", "webhook_configurations"]
 
@@ -89,22 +89,8 @@ def webhook_configurations(
     """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration], reaching the webhook at base_url or service."""
     at = Endpoint(ca_bundle, base_url, service)
     mutating = [
-        _webhook(
-            "stamp-signoff",
-            "stamp-signoff",
-            [_rule(GROUP, VERSION, "releasesignoffs", "CREATE")],
-            at,
-            failure_policy="Fail",
-            mutating=True,
-        ),
-        _webhook(
-            "record-creator",
-            "record-creator",
-            [_rule(GROUP, VERSION, "releasereadinesses", "CREATE")],
-            at,
-            failure_policy="Fail",
-            mutating=True,
-        ),
+        _webhook(name, name, [_rule(GROUP, VERSION, plural, "CREATE")], at, failure_policy="Fail", mutating=True)
+        for name, plural in (("stamp-signoff", "releasesignoffs"), ("record-creator", "releasereadinesses"))
     ]
     validating = [
         _webhook(
@@ -153,8 +139,5 @@ def webhook_configurations(
 def prepare_local_webhook(directory: Path, port: int) -> list[dict[str, Any]]:
     """For a local control plane: a CA and a 127.0.0.1 serving certificate in `directory` (tls.crt, tls.key,
     ca.crt, the operator's RR_WEBHOOK_CERT_DIR), and the configurations that reach https://127.0.0.1:port."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = CertificateAuthority("release-readiness-webhook-ca")
-    ca.issue("127.0.0.1", hosts=("127.0.0.1", "localhost")).write(directory / "tls.crt", directory / "tls.key")
-    (directory / "ca.crt").write_bytes(ca.cert_pem)
-    return webhook_configurations(ca.cert_pem, base_url=f"https://127.0.0.1:{port}")
+    ca = write_serving_certificate(directory, ("127.0.0.1", "localhost"), "release-readiness-webhook-ca")
+    return webhook_configurations(ca, base_url=f"https://127.0.0.1:{port}")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.checks.model import Workload
 from release_readiness.evaluation import outstanding
 
 __all__ = ["BREAK_GLASS", "GATE_LABEL", "MODES", "Decision", "GateRequest", "gate_decision"]
@@ -71,12 +72,10 @@ def _template(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return ((obj or {}).get("spec") or {}).get("template") or {}
 
 
-def _images(template: Mapping[str, Any]) -> dict[str, str]:
-    spec = template.get("spec") or {}
-    return {
-        str(c.get("name")): str(c.get("image"))
-        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-    }
+def _images(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Container name -> image of a workload's pod template, init containers first."""
+    containers = Workload(dict(obj)).containers(include_init=True)
+    return {c.name: c.image for c in sorted(containers, key=lambda c: not c.init)}
 
 
 def _list(texts: Sequence[str], limit: int = 10) -> str:
@@ -85,7 +84,7 @@ def _list(texts: Sequence[str], limit: int = 10) -> str:
     return f"\n  - {shown}{more}"
 
 
-def _image_problems(template: Mapping[str, Any], release: ReleaseReadiness) -> list[str]:
+def _image_problems(obj: Mapping[str, Any], release: ReleaseReadiness) -> list[str]:
     candidate = release.status.candidate if release.status else None
     if candidate is None or not candidate.workloads:
         return ["the release has not inspected any candidate workload yet"]
@@ -94,7 +93,7 @@ def _image_problems(template: Mapping[str, Any], release: ReleaseReadiness) -> l
         for inspected_image in wl.images:
             inspected.setdefault(inspected_image.container, set()).add(inspected_image.image)
     problems = []
-    for container, image in _images(template).items():
+    for container, image in _images(obj).items():
         seen = inspected.get(container)
         if seen is None:
             problems.append(
@@ -222,7 +221,7 @@ def gate_decision(
             gate_mode,
         )
 
-    problems = _image_problems(template, release)
+    problems = _image_problems(req.obj, release)
     if problems:
         return _apply_mode(
             Decision(

@@ -32,7 +32,7 @@ from release_readiness.admission.signoffs import (
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.logs import ADMISSION
 from release_readiness.metrics import ADMISSION_ERRORS, ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
-from release_readiness.pki import CertificateAuthority
+from release_readiness.pki import write_serving_certificate
 from release_readiness.validation import validate_checklist, validate_release
 
 if TYPE_CHECKING:
@@ -55,9 +55,7 @@ def serving_certificate(cert_dir: str | None, hosts: tuple[str, ...]) -> tuple[P
             )
         return directory / "tls.crt", directory / "tls.key"
     directory = Path(tempfile.mkdtemp(prefix="rr-webhook-"))
-    ca = CertificateAuthority("release-readiness-webhook-ca")
-    ca.issue(hosts[0], hosts=hosts).write(directory / "tls.crt", directory / "tls.key")
-    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    write_serving_certificate(directory, hosts, "release-readiness-webhook-ca")
     log.warning("no RR_WEBHOOK_CERT_DIR: serving the webhooks with a self-signed certificate from %s", directory)
     return directory / "tls.crt", directory / "tls.key"
 

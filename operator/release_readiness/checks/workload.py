@@ -7,7 +7,6 @@ Every result names the workload, the container and the field at fault, e.g.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -630,7 +629,3 @@ def run_workload_check(name: str, raw_params: dict[str, Any] | None, snap: Candi
     if not snap.workloads:
         return CheckResult.pending(f"no candidate workloads found in {snap.namespace}")
     return check.run(snap, params)
-
-
-def days_until(when: dt.datetime, now: dt.datetime) -> float:
-    return (when - now).total_seconds() / 86400
