@@ -337,8 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     if args.background:
         return 0
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # sigwait only receives blocked signals
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         cluster.stop()
     return 0
