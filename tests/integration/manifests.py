@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 from typing import Any
+
+from release_readiness.pki import CertificateAuthority, KeyPair
 
 
 def checklist(
@@ -60,3 +64,19 @@ def deployment(
             "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
         },
     }
+
+
+def tls_secret(namespace: str, name: str, host: str, days: int) -> tuple[dict[str, Any], KeyPair]:
+    """A kubernetes.io/tls Secret for `host`, valid `days`, from a fresh CA; and its key pair."""
+    pair = CertificateAuthority().issue(host.split(".", maxsplit=1)[0], hosts=(host,), validity=dt.timedelta(days=days))
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert_pem).decode(),
+            "tls.key": base64.b64encode(pair.key_pem).decode(),
+        },
+    }
+    return secret, pair

@@ -4,7 +4,6 @@ and the operator's own Deployment passing the workload checks it enforces on oth
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import yaml
 
 from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness.localcluster import LocalCluster, free_port
-from release_readiness.pki import CertificateAuthority
+from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually, roll_out
 
 CHART = REPO / "charts" / "release-readiness"
@@ -157,7 +156,6 @@ def test_the_operator_runs_as_the_charts_service_account(chart_cluster: LocalClu
     proc.start()
     try:
         labels = {"app.kubernetes.io/name": "shop", "app.kubernetes.io/version": "1.0.0"}
-        pair = CertificateAuthority().issue("shop", hosts=("shop.example.com",), validity=dt.timedelta(days=60))
         kubectl.apply(
             json.dumps(
                 {
@@ -182,16 +180,7 @@ def test_the_operator_runs_as_the_charts_service_account(chart_cluster: LocalClu
                             "metadata": {"name": "shop", "namespace": "stg-chart"},
                             "spec": {"selector": labels, "ports": [{"port": 80}]},
                         },
-                        {
-                            "apiVersion": "v1",
-                            "kind": "Secret",
-                            "type": "kubernetes.io/tls",
-                            "metadata": {"name": "shop-tls", "namespace": "stg-chart"},
-                            "data": {
-                                "tls.crt": base64.b64encode(pair.cert_pem).decode(),
-                                "tls.key": base64.b64encode(pair.key_pem).decode(),
-                            },
-                        },
+                        manifests.tls_secret("stg-chart", "shop-tls", "shop.example.com", 60)[0],
                         {
                             "apiVersion": "networking.k8s.io/v1",
                             "kind": "Ingress",

@@ -45,6 +45,22 @@ class Setup:
     ci: Path
 
 
+def init_release(setup: Setup) -> subprocess.CompletedProcess[str]:
+    """`kubectl readiness init orders-api 1.4.0` as the release manager, rita."""
+    return plugin(
+        setup.rita,
+        "-n",
+        setup.prod,
+        "init",
+        "orders-api",
+        "1.4.0",
+        "--candidate-namespace",
+        setup.stg,
+        "--checklist",
+        setup.checklist,
+    )
+
+
 @pytest.fixture
 def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
     suffix = uuid.uuid4().hex[:6]
@@ -128,18 +144,7 @@ def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
 def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: Setup) -> None:
     prod, rita, erin, ci = setup.prod, setup.rita, setup.erin, setup.ci
 
-    init = plugin(
-        rita,
-        "-n",
-        prod,
-        "init",
-        "orders-api",
-        "1.4.0",
-        "--candidate-namespace",
-        setup.stg,
-        "--checklist",
-        setup.checklist,
-    )
+    init = init_release(setup)
     assert init.returncode == 0, init.stderr
     assert f"releasereadiness {prod}/orders-api-1.4.0 created" in init.stdout
 
@@ -199,21 +204,7 @@ def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: Setup) -> Non
 
 def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: Setup) -> None:
     prod, rita, erin = setup.prod, setup.rita, setup.erin
-    assert (
-        plugin(
-            rita,
-            "-n",
-            prod,
-            "init",
-            "orders-api",
-            "1.4.0",
-            "--candidate-namespace",
-            setup.stg,
-            "--checklist",
-            setup.checklist,
-        ).returncode
-        == 0
-    )
+    assert init_release(setup).returncode == 0
     veto = plugin(
         erin,
         "-n",

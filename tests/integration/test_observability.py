@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import re
 import uuid
 
 import pytest
 
-from release_readiness.pki import CertificateAuthority
+from tests.integration import manifests
 from tests.integration.conftest import Kubectl, OperatorProcess, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -31,31 +30,9 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def deployment(ns: str, image: str = "reg/billing:2.0.0", annotations: dict[str, str] | None = None) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "billing-api", "namespace": ns, "annotations": annotations or {}},
-            "spec": {
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "billing-api"}},
-                "template": {
-                    "metadata": {"labels": LABELS},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "api",
-                                "image": image,
-                                "env": [
-                                    {"name": "DB_PASSWORD", "value": SECRET_VALUE},
-                                    {"name": "API_TOKEN", "value": TOKEN},
-                                ],
-                            }
-                        ]
-                    },
-                },
-            },
-        }
-    )
+    env = [{"name": "DB_PASSWORD", "value": SECRET_VALUE}, {"name": "API_TOKEN", "value": TOKEN}]
+    container = {"name": "api", "image": image, "env": env}
+    return json.dumps(manifests.deployment(ns, "billing-api", LABELS, [container], annotations=annotations))
 
 
 def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator: OperatorProcess) -> None:
@@ -92,22 +69,9 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
         )
     )
     # A TLS Secret whose private key must never reach the logs, named by an Ingress so the operator reads it.
-    pair = CertificateAuthority().issue("billing", hosts=("billing.example.com",), validity=dt.timedelta(days=90))
+    secret, pair = manifests.tls_secret(stg, "billing-tls", "billing.example.com", 90)
     key_line = pair.key_pem.decode().splitlines()[1]
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/tls",
-                "metadata": {"name": "billing-tls", "namespace": stg},
-                "data": {
-                    "tls.crt": base64.b64encode(pair.cert_pem).decode(),
-                    "tls.key": base64.b64encode(pair.key_pem).decode(),
-                },
-            }
-        )
-    )
+    kubectl.apply(json.dumps(secret))
     kubectl.apply(
         json.dumps(
             {

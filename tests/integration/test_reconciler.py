@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import subprocess
 import time
@@ -13,7 +11,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from release_readiness.pki import CertificateAuthority
 from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, complete_job, eventually, roll_out
 
@@ -272,20 +269,7 @@ def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -
     rel.create()
     assert "pay-tls does not exist" in rel.wait_item("tls", "Failed")["message"]
 
-    def secret(days: int) -> dict[str, Any]:
-        pair = CertificateAuthority().issue("pay", hosts=("pay.example.com",), validity=dt.timedelta(days=days))
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/tls",
-            "metadata": {"name": "pay-tls", "namespace": rel.candidate},
-            "data": {
-                "tls.crt": base64.b64encode(pair.cert_pem).decode(),
-                "tls.key": base64.b64encode(pair.key_pem).decode(),
-            },
-        }
-
-    rel.apply(secret(200))
+    rel.apply(manifests.tls_secret(rel.candidate, "pay-tls", "pay.example.com", 200)[0])
     # Secrets are not watched: the operator reads the named Secret when it next evaluates (TTL 60s) or
     # when the Ingress changes; touch the Ingress to make it look again now.
     rel.kubectl.run("annotate", "ingress", "payments-api", "-n", rel.candidate, "touched=1")

@@ -3,7 +3,6 @@ refused at the gate, the candidate fixed, signed off by five people and CI, then
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import time
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from release_readiness.pki import CertificateAuthority
+from tests.integration import manifests
 from tests.integration.conftest import REPO, Kubectl, complete_job, eventually, roll_out, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac", "checklist_installed")
@@ -86,23 +85,8 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
         lambda: kubectl.run("apply", "-f", str(SAMPLES / "candidate-fixed.yaml"), check=False).returncode == 0,
         what="the fixed candidate applied (PrometheusRule served)",
     )
-    pair = CertificateAuthority().issue(
-        "payments", hosts=("payments.staging.example.com",), validity=dt.timedelta(days=120)
-    )
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "kubernetes.io/tls",
-                "metadata": {"name": "payments-api-tls", "namespace": "payments-staging"},
-                "data": {
-                    "tls.crt": base64.b64encode(pair.cert_pem).decode(),
-                    "tls.key": base64.b64encode(pair.key_pem).decode(),
-                },
-            }
-        )
-    )
+    secret, _ = manifests.tls_secret("payments-staging", "payments-api-tls", "payments.staging.example.com", 120)
+    kubectl.apply(json.dumps(secret))
     roll_out(kubectl, "payments-staging", "payments-api")
     complete_job(kubectl, "payments-staging", "payments-api-smoke-3-2-0")
     kubectl.run("annotate", "ingress", "payments-api", "-n", "payments-staging", "cert-issued=1")  # re-read the Secret

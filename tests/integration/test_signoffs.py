@@ -60,29 +60,8 @@ class Flow:
         )
 
     def deploy(self, image: str) -> None:
-        self.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "payments-api", "namespace": self.candidate, "labels": LABELS},
-                "spec": {
-                    "replicas": 2,
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}},
-                    "template": {
-                        "metadata": {"labels": LABELS},
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "api",
-                                    "image": image,
-                                    "resources": {"limits": {"cpu": "1", "memory": "256Mi"}},
-                                }
-                            ]
-                        },
-                    },
-                },
-            }
-        )
+        container = {"name": "api", "image": image, "resources": {"limits": {"cpu": "1", "memory": "256Mi"}}}
+        self.apply(manifests.deployment(self.candidate, "payments-api", LABELS, [container]))
 
     def create_release(self, as_user: tuple[str, tuple[str, ...]] = ENG2) -> None:
         self.apply(
