@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.integration import manifests
 from tests.integration.conftest import Kubectl, eventually, roll_out
 from tests.integration.prometheus import PrometheusServer, TrafficExporter
 
@@ -91,22 +92,7 @@ def release(kubectl: Kubectl, api: client.ApiClient, app: str, candidate: str, u
             }
         )
     )
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": app, "namespace": prod},
-                "spec": {
-                    "application": app,
-                    "version": "3.2.0",
-                    "checklist": checklist,
-                    "candidate": {"namespace": candidate},
-                    "prometheusUrl": url,
-                },
-            }
-        )
-    )
+    kubectl.apply(json.dumps(manifests.release(app, prod, app, "3.2.0", checklist, candidate, prometheusUrl=url)))
     custom = client.CustomObjectsApi(api)
 
     def items() -> dict[str, dict[str, Any]]:

@@ -52,22 +52,9 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
         "create", "role", "deployer", "--verb=get,create,update,patch", "--resource=deployments.apps", "-n", prod
     )
     kubectl.run("create", "rolebinding", "deployers", "--role=deployer", "--group=sre-oncall", "-n", prod)
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": checklist},
-                "spec": {
-                    "items": [
-                        {"id": "secrets", "section": "S", "title": "T", "check": {"workload": "noHardcodedSecrets"}},
-                        {"id": "tls", "section": "S", "title": "T", "check": {"workload": "tlsCertificate"}},
-                    ],
-                    "approvals": [{"role": "engineering-lead", "groups": ["eng-leads"]}],
-                },
-            }
-        )
-    )
+    checks = {"secrets": {"workload": "noHardcodedSecrets"}, "tls": {"workload": "tlsCertificate"}}
+    approvals = [{"role": "engineering-lead", "groups": ["eng-leads"]}]
+    kubectl.apply(json.dumps(manifests.checklist(checklist, checks, approvals, section="S")))
     # A TLS Secret whose private key must never reach the logs, named by an Ingress so the operator reads it.
     secret, pair = manifests.tls_secret(stg, "billing-tls", "billing.example.com", 90)
     key_line = pair.key_pem.decode().splitlines()[1]
@@ -86,21 +73,7 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
         )
     )
     kubectl.apply(deployment(stg))
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": "billing-api-2.0.0", "namespace": prod},
-                "spec": {
-                    "application": "billing-api",
-                    "version": "2.0.0",
-                    "checklist": checklist,
-                    "candidate": {"namespace": stg},
-                },
-            }
-        )
-    )
+    kubectl.apply(json.dumps(manifests.release("billing-api-2.0.0", prod, "billing-api", "2.0.0", checklist, stg)))
     eventually(
         lambda: sample(operator.metrics(), "release_readiness_release_ready", namespace=prod) == 0,
         what="release_readiness_release_ready 0",
