@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from release_readiness.kinds import GatedKind, gated_kinds, parse_extra_kinds
+
 __all__ = ["Settings"]
 
 
@@ -62,6 +64,16 @@ class Settings:
     """RR_LEASE_NAME: the Lease's name."""
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """RR_IDENTITY: this replica's name in the Lease (in a pod: the pod name)."""
+    extra_gated_kinds: tuple[GatedKind, ...] = ()
+    """RR_EXTRA_GATED_KINDS: kinds that carry a pod template besides the built-in ones, as a JSON list of
+    {"kind", "group", "version", "plural", "template" (dotted path), "controller" (optional identity that
+    creates their ReplicaSets and Pods)}; e.g. Argo Rollouts. Their webhook rules must be registered too
+    (the chart's gate.extraKinds does both)."""
+
+    @property
+    def gated_kinds(self) -> tuple[GatedKind, ...]:
+        """Every kind the gate judges: the built-in ones and the configured ones."""
+        return gated_kinds(self.extra_gated_kinds)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -86,4 +98,5 @@ class Settings:
             lease_namespace=e.get("RR_LEASE_NAMESPACE") or _pod_namespace() or d.lease_namespace,
             lease_name=e.get("RR_LEASE_NAME", d.lease_name),
             identity=e.get("RR_IDENTITY") or d.identity,
+            extra_gated_kinds=parse_extra_kinds(e.get("RR_EXTRA_GATED_KINDS", "")),
         )

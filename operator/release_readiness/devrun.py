@@ -51,7 +51,7 @@ def install(with_samples: bool = True) -> None:
 def register_local_webhooks(settings: Settings) -> Settings:
     """Certificates for 127.0.0.1 and the webhook configurations pointing the local API server at us."""
     cert_dir = Path(os.environ.get("RR_CLUSTER_DIR") or REPO / ".cluster") / "webhook"
-    configs = prepare_local_webhook(cert_dir, settings.webhook_port)
+    configs = prepare_local_webhook(cert_dir, settings.webhook_port, settings.extra_gated_kinds)
     path = cert_dir / "configurations.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
     print(f"registering the admission webhooks at https://127.0.0.1:{settings.webhook_port}")

@@ -28,11 +28,13 @@ from release_readiness.api.checklist import Approval
 from release_readiness.api.release import CandidateImage, CandidateStatus, CandidateWorkload
 from release_readiness.checks.model import CandidateSnapshot, CheckResult
 from release_readiness.checks.workload import run_workload_check
+from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
 
 __all__ = [
     "Blocker",
     "Reason",
     "candidate_status",
+    "environment_fields",
     "evaluate_item",
     "evaluate_release",
     "holds_role",
@@ -99,7 +101,17 @@ def who_may(approval: Approval) -> str:
     return " or ".join(parts) or "nobody (the checklist lists no groups or users for this role)"
 
 
-def candidate_status(snapshot: CandidateSnapshot | None) -> CandidateStatus:
+def environment_fields(checklist: ReadinessChecklist | None) -> Sequence[str]:
+    """The pod-template fields allowed to differ between candidate and production under this checklist."""
+    chosen = checklist.spec.rules.environment_fields if checklist is not None else None
+    return DEFAULT_ENVIRONMENT_FIELDS if chosen is None else chosen
+
+
+def candidate_status(
+    snapshot: CandidateSnapshot | None, fields: Sequence[str] = DEFAULT_ENVIRONMENT_FIELDS
+) -> CandidateStatus:
+    """The inspected workloads: images, and the hash of each pod template without the environment fields.
+    The fingerprint covers both, so approvals turn Stale when the candidate's template changes."""
     if snapshot is None:
         return CandidateStatus()
     workloads = []
@@ -108,8 +120,11 @@ def candidate_status(snapshot: CandidateSnapshot | None) -> CandidateStatus:
         for c in wl.containers(include_init=True):
             digest = c.image.partition("@")[2] or None
             images.append(CandidateImage(container=c.name, image=c.image, digest=digest))
-        workloads.append(CandidateWorkload(kind=wl.kind, name=wl.name, images=images))
-    material = "\n".join(f"{w.kind}/{w.name}/{i.container}={i.image}" for w in workloads for i in w.images)
+        digest = template_hash(normalize_template(wl.template, fields))
+        workloads.append(CandidateWorkload(kind=wl.kind, name=wl.name, images=images, template_hash=digest))
+    lines = [f"{w.kind}/{w.name}/{i.container}={i.image}" for w in workloads for i in w.images]
+    lines += [f"{w.kind}/{w.name}#template={w.template_hash}" for w in workloads]
+    material = "\n".join(lines)
     fingerprint = "sha256:" + hashlib.sha256(material.encode()).hexdigest() if material else ""
     return CandidateStatus(namespace=snapshot.namespace, workloads=workloads, fingerprint=fingerprint)
 
@@ -158,7 +173,7 @@ def evaluate_approvals(
                     state="Stale",
                     by=by,
                     at=at,
-                    message="the candidate's images changed after this sign-off; sign again",
+                    message="the candidate's images or pod template changed after this sign-off; sign again",
                 )
             )
         else:
@@ -412,7 +427,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     release, checklist, now = inp.release, inp.checklist, inp.now
     previous = release.status
     generation = release.metadata.generation
-    candidate = candidate_status(inp.snapshot)
+    candidate = candidate_status(inp.snapshot, environment_fields(checklist))
     approvals = evaluate_approvals(checklist, inp.signoffs, candidate.fingerprint) if checklist else []
     status = ReleaseStatus(
         observed_generation=generation,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import kopf
@@ -19,7 +19,8 @@ from release_readiness import API_VERSION, GROUP, VERSION
 from release_readiness.admission.gate import Decision, GateRequest
 from release_readiness.admission.webhooks import register_webhooks, webhook_server
 from release_readiness.config import Settings
-from release_readiness.indexes import WATCHED, ClusterIndex
+from release_readiness.indexes import ClusterIndex, watched
+from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.kube import KubeApi
 from release_readiness.leader import LeaderElector
 from release_readiness.reconciler import Reconciler
@@ -37,7 +38,7 @@ class OperatorState:
 
     def __init__(self, settings: Settings, api: KubeApi | None = None) -> None:
         self.settings = settings
-        self.index = ClusterIndex()
+        self.index = ClusterIndex(extra_kinds=settings.extra_gated_kinds)
         self.api = api or KubeApi()
         self.reconciler = Reconciler(self.index, self.api, settings)
         self.elector: LeaderElector | None = None
@@ -104,12 +105,15 @@ def _feeder(kind: str) -> Callable[..., Awaitable[None]]:
     return feed
 
 
-def register(registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegistry:
-    """Register every handler on `registry` (a fresh one by default, so tests can run several operators)."""
+def register(
+    registry: kopf.OperatorRegistry | None = None, extra_kinds: Sequence[GatedKind] = ()
+) -> kopf.OperatorRegistry:
+    """Register every handler on `registry` (a fresh one by default, so tests can run several operators);
+    `extra_kinds`: configured kinds with a pod template, watched as candidates and gated."""
     registry = registry or kopf.get_default_registry()
     on = kopf.on
 
-    for w in WATCHED:
+    for w in watched(extra_kinds):
         on.event(group=w.group, version=w.version, plural=w.plural, registry=registry, id=f"index-{w.plural}")(
             _feeder(w.kind)
         )
@@ -167,5 +171,5 @@ def register(registry: kopf.OperatorRegistry | None = None) -> kopf.OperatorRegi
             await state.elector.stop()  # hand over at once rather than after the lease expires
         await state.reconciler.stop()
 
-    register_webhooks(registry)
+    register_webhooks(registry, gated_kinds(extra_kinds))
     return registry

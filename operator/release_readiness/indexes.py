@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,9 @@ from pydantic import ValidationError
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.api.common import LabelSelector
 from release_readiness.checks.model import Body, CandidateSnapshot, Workload
+from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 
-__all__ = ["WATCHED", "ClusterIndex", "Key", "Watched"]
+__all__ = ["WATCHED", "ClusterIndex", "Key", "Watched", "watched"]
 
 Key = tuple[str, str]
 """(namespace, name); namespace is '' for cluster-scoped objects."""
@@ -34,7 +36,8 @@ class Watched:
     """Only watched when its CRD is installed (Kopf skips resources the cluster does not serve)."""
 
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+CANDIDATE_KINDS: tuple[GatedKind, ...] = tuple(k for k in BUILTIN_GATED_KINDS if k.candidate)
+"""Kinds inspected as a release's candidate (besides configured extra kinds, e.g. Argo Rollouts)."""
 
 WATCHED: tuple[Watched, ...] = (
     Watched("apps", "v1", "deployments", "Deployment"),
@@ -53,6 +56,12 @@ WATCHED: tuple[Watched, ...] = (
     Watched("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", optional=True),
 )
 OPTIONAL_KINDS = frozenset(w.kind for w in WATCHED if w.optional)
+
+
+def watched(extra_kinds: Sequence[GatedKind] = ()) -> tuple[Watched, ...]:
+    """What the operator watches: WATCHED, and configured extra kinds (optional: their CRD may be absent)."""
+    return WATCHED + tuple(Watched(k.group, k.version, k.plural, k.kind, optional=True) for k in extra_kinds)
+
 
 _KEEP_METADATA = (
     "name",
@@ -101,6 +110,12 @@ class ClusterIndex:
     tls_secrets: dict[Key, Body] = field(default_factory=dict)
     tls_secret_read_at: dict[Key, float] = field(default_factory=dict)
     """When each named TLS Secret was last read (monotonic); an Ingress change forgets its namespace's."""
+    extra_kinds: Sequence[GatedKind] = ()
+    """Configured kinds with a pod template (RR_EXTRA_GATED_KINDS): candidates and production workloads too."""
+
+    @property
+    def workload_kinds(self) -> tuple[GatedKind, ...]:
+        return CANDIDATE_KINDS + tuple(self.extra_kinds)
 
     # -- feeding -----------------------------------------------------------------------------------
 
@@ -133,7 +148,7 @@ class ClusterIndex:
         if kind == "Namespace":
             self.namespaces[name] = slim
             return self._watching(name)
-        if kind in OPTIONAL_KINDS:
+        if kind in OPTIONAL_KINDS or any(k.kind == kind for k in self.extra_kinds):
             self.installed.add(kind)
         if kind == "Ingress":
             self._forget_secret_reads(namespace)
@@ -187,9 +202,9 @@ class ClusterIndex:
         selector = self.candidate_selector(release)
         namespace = release.spec.candidate.namespace
         out = []
-        for kind in WORKLOAD_KINDS:
-            for body in self.of_kind(kind, namespace):
-                wl = Workload({**body, "kind": kind})
+        for kind in self.workload_kinds:
+            for body in self.of_kind(kind.kind, namespace):
+                wl = Workload({**body, "kind": kind.kind}, kind.template_path)
                 if selector.matches(wl.labels) or selector.matches(wl.template_labels):
                     out.append(wl)
         return sorted(out, key=lambda w: (w.kind, w.name))
@@ -198,9 +213,9 @@ class ClusterIndex:
         """Workloads of this application and version in the release's own namespace: it has been admitted."""
         namespace = release.metadata.namespace or ""
         out = []
-        for kind in WORKLOAD_KINDS:
-            for body in self.of_kind(kind, namespace):
-                wl = Workload({**body, "kind": kind})
+        for kind in self.workload_kinds:
+            for body in self.of_kind(kind.kind, namespace):
+                wl = Workload({**body, "kind": kind.kind}, kind.template_path)
                 labels = wl.template_labels
                 if (
                     labels.get("app.kubernetes.io/name") == release.spec.application

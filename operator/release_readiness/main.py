@@ -35,7 +35,7 @@ async def run_operator(
     # generation less often (each admission request allocates thousands of short-lived objects).
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    registry = register(kopf.OperatorRegistry())
+    registry = register(kopf.OperatorRegistry(), settings.extra_gated_kinds)
     state = state or OperatorState(settings)
     await kopf.operator(
         registry=registry,

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
 from release_readiness.api.checklist import CHECK_KINDS
 from release_readiness.checks.workload import CATALOG, parse_params
+from release_readiness.podtemplate import parse_field
 
-__all__ = ["PLACEHOLDERS", "validate_checklist", "validate_release"]
+__all__ = ["PLACEHOLDERS", "validate_checklist", "validate_release", "validate_release_unique"]
 
 PLACEHOLDERS = frozenset({"application", "version", "namespace"})
 _PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -92,6 +93,16 @@ def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
                     f"{at}.items[{j}] ({approval.role}): {item_id!r} is not an item of this checklist; "
                     "add it to spec.items or remove it here"
                 )
+    return errors + _environment_field_errors(checklist)
+
+
+def _environment_field_errors(checklist: ReadinessChecklist) -> list[str]:
+    errors = []
+    for index, pattern in enumerate(checklist.spec.rules.environment_fields or []):
+        try:
+            parse_field(pattern)
+        except ValueError as err:
+            errors.append(f"ReadinessChecklist {checklist.metadata.name}: spec.rules.environmentFields[{index}]: {err}")
     return errors
 
 
@@ -128,3 +139,22 @@ def validate_release(
                 f"set it no later than {limit:%Y-%m-%dT%H:%M:%SZ}"
             )
     return errors
+
+
+def validate_release_unique(release: ReleaseReadiness, existing: Iterable[ReleaseReadiness]) -> list[str]:
+    """One release decides: a second ReleaseReadiness for an application and version already covered in the
+    namespace is refused (with an easier checklist it could otherwise decide the gate's answer)."""
+    namespace, name = release.metadata.namespace, release.metadata.name
+    for other in sorted(existing, key=lambda r: r.metadata.name or ""):
+        if (
+            other.metadata.namespace == namespace
+            and other.metadata.name != name
+            and other.spec.application == release.spec.application
+            and other.spec.version == release.spec.version
+        ):
+            return [
+                f"ReleaseReadiness {namespace}/{name or '(new)'}: {release.spec.application} {release.spec.version} "
+                f"is already covered in {namespace} by ReleaseReadiness {other.metadata.name}; one release decides "
+                f"a version: use {other.metadata.name} (or delete it first)"
+            ]
+    return []

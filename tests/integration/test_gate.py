@@ -19,6 +19,18 @@ LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version":
 DEPLOYER = ("alice", ("deployers",))
 SRE = ("sam", ("sre-oncall",))
 LIMITS = {"workload": "resourceLimits"}
+EDIT_RESOURCES = (
+    "deployments.apps",
+    "deployments.apps/scale",
+    "statefulsets.apps",
+    "daemonsets.apps",
+    "replicasets.apps",
+    "replicationcontrollers",
+    "jobs.batch",
+    "cronjobs.batch",
+    "pods",
+    "pods/ephemeralcontainers",
+)
 
 
 def deployment(
@@ -27,7 +39,11 @@ def deployment(
     replicas: int = 2,
     annotations: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "api", "image": image, "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+    if env is not None:
+        container["env"] = env
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -37,18 +53,21 @@ def deployment(
             "selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}},
             "template": {
                 "metadata": {"labels": labels if labels is not None else LABELS},
-                "spec": {
-                    "containers": [
-                        {"name": "api", "image": image, "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
-                    ]
-                },
+                "spec": {"containers": [container]},
             },
         },
     }
 
 
 class Gate:
-    def __init__(self, kubectl: Kubectl, api: client.ApiClient, mode: str = "enforce") -> None:
+    def __init__(
+        self,
+        kubectl: Kubectl,
+        api: client.ApiClient,
+        mode: str = "enforce",
+        checks: dict[str, dict[str, Any]] | None = None,
+        env: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.kubectl = kubectl
         self.custom = client.CustomObjectsApi(api)
         suffix = uuid.uuid4().hex[:6]
@@ -63,13 +82,13 @@ class Gate:
                 }
             )
         )
-        # No controller-manager aggregates the built-in edit role here, so grant deployments directly.
+        # No controller-manager aggregates the built-in edit role here: grant what `edit` grants on workloads.
         kubectl.run(
             "create",
             "role",
             "deployer",
             "--verb=get,list,watch,create,update,patch,delete",
-            "--resource=deployments.apps",
+            *(f"--resource={r}" for r in EDIT_RESOURCES),
             "-n",
             self.prod,
         )
@@ -84,8 +103,8 @@ class Gate:
             self.prod,
         )
         approvals = [{"role": "engineering-lead", "groups": ["eng-leads"]}]
-        kubectl.apply(json.dumps(manifests.checklist(self.checklist, {"limits": LIMITS}, approvals)))
-        kubectl.apply(json.dumps(deployment(self.candidate)))
+        kubectl.apply(json.dumps(manifests.checklist(self.checklist, checks or {"limits": LIMITS}, approvals)))
+        kubectl.apply(json.dumps(deployment(self.candidate, env=env)))
         kubectl.apply(
             json.dumps(
                 manifests.release(

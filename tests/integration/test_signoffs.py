@@ -235,7 +235,7 @@ def test_new_images_make_approvals_stale(flow: Flow) -> None:
     flow.wait(lambda: flow.approval("engineering-lead").get("state") == "Approved", "approved")
     flow.deploy("registry.example.com/payments/api:3.2.1")
     approval = flow.wait(lambda: (a := flow.approval("engineering-lead")).get("state") == "Stale" and a, "Stale")
-    assert "images changed after this sign-off" in approval["message"]
+    assert "images or pod template changed after this sign-off" in approval["message"]
     assert flow.condition("Ready")["status"] == "False"
 
 

@@ -247,6 +247,20 @@ def test_fingerprint_follows_the_images() -> None:
     assert b.workloads[0].images[0].image == "reg/api:3.2.1"
 
 
+def test_fingerprint_follows_the_pod_template_but_not_its_environment_fields() -> None:
+    base = evaluate(make_checklist(WORKLOAD_ONLY)).candidate
+    privileged = good_container()
+    privileged["securityContext"]["privileged"] = True
+    changed = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(containers=[privileged]))).candidate
+    restarted = evaluate(
+        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(template_annotations={"restartedAt": "now"}))
+    ).candidate
+    assert base.workloads[0].template_hash.startswith("sha256:")
+    assert changed.workloads[0].template_hash != base.workloads[0].template_hash
+    assert changed.fingerprint != base.fingerprint
+    assert restarted.fingerprint == base.fingerprint
+
+
 def test_admission_is_recorded_once_and_kept() -> None:
     checklist = make_checklist(WORKLOAD_ONLY)
     assert evaluate(checklist).admitted_at is None

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from release_readiness.admission.gate import GateRequest, gate_decision
+from release_readiness.admission.gate import GateRequest, gate_decision, gated_kind
 from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.checks.model import Workload
+from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
 from tests.unit.builders import NOW
 
 IMAGE = "registry.example.com/payments/api:3.2.0"
@@ -39,7 +41,18 @@ def workload(
     }
 
 
-def release(ready: bool = True, window: tuple[str, str] | None = None, items: int = 0) -> ReleaseReadiness:
+def inspected_hash(template: dict[str, Any] | None = None, fields: Any = DEFAULT_ENVIRONMENT_FIELDS) -> str:
+    return template_hash(normalize_template(template or workload()["spec"]["template"], fields))
+
+
+def release(
+    ready: bool = True,
+    window: tuple[str, str] | None = None,
+    items: int = 0,
+    name: str = "payments-api-3.2.0",
+    passed: tuple[str, ...] = (),
+    template: str | None = None,
+) -> ReleaseReadiness:
     status: dict[str, Any] = {
         "conditions": [
             {
@@ -50,13 +63,19 @@ def release(ready: bool = True, window: tuple[str, str] | None = None, items: in
                 "lastTransitionTime": "2026-11-27T00:00:00Z",
             }
         ],
-        "items": [{"id": f"item-{i}", "state": "Failed", "message": f"problem {i}"} for i in range(items)],
+        "items": [{"id": f"item-{i}", "state": "Failed", "message": f"problem {i}"} for i in range(items)]
+        + [{"id": i, "state": "Passed", "message": "ok"} for i in passed],
         "approvals": [] if ready else [{"role": "security-lead", "state": "Missing"}],
         "candidate": {
             "namespace": "payments-staging",
             "fingerprint": "sha256:x",
             "workloads": [
-                {"kind": "Deployment", "name": "payments-api", "images": [{"container": "api", "image": IMAGE}]}
+                {
+                    "kind": "Deployment",
+                    "name": "payments-api",
+                    "images": [{"container": "api", "image": IMAGE}],
+                    "templateHash": template if template is not None else inspected_hash(),
+                }
             ],
         },
     }
@@ -69,7 +88,7 @@ def release(ready: bool = True, window: tuple[str, str] | None = None, items: in
     if window:
         spec["window"] = {"start": window[0], "end": window[1]}
     return ReleaseReadiness.model_validate(
-        {"metadata": {"name": "payments-api-3.2.0", "namespace": PROD}, "spec": spec, "status": status}
+        {"metadata": {"name": name, "namespace": PROD}, "spec": spec, "status": status}
     )
 
 
@@ -79,6 +98,10 @@ CHECKLIST = ReadinessChecklist.model_validate(
         "spec": {
             "items": [
                 {"id": f"item-{i}", "section": "S", "title": "T", "check": {"workload": "replicas"}} for i in range(15)
+            ]
+            + [
+                {"id": "security", "section": "S", "title": "T", "check": {"workload": "securityContext"}},
+                {"id": "secrets", "section": "S", "title": "T", "check": {"workload": "noHardcodedSecrets"}},
             ],
             "approvals": [{"role": "security-lead", "groups": ["security-leads"]}],
         },
@@ -94,18 +117,30 @@ def decide(
     releases: list[ReleaseReadiness] | None = None,
     groups: tuple[str, ...] = ("deployers",),
     now: dt.datetime = NOW,
+    kind: str = "Deployment",
+    user: str = "alice",
+    subresource: str | None = None,
+    checklist: ReadinessChecklist = CHECKLIST,
+    inspected: list[Workload] | None = None,
 ) -> Any:
     req = GateRequest(
         operation="UPDATE" if old else "CREATE",
-        kind="Deployment",
+        gated=gated_kind(kind),
         namespace=PROD,
         name="payments-api",
         obj=obj,
         old=old,
-        caller=Caller("alice", groups),
+        caller=Caller(user, groups),
+        subresource=subresource,
     )
     return gate_decision(
-        req, mode, [release()] if releases is None else releases, {"demo": CHECKLIST}, ["sre-oncall"], now
+        req,
+        mode,
+        [release()] if releases is None else releases,
+        {"demo": checklist},
+        ["sre-oncall"],
+        now,
+        lambda _: inspected or [],
     )
 
 
@@ -215,7 +250,7 @@ def test_ungated_namespace_passes() -> None:
 def test_dry_run_gets_the_same_answer() -> None:
     req = GateRequest(
         operation="CREATE",
-        kind="Deployment",
+        gated=gated_kind("Deployment"),
         namespace=PROD,
         name="payments-api",
         obj=workload(),
@@ -226,3 +261,181 @@ def test_dry_run_gets_the_same_answer() -> None:
     wet = decide(workload(), releases=[release(ready=False)])
     dry = gate_decision(req, "enforce", [release(ready=False)], {"demo": CHECKLIST}, [], NOW)
     assert (dry.allowed, dry.verdict, dry.message) == (wet.allowed, wet.verdict, wet.message)
+
+
+# -- every pod-creating kind ------------------------------------------------------------------------------
+
+
+def pod(
+    owner: str | None = None, labels: dict[str, str] | None = None, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    template = workload(labels=labels)["spec"]["template"]
+    meta: dict[str, Any] = {"name": "payments-api", "namespace": PROD, "labels": template["metadata"]["labels"]}
+    if owner:
+        meta["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": owner, "name": "payments-api-5d4f", "controller": True}
+        ]
+    return {"metadata": meta, "spec": spec if spec is not None else copy.deepcopy(template["spec"])}
+
+
+def cronjob(image: str = IMAGE) -> dict[str, Any]:
+    template = workload(image=image)["spec"]["template"]
+    return {
+        "metadata": {"name": "payments-api", "namespace": PROD},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}},
+    }
+
+
+def test_a_pod_the_replicaset_controller_makes_for_its_owner_passes() -> None:
+    d = decide(pod(owner="ReplicaSet"), kind="Pod", user="system:serviceaccount:kube-system:replicaset-controller")
+    assert (d.allowed, d.verdict) == (True, "controller-made")
+    assert "made by system:serviceaccount:kube-system:replicaset-controller for ReplicaSet payments-api-5d4f" in (
+        d.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "owner"),
+    [
+        ("alice", "ReplicaSet"),  # a forged ownerReference, a person's identity
+        ("system:serviceaccount:kube-system:replicaset-controller", None),  # no owner
+        ("system:serviceaccount:kube-system:deployment-controller", "ReplicaSet"),  # not that owner's controller
+    ],
+)
+def test_a_pod_not_made_by_the_owners_controller_is_judged_like_a_workload(user: str, owner: str | None) -> None:
+    d = decide(pod(owner=owner, labels={}), kind="Pod", user=user)
+    assert (d.allowed, d.verdict) == (False, "missing-labels")
+    assert "the pod template (metadata.labels) has no app.kubernetes.io/name" in d.message
+
+
+def test_a_bare_pod_equal_to_the_inspected_template_passes_and_an_unreviewed_one_is_refused() -> None:
+    assert decide(pod(), kind="Pod").verdict == "passed"
+    spec = {"containers": [{"name": "api", "image": "evil.example.com/miner:1"}]}
+    d = decide(pod(spec=spec), kind="Pod")
+    assert (d.allowed, d.verdict) == (False, "image-mismatch")
+    assert d.message.startswith("pod payments-prod/payments-api: its images are not the ones")
+
+
+def test_a_cronjob_is_judged_on_its_job_template() -> None:
+    assert decide(cronjob(), kind="CronJob").verdict == "passed"
+    d = decide(cronjob(image="evil.example.com/miner:1"), kind="CronJob", releases=[release(ready=False)])
+    assert (d.allowed, d.verdict) == (False, "not-ready")
+    unlabelled = cronjob()
+    unlabelled["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"] = {}
+    missing = decide(unlabelled, kind="CronJob")
+    assert "(spec.jobTemplate.spec.template.metadata.labels) has no app.kubernetes.io/name" in missing.message
+
+
+def test_a_job_the_cronjob_controller_makes_passes() -> None:
+    job = workload()
+    job["metadata"]["ownerReferences"] = [{"kind": "CronJob", "name": "nightly", "controller": True}]
+    d = decide(job, kind="Job", user="system:serviceaccount:kube-system:cronjob-controller", releases=[])
+    assert d.verdict == "controller-made"
+
+
+def test_a_pod_update_that_only_relabels_is_unchanged() -> None:
+    old = pod()
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"]["debug"] = "true"
+    assert decide(new, old=old, kind="Pod", releases=[]).verdict == "unchanged"
+
+
+def test_an_ephemeral_container_is_refused_naming_its_image() -> None:
+    old = pod(owner="ReplicaSet")
+    new = copy.deepcopy(old)
+    new["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox:1.36"}]
+    d = decide(new, old=old, kind="Pod", subresource="ephemeralcontainers")
+    assert (d.allowed, d.verdict) == (False, "image-mismatch")
+    assert "ephemeral container 'debugger' (busybox:1.36) was never inspected" in d.message
+    glass = copy.deepcopy(new)
+    glass["metadata"]["annotations"] = {"readiness.dev/break-glass": "INC-1 debug"}
+    sre = decide(glass, old=old, kind="Pod", subresource="ephemeralcontainers", groups=("sre-oncall",))
+    assert sre.verdict == "break-glass"
+
+
+# -- what was inspected is what runs -------------------------------------------------------------------------
+
+
+def candidate_workload() -> Workload:
+    body = workload()
+    body["kind"] = "Deployment"
+    body["metadata"]["namespace"] = "payments-staging"
+    return Workload(body)
+
+
+def privileged(**extra: Any) -> dict[str, Any]:
+    obj = workload()
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"] = {"privileged": True}
+    obj["spec"]["template"]["spec"].update(extra)
+    return obj
+
+
+def test_a_changed_template_with_the_inspected_image_is_refused_naming_the_field_and_both_values() -> None:
+    d = decide(privileged(), inspected=[candidate_workload()])
+    assert (d.allowed, d.verdict) == (False, "template-mismatch")
+    assert (
+        "spec.template.spec.containers[0].securityContext.privileged is true, but the candidate inspected "
+        "(deployment payments-staging/payments-api) has (not set)\n" in d.message
+    )
+    assert "Make it equal to the candidate's, or list the field in spec.rules.environmentFields of " in d.message
+    host_pid = workload()
+    host_pid["spec"]["template"]["spec"]["hostPID"] = True
+    host = decide(host_pid, inspected=[candidate_workload()])
+    assert "spec.template.spec.hostPID is true, but the candidate inspected" in host.message
+    unknown = decide(privileged())
+    assert "the pod template is none of the ones inspected in payments-staging" in unknown.message
+
+
+def test_environment_fields_may_differ_and_a_checklist_can_narrow_them() -> None:
+    obj = workload(annotations={})
+    template = obj["spec"]["template"]
+    template["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "2026-11-27T12:00:00Z"}
+    template["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "4"}}
+    template["spec"]["nodeSelector"] = {"pool": "prod"}
+    assert decide(obj).verdict == "passed"
+    strict = CHECKLIST.model_copy(deep=True)
+    strict.spec.rules.environment_fields = ["spec.nodeSelector"]
+    d = decide(
+        obj,
+        checklist=strict,
+        releases=[release(template=inspected_hash(fields=["spec.nodeSelector"]))],
+        inspected=[candidate_workload()],
+    )
+    assert (d.allowed, d.verdict) == (False, "template-mismatch")
+    assert (
+        'spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt is "2026-11-27T12:00:00Z", but the '
+        "candidate inspected (deployment payments-staging/payments-api) has (not set)" in d.message
+    )
+
+
+def test_template_checks_that_passed_on_the_candidate_run_on_production() -> None:
+    obj = workload()
+    obj["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": "hunter2"}]
+    candidate = workload()
+    candidate["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}
+    ]
+    inspected = inspected_hash(candidate["spec"]["template"])
+    d = decide(obj, releases=[release(passed=("secrets",), template=inspected)])
+    assert (d.allowed, d.verdict) == (False, "check-failed")
+    assert (
+        "check secrets (noHardcodedSecrets) fails on it: deployment payments-prod/payments-api: container 'api' "
+        "sets secret-looking env DB_PASSWORD to a literal value (spec.template.spec.containers[0].env[0].value)"
+    ) in d.message
+    # An item that did not pass on the candidate (waived, failed) is not judged again here.
+    assert decide(obj, releases=[release(template=inspected)]).verdict == "passed"
+
+
+# -- one release decides ---------------------------------------------------------------------------------------
+
+
+def test_two_releases_for_one_version_must_both_admit() -> None:
+    easy, strict = release(name="a-easy"), release(ready=False, name="b-strict")
+    d = decide(workload(), releases=[easy, strict])
+    assert (d.allowed, d.verdict) == (False, "not-ready")
+    assert "ReleaseReadiness payments-prod/b-strict is not Ready" in d.message
+    assert "2 ReleaseReadiness objects cover payments-api 3.2.0: payments-prod/a-easy, payments-prod/b-strict" in (
+        d.message
+    )
+    assert decide(workload(), releases=[easy, release(name="b-also-ready")]).verdict == "passed"

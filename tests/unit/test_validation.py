@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
-from release_readiness.validation import validate_checklist, validate_release
+from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -167,3 +167,32 @@ def test_window_end_before_start() -> None:
     assert validate_release(bad, None, NOW) == [
         "ReleaseReadiness payments-prod/r: spec.window.end must be after spec.window.start"
     ]
+
+
+def test_environment_fields_must_be_paths_inside_the_pod_template() -> None:
+    bad = checklist([item("a")])
+    bad.spec.rules.environment_fields = ["spec.containers[*].resources", "containers[0].image"]
+    assert one(validate_checklist(bad)) == (
+        "ReadinessChecklist demo: spec.rules.environmentFields[1]: 'containers[0].image': segment 'containers[0]' is "
+        "not a field name optionally followed by [*] (e.g. spec.containers[*].env[*].value)"
+    )
+
+
+def test_a_second_release_for_one_version_is_refused_naming_the_first() -> None:
+    def rel(name: str, version: str = "3.2.0", namespace: str = "payments-prod") -> ReleaseReadiness:
+        return ReleaseReadiness.model_validate(
+            {
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"application": "payments-api", "version": version, "candidate": {"namespace": "stg"}},
+            }
+        )
+
+    first = rel("payments-api-3-2-0")
+    assert one(validate_release_unique(rel("easy"), [first])) == (
+        "ReleaseReadiness payments-prod/easy: payments-api 3.2.0 is already covered in payments-prod by "
+        "ReleaseReadiness payments-api-3-2-0; one release decides a version: use payments-api-3-2-0 (or delete it "
+        "first)"
+    )
+    assert validate_release_unique(rel("next", version="3.3.0"), [first]) == []
+    assert validate_release_unique(rel("other-ns", namespace="payments-eu"), [first]) == []
+    assert validate_release_unique(first, [first]) == []

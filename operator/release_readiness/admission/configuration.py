@@ -12,17 +12,18 @@ fails closed so no unstamped signoff is ever stored.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from release_readiness import GROUP, VERSION
+from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.pki import write_serving_certificate
 
-__all__ = ["GATED_KINDS", "WEBHOOK_NAME", "Endpoint", "prepare_local_webhook", "webhook_configurations"]
+__all__ = ["WEBHOOK_NAME", "Endpoint", "gate_webhooks", "prepare_local_webhook", "webhook_configurations"]
 
 WEBHOOK_NAME = "release-readiness"
-GATED_KINDS = ("deployments", "statefulsets", "daemonsets")
 TIMEOUT_SECONDS = 5
 
 
@@ -70,14 +71,34 @@ def _webhook(
     return hook
 
 
-def _rule(group: str, version: str, resource: str, *operations: str) -> dict[str, Any]:
+def _rule(group: str, version: str, resource: str | list[str], *operations: str) -> dict[str, Any]:
     return {
         "apiGroups": [group],
         "apiVersions": [version],
-        "resources": [resource],
+        "resources": [resource] if isinstance(resource, str) else resource,
         "operations": list(operations),
         "scope": "*",
     }
+
+
+def gate_webhooks(endpoint: Endpoint, kinds: Sequence[GatedKind]) -> list[dict[str, Any]]:
+    """Two webhooks a gated kind: enforce namespaces fail closed, warn/audit namespaces fail open."""
+    hooks = []
+    for modes, policy, suffix in ((["enforce"], "Fail", "enforce"), (["warn", "audit"], "Ignore", "advisory")):
+        selector = {"matchExpressions": [{"key": f"{GROUP}/gate", "operator": "In", "values": modes}]}
+        for kind in kinds:
+            resources = [kind.plural] + [f"{kind.plural}/{sub}" for sub in kind.subresources]
+            hooks.append(
+                _webhook(
+                    f"{kind.webhook}-{suffix}",
+                    kind.webhook,
+                    [_rule(kind.group, kind.version, resources, "CREATE", "UPDATE")],
+                    endpoint,
+                    failure_policy=policy,
+                    namespace_selector=selector,
+                )
+            )
+    return hooks
 
 
 def webhook_configurations(
@@ -85,8 +106,10 @@ def webhook_configurations(
     base_url: str | None = None,
     service: dict[str, Any] | None = None,
     name: str = WEBHOOK_NAME,
+    extra_kinds: Sequence[GatedKind] = (),
 ) -> list[dict[str, Any]]:
-    """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration], reaching the webhook at base_url or service."""
+    """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration], reaching the webhook at base_url or service;
+    the gate's webhooks cover the built-in gated kinds and `extra_kinds`."""
     at = Endpoint(ca_bundle, base_url, service)
     mutating = [
         _webhook(name, name, [_rule(GROUP, VERSION, plural, "CREATE")], at, failure_policy="Fail", mutating=True)
@@ -106,19 +129,7 @@ def webhook_configurations(
             ("checklist", "readinesschecklists"),
         )
     ]
-    for modes, policy, suffix in ((["enforce"], "Fail", "enforce"), (["warn", "audit"], "Ignore", "advisory")):
-        selector = {"matchExpressions": [{"key": f"{GROUP}/gate", "operator": "In", "values": modes}]}
-        for kind in GATED_KINDS:
-            validating.append(
-                _webhook(
-                    f"gate-{kind}-{suffix}",
-                    f"gate-{kind}",
-                    [_rule("apps", "v1", kind, "CREATE", "UPDATE")],
-                    at,
-                    failure_policy=policy,
-                    namespace_selector=selector,
-                )
-            )
+    validating += gate_webhooks(at, gated_kinds(extra_kinds))
     labels = {"app.kubernetes.io/name": "release-readiness", "app.kubernetes.io/component": "admission"}
     return [
         {
@@ -136,8 +147,8 @@ def webhook_configurations(
     ]
 
 
-def prepare_local_webhook(directory: Path, port: int) -> list[dict[str, Any]]:
+def prepare_local_webhook(directory: Path, port: int, extra_kinds: Sequence[GatedKind] = ()) -> list[dict[str, Any]]:
     """For a local control plane: a CA and a 127.0.0.1 serving certificate in `directory` (tls.crt, tls.key,
     ca.crt, the operator's RR_WEBHOOK_CERT_DIR), and the configurations that reach https://127.0.0.1:port."""
     ca = write_serving_certificate(directory, ("127.0.0.1", "localhost"), "release-readiness-webhook-ca")
-    return webhook_configurations(ca, base_url=f"https://127.0.0.1:{port}")
+    return webhook_configurations(ca, base_url=f"https://127.0.0.1:{port}", extra_kinds=extra_kinds)

@@ -1,23 +1,37 @@
 """The production gate: one pure function from an admission request and the indexed state to a decision.
 
-`gate_decision` is called by the validating webhook for apps/v1 Deployments, StatefulSets and
-DaemonSets in namespaces labelled readiness.dev/gate=enforce|warn|audit. It reads only what it is
-given (the release index), never the API server.
+`gate_decision` is called by the validating webhook for every kind that makes pods (see
+release_readiness.kinds) in namespaces labelled readiness.dev/gate=enforce|warn|audit. It reads only
+what it is given (the release index and the inspected candidates), never the API server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import itertools
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
-from release_readiness.checks.model import Workload
-from release_readiness.evaluation import outstanding
+from release_readiness.checks.model import CandidateSnapshot, Workload
+from release_readiness.checks.workload import run_workload_check
+from release_readiness.evaluation import environment_fields, outstanding
+from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
+from release_readiness.podtemplate import differences, normalize_template, template_hash
 
-__all__ = ["BREAK_GLASS", "GATE_LABEL", "MODES", "Decision", "GateRequest", "gate_decision"]
+__all__ = [
+    "BREAK_GLASS",
+    "GATE_LABEL",
+    "MODES",
+    "TEMPLATE_CHECKS",
+    "Decision",
+    "GateRequest",
+    "gate_decision",
+    "gated_kind",
+]
 
 GATE_LABEL = "readiness.dev/gate"
 BREAK_GLASS = "readiness.dev/break-glass"
@@ -26,30 +40,59 @@ VERSION_LABEL = "app.kubernetes.io/version"
 Mode = Literal["enforce", "warn", "audit"]
 MODES: tuple[Mode, ...] = ("enforce", "warn", "audit")
 
+TEMPLATE_CHECKS = frozenset(
+    {
+        "resourceRequests",
+        "resourceLimits",
+        "livenessProbe",
+        "readinessProbe",
+        "imageTagPinned",
+        "securityContext",
+        "noHardcodedSecrets",
+    }
+)
+"""Workload checks judged on a pod template alone: they run on the production template too."""
+MAX_DIFFERENCES = 5
+"""Differences from the inspected pod template a refusal lists."""
+
 Verdict = Literal[
     "passed",
     "unchanged",
+    "controller-made",
     "missing-labels",
     "no-release",
     "not-ready",
     "outside-window",
     "image-mismatch",
+    "template-mismatch",
+    "check-failed",
     "break-glass",
     "break-glass-denied",
     "not-gated",
 ]
+ALLOWED_VERDICTS = frozenset({"passed", "unchanged", "controller-made", "break-glass", "not-gated"})
+
+
+def gated_kind(kind: str) -> GatedKind:
+    """A built-in gated kind by name (tests and tools; the webhook passes the configured row)."""
+    return next(k for k in BUILTIN_GATED_KINDS if k.kind == kind)
 
 
 @dataclass(frozen=True)
 class GateRequest:
     operation: str
-    kind: str
+    gated: GatedKind
     namespace: str
     name: str
     obj: Mapping[str, Any]
     old: Mapping[str, Any] | None
     caller: Caller
     dry_run: bool = False
+    subresource: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.gated.kind
 
 
 @dataclass
@@ -65,17 +108,7 @@ class Decision:
     @property
     def refused(self) -> bool:
         """What the gate would have said in enforce mode (recorded for warn and audit)."""
-        return self.verdict not in ("passed", "unchanged", "break-glass", "not-gated")
-
-
-def _template(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return ((obj or {}).get("spec") or {}).get("template") or {}
-
-
-def _images(obj: Mapping[str, Any]) -> dict[str, str]:
-    """Container name -> image of a workload's pod template, init containers first."""
-    containers = Workload(dict(obj)).containers(include_init=True)
-    return {c.name: c.image for c in sorted(containers, key=lambda c: not c.init)}
+        return self.verdict not in ALLOWED_VERDICTS
 
 
 def _list(texts: Sequence[str], limit: int = 10) -> str:
@@ -84,7 +117,38 @@ def _list(texts: Sequence[str], limit: int = 10) -> str:
     return f"\n  - {shown}{more}"
 
 
-def _image_problems(obj: Mapping[str, Any], release: ReleaseReadiness) -> list[str]:
+def _show(value: Any, limit: int = 200) -> str:
+    text = "(not set)" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _controller_made(req: GateRequest) -> str | None:
+    """Why the object is one a built-in controller made for its owner, or None.
+
+    Both must hold: the caller is the controller's own identity, and the object's controller
+    ownerReference names the owner kind that controller manages. A person's forged ownerReference,
+    or a controller identity without one, is judged like any workload."""
+    if req.subresource is not None:
+        return None
+    refs = (req.obj.get("metadata") or {}).get("ownerReferences") or []
+    owner = next((r for r in refs if isinstance(r, Mapping) and r.get("controller") is True), None)
+    if owner is None:
+        return None
+    expected = req.gated.made_by.get(str(owner.get("kind", "")))
+    if expected is None or req.caller.username != expected:
+        return None
+    return f"made by {expected} for {owner.get('kind')} {owner.get('name')}"
+
+
+def _running(req: GateRequest, obj: Mapping[str, Any] | None) -> Any:
+    """What an update must leave alone to pass unjudged: the pod template; for a Pod, its spec (labels on a
+    running Pod do not change what runs, ephemeral containers do)."""
+    if not req.gated.template_path:
+        return (obj or {}).get("spec") or {}
+    return req.gated.template(obj)
+
+
+def _image_problems(req: GateRequest, workload: Workload, release: ReleaseReadiness) -> list[str]:
     candidate = release.status.candidate if release.status else None
     if candidate is None or not candidate.workloads:
         return ["the release has not inspected any candidate workload yet"]
@@ -93,18 +157,88 @@ def _image_problems(obj: Mapping[str, Any], release: ReleaseReadiness) -> list[s
         for inspected_image in wl.images:
             inspected.setdefault(inspected_image.container, set()).add(inspected_image.image)
     problems = []
-    for container, image in _images(obj).items():
-        seen = inspected.get(container)
+    containers = sorted(workload.containers(include_init=True, include_ephemeral=True), key=lambda c: not c.init)
+    for container in containers:
+        image = container.image
+        if container.ephemeral:
+            if _ephemeral(req.old, container.name) != container.body:
+                problems.append(
+                    f"{container.label} ({image}) was never inspected: a debugging container is not what the "
+                    f"candidate in {candidate.namespace} ran; use break-glass to debug in production"
+                )
+            continue
+        seen = inspected.get(container.name)
         if seen is None:
             problems.append(
-                f"container '{container}' ({image}) has no counterpart in the candidate inspected in "
+                f"container '{container.name}' ({image}) has no counterpart in the candidate inspected in "
                 f"{candidate.namespace}"
             )
         elif image not in seen:
             problems.append(
-                f"container '{container}' image {image} is not the image inspected in {candidate.namespace} "
+                f"container '{container.name}' image {image} is not the image inspected in {candidate.namespace} "
                 f"({', '.join(sorted(seen))})"
             )
+    return problems
+
+
+def _ephemeral(obj: Mapping[str, Any] | None, name: str) -> Any:
+    spec = (obj or {}).get("spec") or {}
+    return next((c for c in spec.get("ephemeralContainers") or [] if c.get("name") == name), None)
+
+
+def _template_problems(
+    req: GateRequest,
+    release: ReleaseReadiness,
+    checklist: ReadinessChecklist,
+    inspected_workloads: Sequence[Workload],
+) -> list[str]:
+    """The production pod template must be one of the inspected ones, but for the environment fields."""
+    candidate = release.status.candidate if release.status else None
+    recorded = {w.template_hash for w in candidate.workloads if w.template_hash} if candidate else set()
+    fields = environment_fields(checklist)
+    fix = (
+        f"make it equal to the candidate's, or list the field in spec.rules.environmentFields of "
+        f"ReadinessChecklist {checklist.metadata.name} if it truly differs per environment"
+    )
+    if not recorded:
+        return ["the release has not recorded the candidate's pod template yet; wait for its next evaluation"]
+    running = normalize_template(req.gated.template(req.obj), fields)
+    if template_hash(running) in recorded:
+        return []
+    same_name = sorted(inspected_workloads, key=lambda w: (w.name != req.name, w.kind != req.kind))
+    for wl in same_name:
+        normalized = normalize_template(wl.template, fields)
+        if template_hash(normalized) not in recorded:
+            continue  # changed since it was inspected: not what was approved
+        found = list(itertools.islice(differences(normalized, running), MAX_DIFFERENCES + 1))
+        if not found:
+            continue
+        out = [
+            f"{'.'.join([*req.gated.template_path, path])} is {_show(now)}, but the candidate inspected ({wl.ref}) "
+            f"has {_show(was)}"
+            for path, was, now in found[:MAX_DIFFERENCES]
+        ]
+        if len(found) > MAX_DIFFERENCES:
+            out.append(f"and more differences after these {MAX_DIFFERENCES}")
+        return [*out, fix[0].upper() + fix[1:]]
+    namespace = candidate.namespace if candidate else "the candidate namespace"
+    return [f"the pod template is none of the ones inspected in {namespace}; {fix}"]
+
+
+def _check_problems(
+    req: GateRequest, workload: Workload, release: ReleaseReadiness, checklist: ReadinessChecklist, now: dt.datetime
+) -> list[str]:
+    """Template checks that passed on the candidate must pass on the production template too."""
+    states = {i.id: i.state for i in release.status.items} if release.status else {}
+    snapshot = CandidateSnapshot(release.spec.application, release.spec.version, req.namespace, [workload], now)
+    problems = []
+    for item in checklist.spec.items:
+        name = item.check.workload
+        if name not in TEMPLATE_CHECKS or states.get(item.id) != "Passed":
+            continue
+        result = run_workload_check(name, item.check.params, snapshot)
+        if result.state == "Failed":
+            problems.append(f"check {item.id} ({name}) fails on it: {result.message}")
     return problems
 
 
@@ -125,6 +259,10 @@ def _apply_mode(decision: Decision, mode: Mode) -> Decision:
     return decision
 
 
+def _inspected_none(_: ReleaseReadiness) -> Sequence[Workload]:
+    return ()
+
+
 def gate_decision(
     req: GateRequest,
     mode: str | None,
@@ -132,31 +270,40 @@ def gate_decision(
     checklists: Mapping[str, ReadinessChecklist],
     break_glass_groups: Sequence[str],
     now: dt.datetime,
+    inspected: Callable[[ReleaseReadiness], Sequence[Workload]] = _inspected_none,
 ) -> Decision:
-    """Decide a rollout. `releases`: the ReleaseReadiness objects in the request's namespace."""
+    """Decide a rollout. `releases`: the ReleaseReadiness objects in the request's namespace; `inspected`: a
+    release's candidate workloads as the index holds them (to name the field that differs)."""
     if mode not in MODES:
         return Decision(True, "not-gated", f"namespace {req.namespace} is not gated")
     gate_mode: Mode = mode
-    template = _template(req.obj)
     where = f"{req.kind.lower()} {req.namespace}/{req.name}"
-    if req.operation == "UPDATE" and req.old is not None and _template(req.old) == template:
+    made = _controller_made(req)
+    if made is not None:
+        return Decision(True, "controller-made", f"{where}: {made}", gate_mode)
+    if req.operation == "UPDATE" and req.old is not None and _running(req, req.old) == _running(req, req.obj):
         return Decision(True, "unchanged", f"{where}: the pod template is unchanged", gate_mode)
 
+    template = req.gated.template(req.obj)
     labels = dict((template.get("metadata") or {}).get("labels") or {})
     app, version = labels.get(NAME_LABEL), labels.get(VERSION_LABEL)
     if not app or not version:
         missing = [k for k, v in ((NAME_LABEL, app), (VERSION_LABEL, version)) if not v]
+        at = ".".join([*req.gated.template_path, "metadata", "labels"])
         return _apply_mode(
             Decision(
                 False,
                 "missing-labels",
-                f"{where}: the pod template (spec.template.metadata.labels) has no {' or '.join(missing)}; add "
+                f"{where}: the pod template ({at}) has no {' or '.join(missing)}; add "
                 f"them so the gate can find the release's ReleaseReadiness",
             ),
             gate_mode,
         )
 
-    matching = [r for r in releases if r.spec.application == app and r.spec.version == version]
+    matching = sorted(
+        (r for r in releases if r.spec.application == app and r.spec.version == version),
+        key=lambda r: (r.metadata.creation_timestamp or now, r.metadata.name or ""),
+    )
     if not matching:
         return _apply_mode(
             Decision(
@@ -167,12 +314,12 @@ def gate_decision(
             ),
             gate_mode,
         )
-    release = matching[0]
-    key = (release.metadata.namespace or req.namespace, release.metadata.name)
-    rname = f"ReleaseReadiness {key[0]}/{key[1]}"
+    first = matching[0]
+    key = (first.metadata.namespace or req.namespace, first.metadata.name or "")
 
     reason = str((req.obj.get("metadata") or {}).get("annotations", {}).get(BREAK_GLASS, "")).strip()
     if reason:
+        rname = f"ReleaseReadiness {key[0]}/{key[1]}"
         if any(g in break_glass_groups for g in req.caller.groups):
             return Decision(
                 True,
@@ -195,41 +342,84 @@ def gate_decision(
             gate_mode,
         )
 
+    # Two releases for one application and version should never exist (admission refuses the second); if a
+    # race let one through, each of them must admit the rollout, so an easier checklist decides nothing.
+    others = ""
+    if len(matching) > 1:
+        names = ", ".join(f"{r.metadata.namespace}/{r.metadata.name}" for r in matching)
+        others = f" ({len(matching)} ReleaseReadiness objects cover {app} {version}: {names}; each must admit it)"
+    for release in matching:
+        decision = _judge(req, where, release, checklists, now, inspected)
+        if decision.refused:
+            decision.message += others
+            return _apply_mode(decision, gate_mode)
+    rname = f"ReleaseReadiness {key[0]}/{key[1]}"
+    return _apply_mode(Decision(True, "passed", f"{where}: {rname} is Ready", release=key), gate_mode)
+
+
+def _judge(
+    req: GateRequest,
+    where: str,
+    release: ReleaseReadiness,
+    checklists: Mapping[str, ReadinessChecklist],
+    now: dt.datetime,
+    inspected: Callable[[ReleaseReadiness], Sequence[Workload]],
+) -> Decision:
+    """One release's answer: Ready, in its window, and the pod template the one it inspected."""
+    key = (release.metadata.namespace or req.namespace, release.metadata.name or "")
+    rname = f"ReleaseReadiness {key[0]}/{key[1]}"
     status = release.status
+    checklist = checklists.get(release.spec.checklist)
     ready = status.condition("Ready") if status else None
-    if ready is None or ready.status != "True":
-        items, approvals = outstanding(status, checklists.get(release.spec.checklist)) if status else ([], [])
-        parts = [f"{where}: {rname} is not Ready ({ready.reason if ready else 'not evaluated yet'})."]
+    if ready is None or ready.status != "True" or checklist is None:
+        items, approvals = outstanding(status, checklist) if status else ([], [])
+        why = ready.reason if ready else "not evaluated yet"
+        if checklist is None and ready is not None and ready.status == "True":
+            why = f"its checklist {release.spec.checklist} is not known to the gate"
+        parts = [f"{where}: {rname} is not Ready ({why})."]
         if items:
             parts.append(f"{len(items)} required item(s) outstanding:{_list(items)}")
         if approvals:
             parts.append(f"{len(approvals)} approval(s) missing:{_list(approvals)}")
-        if not items and not approvals and ready is not None:
+        if not items and not approvals and ready is not None and ready.status != "True":
             parts.append(ready.message)
-        return _apply_mode(Decision(False, "not-ready", "\n".join(parts), release=key), gate_mode)
+        return Decision(False, "not-ready", "\n".join(parts), release=key)
 
     window = release.spec.window
     if window is not None and not (window.start <= now <= window.end):
-        return _apply_mode(
-            Decision(
-                False,
-                "outside-window",
-                f"{where}: outside the deployment window of {rname}: {window.start:%Y-%m-%dT%H:%M:%SZ} to "
-                f"{window.end:%Y-%m-%dT%H:%M:%SZ} (now {now:%Y-%m-%dT%H:%M:%SZ}); change spec.window or wait",
-                release=key,
-            ),
-            gate_mode,
+        return Decision(
+            False,
+            "outside-window",
+            f"{where}: outside the deployment window of {rname}: {window.start:%Y-%m-%dT%H:%M:%SZ} to "
+            f"{window.end:%Y-%m-%dT%H:%M:%SZ} (now {now:%Y-%m-%dT%H:%M:%SZ}); change spec.window or wait",
+            release=key,
         )
 
-    problems = _image_problems(req.obj, release)
+    workload = Workload({**req.obj, "kind": req.kind}, req.gated.template_path)
+    problems = _image_problems(req, workload, release)
     if problems:
-        return _apply_mode(
-            Decision(
-                False,
-                "image-mismatch",
-                f"{where}: its images are not the ones {rname} inspected:{_list(problems)}",
-                release=key,
-            ),
-            gate_mode,
+        return Decision(
+            False,
+            "image-mismatch",
+            f"{where}: its images are not the ones {rname} inspected:{_list(problems)}",
+            release=key,
         )
-    return _apply_mode(Decision(True, "passed", f"{where}: {rname} is Ready", release=key), gate_mode)
+    if req.subresource is None:
+        problems = _template_problems(req, release, checklist, inspected(release))
+        if problems:
+            return Decision(
+                False,
+                "template-mismatch",
+                f"{where}: its pod template is not the one {rname} inspected:{_list(problems)}",
+                release=key,
+            )
+    problems = _check_problems(req, workload, release, checklist, now)
+    if problems:
+        return Decision(
+            False,
+            "check-failed",
+            f"{where}: the production pod template fails checks that passed on the candidate of {rname}:"
+            f"{_list(problems)}",
+            release=key,
+        )
+    return Decision(True, "passed", f"{where}: {rname} is Ready", release=key)

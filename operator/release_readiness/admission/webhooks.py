@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,6 @@ from kopf._cogs.structs.reviews import Request, Response, WebhookClientConfig, W
 from pydantic import ValidationError
 
 from release_readiness import GROUP, VERSION
-from release_readiness.admission.configuration import GATED_KINDS
 from release_readiness.admission.gate import GATE_LABEL, GateRequest, gate_decision
 from release_readiness.admission.signoffs import (
     Caller,
@@ -30,10 +29,11 @@ from release_readiness.admission.signoffs import (
     validate_signoff,
 )
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 from release_readiness.logs import ADMISSION
 from release_readiness.metrics import ADMISSION_ERRORS, ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from release_readiness.pki import write_serving_certificate
-from release_readiness.validation import validate_checklist, validate_release
+from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
 if TYPE_CHECKING:
     from release_readiness.handlers import OperatorState
@@ -116,7 +116,8 @@ def _parse(model: type[Any], body: Any, what: str) -> Any:
         raise kopf.AdmissionError(f"{what}: {path}: {first['msg']}", code=422) from None
 
 
-def register_webhooks(registry: kopf.OperatorRegistry) -> None:
+def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind] = BUILTIN_GATED_KINDS) -> None:
+    """The signoff and release webhooks, and one gate handler for each gated kind (its id is its path)."""
     on = kopf.on
 
     @on.mutate(GROUP, VERSION, "releasesignoffs", operation="CREATE", id="stamp-signoff", registry=registry)
@@ -156,44 +157,69 @@ def register_webhooks(registry: kopf.OperatorRegistry) -> None:
         checklist = state.index.checklists.get(new.spec.checklist)
         errors = validate_release(new, checklist)
         errors += validate_release_update(previous, new, Caller.from_userinfo(userinfo))
+        if previous is None:
+            errors += validate_release_unique(new, state.index.releases.values())
         _refuse(errors)
 
     @on.validate(GROUP, VERSION, "readinesschecklists", id="validate-checklist", registry=registry)
     async def check_checklist(body: kopf.Body, **_: Any) -> None:
         _refuse(validate_checklist(_parse(ReadinessChecklist, body, "ReadinessChecklist")))
 
-    for plural in GATED_KINDS:
-        on.validate("apps", "v1", plural, id=f"gate-{plural}", registry=registry)(_gate)
+    for gated in kinds:
+        on.validate(
+            gated.group,
+            gated.version,
+            gated.plural,
+            id=gated.webhook,
+            subresource="*" if gated.subresources else None,
+            registry=registry,
+        )(_gate_handler(gated))
+
+
+def _gate_handler(gated: GatedKind) -> Callable[..., Awaitable[None]]:
+    async def gate(**kwargs: Any) -> None:
+        await _gate(gated, **kwargs)
+
+    gate.__name__ = f"gate_{gated.plural}"
+    return gate
 
 
 async def _gate(
+    gated: GatedKind,
     body: kopf.Body,
     userinfo: kopf.UserInfo,
     dryrun: bool,
     warnings: list[str],
     memo: Any,
-    resource: kopf.Resource,
     old: Any = None,
     operation: str | None = None,
+    subresource: str | None = None,
     **_: Any,
 ) -> None:
     state = _state(memo)
     namespace = body.metadata.namespace or ""
     mode = (state.index.namespaces.get(namespace, {}).get("metadata", {}).get("labels") or {}).get(GATE_LABEL)
-    kind = {"deployments": "Deployment", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet"}[resource.plural]
+    kind = gated.kind
     req = GateRequest(
         operation=operation or "CREATE",
-        kind=kind,
+        gated=gated,
         namespace=namespace,
         name=body.metadata.name or "",
         obj=dict(body),
         old=dict(old) if old else None,
         caller=Caller.from_userinfo(userinfo),
         dry_run=dryrun,
+        subresource=subresource or None,
     )
     releases = [r for (ns, _), r in state.index.releases.items() if ns == namespace]
     decision = gate_decision(
-        req, mode, releases, state.index.checklists, state.settings.break_glass_groups, dt.datetime.now(dt.UTC)
+        req,
+        mode,
+        releases,
+        state.index.checklists,
+        state.settings.break_glass_groups,
+        dt.datetime.now(dt.UTC),
+        state.index.candidate_workloads,
     )
     warnings.extend(decision.warnings)
     context = ADMISSION.get(None)
@@ -203,7 +229,7 @@ async def _gate(
         BREAK_GLASS.labels(*decision.release).inc()
     # Refusals, advisory (warn/audit) verdicts and break-glass are recorded; routine admits only at debug
     # level (one log line a request was a tenth of the gate's CPU under load).
-    level = logging.DEBUG if decision.verdict in ("passed", "unchanged", "not-gated") else logging.INFO
+    level = logging.INFO if decision.refused or decision.verdict == "break-glass" else logging.DEBUG
     log.log(
         level,
         "gate %s %s/%s: %s (%s)",

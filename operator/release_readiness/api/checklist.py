@@ -156,6 +156,18 @@ class ChecklistRules(KubeModel):
     ] = True
     prevent_self_approval: Annotated[bool, Field(description="The creator of a release cannot approve it.")] = True
     max_waiver_days: Annotated[int, Field(description="The longest a waiver may last, in days.", ge=1, le=365)] = 30
+    environment_fields: Annotated[
+        list[Annotated[str, Field(max_length=256)]] | None,
+        Field(
+            description=(
+                "Pod-template fields that may differ between the inspected candidate and production, as dotted "
+                "paths inside the pod template ([*]: every list element), e.g. spec.containers[*].resources. "
+                "Unset: metadata.annotations, container resources, env values, nodeSelector, affinity, "
+                "tolerations, topologySpreadConstraints, priorityClassName. Everything else must be identical."
+            ),
+            max_length=64,
+        ),
+    ] = None
 
 
 class ChecklistSpec(KubeModel):

@@ -147,12 +147,18 @@ class CandidateWorkload(KubeModel):
     kind: str
     name: str
     images: list[CandidateImage] = []
+    template_hash: Annotated[
+        str,
+        Field(description="sha256 over the pod template without the checklist's per-environment fields."),
+    ] = ""
 
 
 class CandidateStatus(KubeModel):
     namespace: str = ""
     workloads: list[CandidateWorkload] = []
-    fingerprint: Annotated[str, Field(description="sha256 over the inspected images; approvals are bound to it.")] = ""
+    fingerprint: Annotated[
+        str, Field(description="sha256 over the inspected images and pod templates; approvals are bound to it.")
+    ] = ""
 
 
 class ReleaseStatus(KubeModel):

@@ -43,6 +43,7 @@ class Container:
     name: str
     body: Body
     init: bool = False
+    ephemeral: bool = False
 
     @property
     def image(self) -> str:
@@ -50,14 +51,17 @@ class Container:
 
     @property
     def label(self) -> str:
-        return f"{'init container' if self.init else 'container'} '{self.name}'"
+        what = "init container" if self.init else "ephemeral container" if self.ephemeral else "container"
+        return f"{what} '{self.name}'"
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A Deployment, StatefulSet or DaemonSet, as the API server returns it."""
+    """A Deployment, StatefulSet or DaemonSet (or any kind with a pod template), as the API server returns it."""
 
     body: Body
+    template_path: tuple[str, ...] = ("spec", "template")
+    """Where the pod template is (see release_readiness.kinds); () for a Pod, its own template."""
 
     @property
     def kind(self) -> str:
@@ -98,7 +102,17 @@ class Workload:
 
     @property
     def template(self) -> Body:
-        return dict(self.spec.get("template") or {})
+        if not self.template_path:
+            meta = self.body.get("metadata") or {}
+            return {"metadata": {k: meta[k] for k in ("labels", "annotations") if k in meta}, "spec": self.spec}
+        node: Any = self.body
+        for key in self.template_path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return dict(node) if isinstance(node, dict) else {}
+
+    def field(self, path: str) -> str:
+        """A path inside the pod template as a person writes it, e.g. spec.template.spec.containers[0].image."""
+        return ".".join([*self.template_path, path])
 
     @property
     def template_labels(self) -> dict[str, str]:
@@ -119,10 +133,15 @@ class Workload:
         value = self.spec.get("replicas", 1)
         return int(value) if value is not None else 1
 
-    def containers(self, include_init: bool = False) -> list[Container]:
+    def containers(self, include_init: bool = False, include_ephemeral: bool = False) -> list[Container]:
         out = [Container(str(c.get("name", "")), c) for c in self.pod_spec.get("containers") or []]
         if include_init:
             out += [Container(str(c.get("name", "")), c, init=True) for c in self.pod_spec.get("initContainers") or []]
+        if include_ephemeral:
+            out += [
+                Container(str(c.get("name", "")), c, ephemeral=True)
+                for c in self.pod_spec.get("ephemeralContainers") or []
+            ]
         return out
 
 

@@ -90,9 +90,9 @@ class WorkloadCheck:
     run: Callable[[CandidateSnapshot, Any], CheckResult]
 
 
-def _field(container_index: int, init: bool, path: str) -> str:
+def _field(wl: Workload, container_index: int, init: bool, path: str) -> str:
     kind = "initContainers" if init else "containers"
-    return f"spec.template.spec.{kind}[{container_index}].{path}"
+    return wl.field(f"spec.{kind}[{container_index}].{path}")
 
 
 def _per_container(
@@ -115,30 +115,30 @@ def _per_container(
 
 
 def resource_requests(snap: CandidateSnapshot, params: ResourceParams) -> CheckResult:
-    def problem(_: Workload, i: int, c: Any) -> Iterable[str]:
+    def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
         requests = (c.body.get("resources") or {}).get("requests") or {}
         for res in params.resources:
             if res not in requests:
-                yield f"{c.label} has no {res} request ({_field(i, c.init, f'resources.requests.{res}')})"
+                yield f"{c.label} has no {res} request ({_field(wl, i, c.init, f'resources.requests.{res}')})"
 
     return _per_container(snap, problem, f"every container requests {', '.join(params.resources)}")
 
 
 def resource_limits(snap: CandidateSnapshot, params: ResourceParams) -> CheckResult:
-    def problem(_: Workload, i: int, c: Any) -> Iterable[str]:
+    def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
         limits = (c.body.get("resources") or {}).get("limits") or {}
         for res in params.resources:
             if res not in limits:
-                yield f"{c.label} has no {res} limit ({_field(i, c.init, f'resources.limits.{res}')})"
+                yield f"{c.label} has no {res} limit ({_field(wl, i, c.init, f'resources.limits.{res}')})"
 
     return _per_container(snap, problem, f"every container has {', '.join(params.resources)} limits")
 
 
 def _probe_check(probe: str) -> Callable[[CandidateSnapshot, NoParams], CheckResult]:
     def check(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
-        def problem(_: Workload, i: int, c: Any) -> Iterable[str]:
+        def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
             if not c.body.get(probe):
-                yield f"{c.label} has no {probe} ({_field(i, False, probe)})"
+                yield f"{c.label} has no {probe} ({_field(wl, i, False, probe)})"
 
         return _per_container(snap, problem, f"every container has a {probe}", include_init=False)
 
@@ -359,14 +359,14 @@ def _tls_problems(
 
 
 def image_tag_pinned(snap: CandidateSnapshot, params: ImageTagParams) -> CheckResult:
-    def problem(_: Workload, i: int, c: Any) -> Iterable[str]:
+    def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
         image = c.image
         name, _, digest = image.partition("@")
         tag = name.rsplit("/", 1)[-1].partition(":")[2]
         if params.require_digest and not digest:
-            yield f"{c.label} image {image!r} is not pinned by digest ({_field(i, c.init, 'image')})"
+            yield f"{c.label} image {image!r} is not pinned by digest ({_field(wl, i, c.init, 'image')})"
         elif not digest and tag in ("", "latest"):
-            yield f"{c.label} image {image!r} uses {'latest' if tag else 'no tag'} ({_field(i, c.init, 'image')})"
+            yield f"{c.label} image {image!r} uses {'latest' if tag else 'no tag'} ({_field(wl, i, c.init, 'image')})"
 
     return _per_container(snap, problem, "every image is pinned")
 
@@ -463,7 +463,7 @@ def security_context(snap: CandidateSnapshot, params: SecurityContextParams) -> 
     def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
         pod_sc = wl.pod_spec.get("securityContext") or {}
         sc = c.body.get("securityContext") or {}
-        at = _field(i, c.init, "securityContext")
+        at = _field(wl, i, c.init, "securityContext")
         if params.run_as_non_root:
             non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
             uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
@@ -490,13 +490,13 @@ def security_context(snap: CandidateSnapshot, params: SecurityContextParams) -> 
 def no_hardcoded_secrets(snap: CandidateSnapshot, params: SecretParams) -> CheckResult:
     pattern = re.compile(params.pattern)
 
-    def problem(_: Workload, i: int, c: Any) -> Iterable[str]:
+    def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
         for j, env in enumerate(c.body.get("env") or []):
             name = str(env.get("name", ""))
             if pattern.search(name) and env.get("value"):
                 yield (
                     f"{c.label} sets secret-looking env {name} to a literal value "
-                    f"({_field(i, c.init, f'env[{j}].value')}); use valueFrom.secretKeyRef"
+                    f"({_field(wl, i, c.init, f'env[{j}].value')}); use valueFrom.secretKeyRef"
                 )
 
     return _per_container(snap, problem, "no secret-looking env var has a literal value")
