@@ -28,7 +28,7 @@ def digest(tpl: dict[str, Any], fields: Any = DEFAULT_ENVIRONMENT_FIELDS) -> str
 
 
 def test_parse_field() -> None:
-    assert parse_field("spec.containers[*].env[*].value") == ["spec", "containers", "*", "env", "*", "value"]
+    assert parse_field("spec.containers[*].env[*].value") == ("spec", "containers", "*", "env", "*", "value")
     with pytest.raises(ValueError, match="must start with metadata or spec"):
         parse_field("containers[*].image")
     with pytest.raises(ValueError, match=r"segment 'containers\[0\]' is not a field name"):
@@ -80,6 +80,17 @@ def test_every_other_field_changes_the_hash_and_is_named(change: Any, path: str)
     assert found is not None
     assert found[0] == f"spec.{path}"
     assert found[1] is None or found[1] != found[2]
+
+
+def test_security_annotations_are_compared_even_though_annotations_may_differ() -> None:
+    base = template()
+    prod = copy.deepcopy(base)
+    prod["metadata"]["annotations"] = {"container.apparmor.security.beta.kubernetes.io/api": "unconfined"}
+    assert digest(prod) != digest(base)
+    found = first_difference(
+        normalize_template(base, DEFAULT_ENVIRONMENT_FIELDS), normalize_template(prod, DEFAULT_ENVIRONMENT_FIELDS)
+    )
+    assert found == ("metadata.annotations.container.apparmor.security.beta.kubernetes.io/api", None, "unconfined")
 
 
 def test_what_the_system_adds_is_ignored() -> None:

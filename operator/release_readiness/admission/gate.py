@@ -190,7 +190,7 @@ def _template_problems(
     req: GateRequest,
     release: ReleaseReadiness,
     checklist: ReadinessChecklist,
-    inspected_workloads: Sequence[Workload],
+    inspected: Callable[[ReleaseReadiness], Sequence[Workload]],
 ) -> list[str]:
     """The production pod template must be one of the inspected ones, but for the environment fields."""
     candidate = release.status.candidate if release.status else None
@@ -205,7 +205,7 @@ def _template_problems(
     running = normalize_template(req.gated.template(req.obj), fields)
     if template_hash(running) in recorded:
         return []
-    same_name = sorted(inspected_workloads, key=lambda w: (w.name != req.name, w.kind != req.kind))
+    same_name = sorted(inspected(release), key=lambda w: (w.name != req.name, w.kind != req.kind))
     for wl in same_name:
         normalized = normalize_template(wl.template, fields)
         if template_hash(normalized) not in recorded:
@@ -229,13 +229,16 @@ def _check_problems(
     req: GateRequest, workload: Workload, release: ReleaseReadiness, checklist: ReadinessChecklist, now: dt.datetime
 ) -> list[str]:
     """Template checks that passed on the candidate must pass on the production template too."""
-    states = {i.id: i.state for i in release.status.items} if release.status else {}
+    template_items = {i.id: i for i in checklist.spec.items if i.check.workload in TEMPLATE_CHECKS}
+    passed = [
+        template_items[s.id]
+        for s in (release.status.items if release.status else [])
+        if s.id in template_items and s.state == "Passed"
+    ]
     snapshot = CandidateSnapshot(release.spec.application, release.spec.version, req.namespace, [workload], now)
     problems = []
-    for item in checklist.spec.items:
-        name = item.check.workload
-        if name not in TEMPLATE_CHECKS or states.get(item.id) != "Passed":
-            continue
+    for item in passed:
+        name = item.check.workload or ""
         result = run_workload_check(name, item.check.params, snapshot)
         if result.state == "Failed":
             problems.append(f"check {item.id} ({name}) fails on it: {result.message}")
@@ -405,7 +408,7 @@ def _judge(
             release=key,
         )
     if req.subresource is None:
-        problems = _template_problems(req, release, checklist, inspected(release))
+        problems = _template_problems(req, release, checklist, inspected)
         if problems:
             return Decision(
                 False,

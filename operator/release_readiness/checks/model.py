@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,7 +101,7 @@ class Workload:
     def status(self) -> Body:
         return dict(self.body.get("status") or {})
 
-    @property
+    @functools.cached_property
     def template(self) -> Body:
         if not self.template_path:
             meta = self.body.get("metadata") or {}

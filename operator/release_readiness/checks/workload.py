@@ -7,6 +7,7 @@ Every result names the workload, the container and the field at fault, e.g.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -620,12 +621,20 @@ def parse_params(name: str, raw: dict[str, Any] | None) -> Params:
         raise ValueError(f"{details} (params allowed for {name}: {allowed})") from None
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_params(name: str, raw_json: str) -> Params | str:
+    """Params validated once per distinct value (the gate runs template checks on every request)."""
+    try:
+        return parse_params(name, json.loads(raw_json))
+    except ValueError as err:
+        return str(err)
+
+
 def run_workload_check(name: str, raw_params: dict[str, Any] | None, snap: CandidateSnapshot) -> CheckResult:
     check = CATALOG[name]
-    try:
-        params = parse_params(name, raw_params)
-    except ValueError as err:
-        return CheckResult.failed([f"invalid params: {err}"])
+    params = _parsed_params(name, json.dumps(raw_params, sort_keys=True) if raw_params else "{}")
+    if isinstance(params, str):
+        return CheckResult.failed([f"invalid params: {params}"])
     if not snap.workloads:
         return CheckResult.pending(f"no candidate workloads found in {snap.namespace}")
     return check.run(snap, params)
