@@ -43,10 +43,16 @@ prometheus: ## Install Prometheus and promtool from Debian's packages when missi
 ##@ Development
 
 .PHONY: manifests
-manifests: $(STAMP) tools ## Generate crds/, the chart's copies and deploy/base from the models and the chart.
+manifests: $(STAMP) tools ## Generate crds/, the default checklist, its coverage doc, the chart's copies and deploy/base.
+	$(PY) hack/seed_checklist.py operator/release_readiness/data/pre-production-checklist.md > deploy/checklists/pre-production.yaml
+	$(MAKE) coverage
 	$(PY) -m release_readiness.crdgen crds
 	$(PY) hack/dashboard.py
 	bash hack/render-kustomize.sh
+
+.PHONY: coverage
+coverage: $(STAMP) ## Generate docs/checklist-coverage.md from the default checklist.
+	$(PY) -m release_readiness.coverage deploy/checklists/pre-production.yaml docs/checklist-coverage.md
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict.

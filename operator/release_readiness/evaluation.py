@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -224,7 +225,10 @@ def evaluate_item(
             text = f"{value} {'==' if ok else '!='} {ev.equals}"
         else:
             try:
-                ok, text = _compare(float(value), ev.min, ev.max)
+                number = float(value)
+                if not math.isfinite(number):  # nan compares false both ways and would pass any bound
+                    raise ValueError(value)
+                ok, text = _compare(number, ev.min, ev.max)
             except ValueError:
                 return CheckResult.failed(
                     [f"{item.id}: attested value {value!r} is not a number (attested by {signer})"]

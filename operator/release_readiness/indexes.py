@@ -54,6 +54,10 @@ WATCHED: tuple[Watched, ...] = (
     Watched("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", optional=True),
     Watched("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", optional=True),
     Watched("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", optional=True),
+    Watched("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs", "AlertmanagerConfig", optional=True),
+    Watched("external-secrets.io", "v1", "externalsecrets", "ExternalSecret", optional=True),
+    Watched("bitnami.com", "v1alpha1", "sealedsecrets", "SealedSecret", optional=True),
+    Watched("grafana.integreatly.org", "v1beta1", "grafanadashboards", "GrafanaDashboard", optional=True),
 )
 OPTIONAL_KINDS = frozenset(w.kind for w in WATCHED if w.optional)
 
@@ -254,7 +258,17 @@ class ClusterIndex:
             service_monitors=self.of_kind("ServiceMonitor", ns),
             pod_monitors=self.of_kind("PodMonitor", ns),
             prometheus_rules=self.of_kind("PrometheusRule", ns),
+            alertmanager_configs=self.of_kind("AlertmanagerConfig", ns),
+            external_secrets=self.of_kind("ExternalSecret", ns),
+            sealed_secrets=self.of_kind("SealedSecret", ns),
+            grafana_dashboards=self.of_kind("GrafanaDashboard", ns),
             installed=frozenset(self.installed),
+            production_namespace=release.metadata.namespace or "",
+            namespace_labels={
+                name: dict((self.namespaces[name].get("metadata") or {}).get("labels") or {})
+                for name in (ns, release.metadata.namespace or "")
+                if name in self.namespaces
+            },
         )
 
     def signoffs_for(self, key: Key) -> list[ReleaseSignoff]:

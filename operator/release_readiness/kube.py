@@ -57,6 +57,9 @@ class KubeApi:
                 return None
             raise
         result: dict[str, Any] = self.api_client.sanitize_for_serialization(secret)
+        # Keep only the certificate: the private key never stays in the operator's memory, only whether it exists.
+        data = result.get("data") or {}
+        result["data"] = {"tls.crt": data.get("tls.crt", ""), "tls.key": "present" if data.get("tls.key") else ""}
         return result
 
     def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:

@@ -38,6 +38,12 @@ _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
+NO_SERIES = (
+    "no data yet (the query returned no series: nothing in its window, such as a load test, or a metric it reads "
+    "is not collected)"
+)
+
+
 class PrometheusError(Exception):
     """Prometheus could not answer (down, slow, or an error status); the item stays Pending."""
 
@@ -86,7 +92,7 @@ def judge_instant(data: Mapping[str, Any], check: PrometheusCheck, query: str) -
     else:
         return CheckResult.failed([f"query returned a {kind}, not a vector or scalar: {query}"])
     if not values:
-        return CheckResult.pending(f"no data yet (the query returned no series): {query}")
+        return CheckResult.pending(f"{NO_SERIES}: {query}")
     value = values[0]
     if math.isnan(value):
         return CheckResult.pending(f"the query returned NaN (no traffic in the window?): {query}")

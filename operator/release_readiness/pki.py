@@ -91,8 +91,11 @@ class CertificateAuthority:
         hosts: tuple[str, ...] = (),
         client: bool = False,
         validity: dt.timedelta = _VALIDITY,
+        valid_from: dt.datetime | None = None,
     ) -> KeyPair:
-        """Issue a certificate: a serving one for `hosts` (DNS names or IPs), or a client one."""
+        """Issue a certificate: a serving one for `hosts` (DNS names or IPs), or a client one.
+
+        Valid from `valid_from` (five minutes ago by default) for `validity` from now."""
         key = _new_key()
         now = dt.datetime.now(dt.UTC)
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
@@ -103,7 +106,7 @@ class CertificateAuthority:
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_before(valid_from or now - dt.timedelta(minutes=5))
             .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(

@@ -7,9 +7,10 @@ import subprocess
 import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from release_readiness.localcluster import free_port
 
@@ -102,3 +103,75 @@ class PrometheusServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
+
+
+class ClusterExporter:
+    """Serves what kube-state-metrics and cAdvisor would report about one release's pods, with knobs.
+
+    Two pods of the release run in `namespace`; `load` says whether its load-test Job is active;
+    `memory` is each api container's working set (limit 512 MiB); `restarts` their restart count;
+    `replicas` the HPA's current replicas (min 2).
+    """
+
+    def __init__(self, namespace: str, app: str = "fast-api", version: str = "3.2.0") -> None:
+        self.namespace, self.app, self.version = namespace, app, version
+        self.registry = CollectorRegistry()
+        self.load = False
+        self.memory = 200 * 2**20
+        self.restarts = 0
+        self.replicas = 2
+        self.port = free_port()
+        pods = [f"{app}-abc{i}" for i in range(2)]
+        job = f"{app}-load-light"
+        gauge = partial(Gauge, registry=self.registry)
+        self._job_active = gauge("kube_job_status_active", "", ["namespace", "job_name"]).labels(namespace, job)
+        gauge(
+            "kube_job_labels",
+            "",
+            [
+                "namespace",
+                "job_name",
+                "label_app_kubernetes_io_name",
+                "label_app_kubernetes_io_version",
+                "label_readiness_dev_suite",
+            ],
+        ).labels(namespace, job, app, version, "load-light").set(1)
+        labels = gauge(
+            "kube_pod_labels",
+            "",
+            ["namespace", "pod", "label_app_kubernetes_io_name", "label_app_kubernetes_io_version"],
+        )
+        limits = gauge("kube_pod_container_resource_limits", "", ["namespace", "pod", "container", "resource", "unit"])
+        self._memory = gauge("container_memory_working_set_bytes", "", ["namespace", "pod", "container"])
+        cpu = Counter("container_cpu_usage_seconds", "", ["namespace", "pod", "container"], registry=self.registry)
+        self._cpu = [cpu.labels(namespace, p, "api") for p in pods]
+        self._restarts = gauge("kube_pod_container_status_restarts_total", "", ["namespace", "pod", "container"])
+        oom = Counter("container_oom_events", "", ["namespace", "pod", "container"], registry=self.registry)
+        for pod in pods:
+            labels.labels(namespace, pod, app, version).set(1)
+            limits.labels(namespace, pod, "api", "memory", "byte").set(512 * 2**20)
+            limits.labels(namespace, pod, "api", "cpu", "core").set(1)
+            oom.labels(namespace, pod, "api").inc(0)
+        self.pods = pods
+        hpa = ["namespace", "horizontalpodautoscaler"]
+        self._current = gauge("kube_horizontalpodautoscaler_status_current_replicas", "", hpa).labels(namespace, app)
+        gauge("kube_horizontalpodautoscaler_spec_min_replicas", "", hpa).labels(namespace, app).set(2)
+        self._stop = threading.Event()
+
+    def start(self) -> ClusterExporter:
+        start_http_server(self.port, addr="127.0.0.1", registry=self.registry)
+        threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._job_active.set(1 if self.load else 0)
+            self._current.set(self.replicas)
+            for pod, cpu in zip(self.pods, self._cpu, strict=True):
+                self._memory.labels(self.namespace, pod, "api").set(self.memory)
+                self._restarts.labels(self.namespace, pod, "api").set(self.restarts)
+                cpu.inc(0.03)  # 0.3 cores
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()

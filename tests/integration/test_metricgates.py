@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hack import seed_checklist as default
 from kubernetes import client
 
 from tests.integration import manifests
 from tests.integration.conftest import Kubectl, eventually, roll_out
-from tests.integration.prometheus import PrometheusServer, TrafficExporter
+from tests.integration.prometheus import ClusterExporter, PrometheusServer, TrafficExporter
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -77,7 +78,9 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Promethe
     exporter.stop()
 
 
-def release(kubectl: Kubectl, api: client.ApiClient, app: str, candidate: str, url: str) -> Any:
+def release(
+    kubectl: Kubectl, api: client.ApiClient, app: str, candidate: str, url: str, items: list[dict[str, Any]] = ITEMS
+) -> Any:
     suffix = uuid.uuid4().hex[:6]
     prod, checklist = f"prod-{suffix}", f"metrics-{suffix}"
     kubectl.run("create", "namespace", candidate, check=False)
@@ -88,7 +91,7 @@ def release(kubectl: Kubectl, api: client.ApiClient, app: str, candidate: str, u
                 "apiVersion": "readiness.dev/v1alpha1",
                 "kind": "ReadinessChecklist",
                 "metadata": {"name": checklist},
-                "spec": {"items": ITEMS},
+                "spec": {"items": items},
             }
         )
     )
@@ -187,3 +190,66 @@ def test_post_deployment_watch_after_admission(traffic: Any, kubectl: Kubectl, a
         return out == "True"
 
     eventually(healthy, what="PostDeploymentHealthy=True")
+
+
+# -- the default checklist's load-window gates, with windows scaled from hours to seconds ------------------------
+
+WINDOW = {"window": "2m", "step": "1s", "rate": "5s"}
+LOAD_ITEMS = [
+    {"id": item_id, "section": "Performance", "title": item_id, "check": {"prometheus": {"query": query, **bounds}}}
+    for item_id, query, bounds in [
+        ("throughput", default.throughput(**WINDOW), {"min": 500}),
+        ("usage", default.usage_ratio(**WINDOW), {"max": 0.8}),
+        ("exhaustion", default.exhaustion(**WINDOW), {"max": 0}),
+        ("scaled", default.scaled_out(window="2m", step="1s"), {"min": 1}),
+        ("sustained", default.sustained(window="2m", hold="5s", step="1s", points=5, rate="5s"), {"min": 500}),
+    ]
+]
+
+
+@pytest.fixture(scope="module")
+def cluster_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, ClusterExporter]]:
+    namespace = f"stg-{uuid.uuid4().hex[:6]}"
+    traffic = TrafficExporter({"fast-api": (600, 0.2, 0.0)}, namespace).start()
+    cluster = ClusterExporter(namespace).start()
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), [traffic.port, cluster.port]).start()
+    yield server, cluster
+    server.stop()
+    cluster.stop()
+    traffic.stop()
+
+
+def test_load_window_gates_wait_for_a_load_test_then_judge_it(
+    cluster_metrics: tuple[PrometheusServer, ClusterExporter], kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    server, cluster = cluster_metrics
+    _, items = release(kubectl, api_client, "fast-api", cluster.namespace, server.url, LOAD_ITEMS)
+    # 600 req/s flow, but no load test ran in the window: nothing is judged, nothing passes at idle.
+    idle = wait_states(items, {i["id"]: "Pending" for i in LOAD_ITEMS})
+    assert "the query returned no series: nothing in its window, such as a load test" in idle["throughput"]["message"]
+    cluster.replicas = 4
+    cluster.load = True
+    got = wait_states(items, {"throughput": "Passed", "usage": "Passed", "exhaustion": "Passed", "scaled": "Passed"})
+    assert "within >= 500" in got["throughput"]["message"]
+    wait_states(items, {"sustained": "Passed"})
+    # The load test ends: its results stay in the window (a windowed query, not the current rate).
+    cluster.load = False
+    cluster.replicas = 2
+    wait_states(items, {"throughput": "Passed", "scaled": "Passed"})
+
+
+def test_load_window_gates_fail_on_what_the_load_test_showed(
+    cluster_metrics: tuple[PrometheusServer, ClusterExporter], kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    server, cluster = cluster_metrics
+    cluster.memory = 500 * 2**20  # 98% of the 512 MiB limit
+    cluster.load = True
+    cluster.restarts += 1
+    try:
+        _, items = release(kubectl, api_client, "fast-api", cluster.namespace, server.url, LOAD_ITEMS)
+        got = wait_states(items, {"usage": "Failed", "exhaustion": "Failed"})
+        assert "outside <= 0.8" in got["usage"]["message"]
+        assert "outside <= 0" in got["exhaustion"]["message"]
+    finally:
+        cluster.load = False
+        cluster.memory = 200 * 2**20

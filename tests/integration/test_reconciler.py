@@ -223,7 +223,11 @@ def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubec
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "smoke-3-2-0", "namespace": rel.candidate, "labels": LABELS},
+        "metadata": {
+            "name": "smoke-3-2-0",
+            "namespace": rel.candidate,
+            "labels": {**LABELS, "readiness.dev/suite": "smoke"},
+        },
         "spec": {
             "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "smoke", "image": "curl:8"}]}}
         },

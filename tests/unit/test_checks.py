@@ -160,12 +160,23 @@ def test_pod_disruption_budget() -> None:
     assert "minAvailable 100% >= 2 replicas blocks every drain" in too_high.message
 
 
-def hpa(min_replicas: int, name: str = "payments-api") -> dict[str, Any]:
+def hpa(min_replicas: int, name: str = "payments-api", max_replicas: int = 6, **extra: Any) -> dict[str, Any]:
     return obj(
         "HorizontalPodAutoscaler",
-        "payments-api",
-        {"scaleTargetRef": {"kind": "Deployment", "name": name}, "minReplicas": min_replicas},
+        f"hpa-{name}-{min_replicas}",
+        {
+            "scaleTargetRef": {"kind": "Deployment", "name": name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+        },
+        **extra,
     )
+
+
+CPU_UTILIZATION = {
+    "type": "Resource",
+    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+}
 
 
 def test_autoscaling() -> None:
@@ -174,6 +185,26 @@ def test_autoscaling() -> None:
     low = run("autoscaling", {"minReplicas": 3}, autoscalers=[hpa(2)])
     assert low.state == "Failed"
     assert "spec.minReplicas is 2, at least 3 required" in low.message
+
+
+def test_autoscaling_that_cannot_scale_fails() -> None:
+    pinned = run("autoscaling", None, autoscalers=[hpa(2, max_replicas=2)])
+    assert "spec.maxReplicas 2 leaves no room to scale" in pinned.message
+    two = run("autoscaling", None, autoscalers=[hpa(2), hpa(3)])
+    assert "all target it and fight" in two.message
+    c = good_container()
+    del c["resources"]["requests"]["cpu"]
+    scaled_on_cpu = hpa(2)
+    scaled_on_cpu["spec"]["metrics"] = [CPU_UTILIZATION]
+    no_request = run("autoscaling", None, deployment(containers=[c]), autoscalers=[scaled_on_cpu])
+    assert "scales on cpu utilization but container(s) api request no cpu" in no_request.message
+    assert run("autoscaling", None, autoscalers=[scaled_on_cpu]).state == "Passed"
+    inactive = hpa(
+        2, status={"conditions": [{"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric"}]}
+    )
+    result = run("autoscaling", None, autoscalers=[inactive])
+    assert result.state == "Failed"
+    assert "reports ScalingActive=False: FailedGetResourceMetric" in result.message
 
 
 def svc(selector: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -195,13 +226,17 @@ def test_service() -> None:
 # -- TLS ------------------------------------------------------------------------------------------------------
 
 
-def tls_secret(days: int, hosts: tuple[str, ...] = ("pay.example.com",)) -> dict[str, Any]:
+def tls_secret(
+    days: int, hosts: tuple[str, ...] = ("pay.example.com",), valid_from: dt.datetime = NOW - dt.timedelta(days=1)
+) -> dict[str, Any]:
     ca = CertificateAuthority()
-    pair = ca.issue("pay", hosts=hosts, validity=dt.timedelta(days=days) + (NOW - dt.datetime.now(dt.UTC)))
+    pair = ca.issue(
+        "pay", hosts=hosts, validity=dt.timedelta(days=days) + (NOW - dt.datetime.now(dt.UTC)), valid_from=valid_from
+    )
     return {
         "metadata": {"name": "pay-tls", "namespace": NS},
         "type": "kubernetes.io/tls",
-        "data": {"tls.crt": base64.b64encode(pair.cert_pem).decode()},
+        "data": {"tls.crt": base64.b64encode(pair.cert_pem).decode(), "tls.key": "present"},
     }
 
 
@@ -266,9 +301,36 @@ def test_tls_certificate_failures() -> None:
         tls_secrets={"pay-tls": tls_secret(120, ("other.example.com",))},
     )
     assert "does not cover host pay.example.com" in wrong_host.message
+    future = run(
+        "tlsCertificate",
+        None,
+        services=[svc()],
+        ingresses=[ingress(TLS)],
+        tls_secrets={"pay-tls": tls_secret(120, valid_from=NOW + dt.timedelta(days=2))},
+    )
+    assert "is not valid before 2026-11-29" in future.message
+    keyless = tls_secret(120)
+    keyless["data"]["tls.key"] = ""
+    no_key = run("tlsCertificate", None, services=[svc()], ingresses=[ingress(TLS)], tls_secrets={"pay-tls": keyless})
+    assert "has no data['tls.key'], so the controller cannot serve it" in no_key.message
     garbage = {"metadata": {"name": "pay-tls"}, "data": {"tls.crt": base64.b64encode(b"nope").decode()}}
     bad = run("tlsCertificate", None, services=[svc()], ingresses=[ingress(TLS)], tls_secrets={"pay-tls": garbage})
     assert "tls.crt is not a PEM certificate" in bad.message
+
+
+def test_tls_certificate_must_serve_every_routed_host() -> None:
+    """A certificate for another host (the TLS entry not listing the routed host) does not protect it."""
+    other_host = ingress([{"hosts": ["other.example.com"], "secretName": "pay-tls"}])
+    secret = {"pay-tls": tls_secret(120, ("other.example.com",))}
+    result = run("tlsCertificate", None, services=[svc()], ingresses=[other_host], tls_secrets=secret)
+    assert result.state == "Failed"
+    assert "Ingress payments-api has no spec.tls entry for host pay.example.com" in result.message
+    upper = ingress([{"hosts": ["Pay.Example.com"], "secretName": "pay-tls"}])
+    upper["spec"]["rules"][0]["host"] = "Pay.Example.com"
+    assert (
+        run("tlsCertificate", None, services=[svc()], ingresses=[upper], tls_secrets={"pay-tls": tls_secret(120)}).state
+        == "Passed"
+    )
 
 
 # -- images -------------------------------------------------------------------------------------------------------
@@ -438,7 +500,8 @@ def rule(labels: dict[str, str], expr: str = "up == 0") -> dict[str, Any]:
 
 def test_alert_rules() -> None:
     missing_crd = run("alertRules")
-    assert "no PrometheusRule CRD in the cluster" in missing_crd.message
+    assert missing_crd.state == "Pending"  # optional component: never Failed for being absent
+    assert "install the Prometheus Operator (its PrometheusRule CRD)" in missing_crd.message
     installed = frozenset({"PrometheusRule"})
     none = run("alertRules", None, prometheus_rules=[rule({})], installed=installed)
     assert none.state == "Failed"
@@ -448,22 +511,418 @@ def test_alert_rules() -> None:
     assert run("alertRules", None, prometheus_rules=[by_expr], installed=installed).state == "Passed"
 
 
-def job(status: dict[str, Any], version: str = "3.2.0") -> dict[str, Any]:
-    return obj("Job", f"smoke-{version}", {}, labels={**LABELS, "app.kubernetes.io/version": version}, status=status)
+def done(kind: str) -> dict[str, Any]:
+    return {"conditions": [{"type": kind, "status": "True"}]}
+
+
+def job(
+    status: dict[str, Any], version: str = "3.2.0", suite: str = "smoke", created: str = "2026-11-27T10:00:00Z"
+) -> dict[str, Any]:
+    body = obj(
+        "Job",
+        f"{suite}-{version}-{created[11:13]}",
+        {},
+        labels={**LABELS, "app.kubernetes.io/version": version, "readiness.dev/suite": suite},
+        status=status,
+    )
+    body["metadata"]["creationTimestamp"] = created
+    return body
 
 
 def test_smoke_tests() -> None:
     none = run("smokeTests")
     assert none.state == "Pending"
-    assert "no Job labelled app.kubernetes.io/name=payments-api,app.kubernetes.io/version=3.2.0" in none.message
-    assert run("smokeTests", None, jobs=[job({"succeeded": 1})]).state == "Passed"
-    assert run("smokeTests", None, jobs=[job({"succeeded": 1}, version="3.1.0")]).state == "Pending"
+    assert (
+        "no Job labelled app.kubernetes.io/name=payments-api,app.kubernetes.io/version=3.2.0,readiness.dev/suite=smoke"
+        in none.message
+    )
+    assert run("smokeTests", None, jobs=[job(done("Complete"))]).state == "Passed"
+    assert run("smokeTests", None, jobs=[job(done("Complete"), version="3.1.0")]).state == "Pending"
+    assert run("smokeTests", None, jobs=[job(done("Complete"), suite="load")]).state == "Pending"  # another suite
     assert run("smokeTests", None, jobs=[job({"active": 1})]).state == "Pending"
-    failed = run("smokeTests", None, jobs=[job({"failed": 1})])
+    # succeeded counts pods, not the Job: with completions 3, one succeeded pod is not a passed suite
+    assert run("smokeTests", None, jobs=[job({"succeeded": 1, "active": 2})]).state == "Pending"
+    failed = run("smokeTests", None, jobs=[job(done("Failed"))])
     assert failed.state == "Failed"
-    assert "Job payments-staging/smoke-3.2.0 failed" in failed.message
+    assert "Job payments-staging/smoke-3.2.0-10 (smoke) failed" in failed.message
+
+
+def test_smoke_tests_newest_job_decides_and_every_suite_is_needed() -> None:
+    old_pass, new_fail = job(done("Complete")), job(done("Failed"), created="2026-11-27T11:00:00Z")
+    assert run("smokeTests", None, jobs=[old_pass, new_fail]).state == "Failed"
+    assert (
+        run("smokeTests", None, jobs=[new_fail, job(done("Complete"), created="2026-11-27T12:00:00Z")]).state
+        == "Passed"
+    )
+    suites = {"suites": ["load-light", "load-heavy"]}
+    light = job(done("Complete"), suite="load-light")
+    partial = run("smokeTests", suites, jobs=[light])
+    assert partial.state == "Pending"
+    assert "readiness.dev/suite=load-heavy" in partial.message
+    both = run("smokeTests", suites, jobs=[light, job(done("Complete"), suite="load-heavy")])
+    assert both.state == "Passed"
 
 
 def test_parse_params_reports_bad_values() -> None:
     with pytest.raises(ValueError, match=r"min: Input should be greater than or equal to 1"):
         parse_params("replicas", {"min": 0})
+
+
+# -- what the audit found: objects that exist but have no effect --------------------------------------------------
+
+READY = {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}
+
+
+def test_probe_on_an_undeclared_named_port_never_succeeds() -> None:
+    c = good_container()
+    c["ports"] = [{"name": "metrics", "containerPort": 9090}]
+    c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}}
+    result = run("readinessProbe", None, deployment(containers=[c]))
+    assert result.state == "Failed"
+    assert "probes port 'http', which the container does not declare (named ports: metrics)" in result.message
+    c["ports"].append({"name": "http", "containerPort": 8080})
+    assert run("readinessProbe", None, deployment(containers=[c])).state == "Passed"
+
+
+def test_probe_functional_needs_ready_replicas() -> None:
+    assert run("livenessProbe", {"requireReady": True}, deployment(status=READY)).state == "Passed"
+    down = run("livenessProbe", {"requireReady": True}, deployment(status={**READY, "availableReplicas": 0}))
+    assert down.state == "Failed"
+    assert "0/2 replicas available" in down.message
+    rolling = run("readinessProbe", {"requireReady": True}, deployment(status={"observedGeneration": 0}))
+    assert rolling.state == "Pending"
+
+
+def test_rollout_past_its_progress_deadline_fails() -> None:
+    stuck = {
+        "observedGeneration": 1,
+        "updatedReplicas": 1,
+        "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "RS timed out"}
+        ],
+    }
+    result = run("rolloutHealthy", None, deployment(status=stuck))
+    assert result.state == "Failed"
+    assert "rollout stuck: RS timed out" in result.message
+
+
+def test_rollout_of_zero_replicas_is_not_healthy() -> None:
+    result = run("rolloutHealthy", None, deployment(replicas=0, status={"observedGeneration": 1}))
+    assert result.state == "Failed"
+    assert "0 replicas wanted" in result.message
+
+
+def test_health_endpoint() -> None:
+    c = good_container()
+    c["ports"] = [{"name": "http", "containerPort": 8080}]
+    c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}}
+    sidecar = good_container("log-shipper")
+    sidecar["readinessProbe"] = {"exec": {"command": ["/bin/true"]}}
+    ok = run("healthEndpoint", None, deployment(containers=[c, sidecar], status=READY))
+    assert ok.state == "Passed", ok.message
+    assert "every replica is Ready" in ok.message
+    not_ready = run(
+        "healthEndpoint", None, deployment(containers=[c, sidecar], status={**READY, "availableReplicas": 1})
+    )
+    assert not_ready.state == "Failed"
+    tcp = good_container()
+    tcp["ports"] = [{"containerPort": 8080}]
+    tcp["readinessProbe"] = {"tcpSocket": {"port": 8080}}
+    result = run("healthEndpoint", None, deployment(containers=[tcp], status=READY))
+    assert result.state == "Failed"
+    assert "serves ports but has a tcpSocket readinessProbe, which calls no endpoint" in result.message
+    no_probe = good_container()
+    del no_probe["readinessProbe"]
+    none = run("healthEndpoint", None, deployment(containers=[no_probe], status=READY))
+    assert "no container has an httpGet or grpc readinessProbe" in none.message
+    grpc = good_container()
+    grpc["readinessProbe"] = {"grpc": {"port": 9000}}
+    assert run("healthEndpoint", None, deployment(containers=[grpc], status=READY)).state == "Passed"
+
+
+def test_network_policy_that_allows_everything_isolates_nothing() -> None:
+    open_ingress = netpol(["Ingress", "Egress"])
+    open_ingress["spec"]["ingress"] = [{}]
+    open_ingress["spec"]["egress"] = [{"ports": [{"port": 5432}]}]
+    result = run("networkPolicy", None, network_policies=[open_ingress])
+    assert result.state == "Failed"
+    assert "has a spec.ingress rule with no peers and no ports, which allows all ingress traffic" in result.message
+    internet = netpol(["Ingress", "Egress"])
+    internet["spec"]["egress"] = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]
+    assert "allows all egress traffic" in run("networkPolicy", None, network_policies=[internet]).message
+    fenced = netpol(["Ingress", "Egress"])
+    fenced["spec"]["egress"] = [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]}]
+    assert run("networkPolicy", None, network_policies=[fenced]).state == "Passed"
+    # A namespace-wide default deny (empty podSelector) selects every pod, and counts.
+    deny_all = obj("NetworkPolicy", "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    assert run("networkPolicy", None, network_policies=[deny_all]).state == "Passed"
+
+
+def test_pdb_selector_semantics_of_policy_v1() -> None:
+    everything = obj("PodDisruptionBudget", "all", {"selector": {}, "maxUnavailable": 1})
+    assert run("podDisruptionBudget", None, pod_disruption_budgets=[everything]).state == "Passed"
+    nothing = obj("PodDisruptionBudget", "none", {"maxUnavailable": 1})
+    assert (
+        "no PodDisruptionBudget selects its pods"
+        in run("podDisruptionBudget", None, pod_disruption_budgets=[nothing]).message
+    )
+    two = run("podDisruptionBudget", None, pod_disruption_budgets=[pdb(maxUnavailable=1), everything])
+    assert two.state == "Failed"
+    assert "PodDisruptionBudgets payments-api, all all select its pods; evictions fail" in two.message
+    percent = run("podDisruptionBudget", None, pod_disruption_budgets=[pdb(maxUnavailable="0%")])
+    assert "maxUnavailable 0 and blocks every drain" in percent.message
+
+
+def test_service_on_a_port_no_container_declares_has_no_endpoints() -> None:
+    c = good_container()
+    c["ports"] = [{"name": "http", "containerPort": 8080}]
+    bad = svc()
+    bad["spec"]["ports"] = [{"port": 80, "targetPort": "web"}]
+    result = run("service", None, deployment(containers=[c]), services=[bad])
+    assert result.state == "Failed"
+    assert "Service payments-api port 80 targets port 'web', which no container declares" in result.message
+    bad["spec"]["ports"] = [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}]
+    assert run("service", None, deployment(containers=[c]), services=[bad]).state == "Passed"
+    external = svc()
+    external["spec"]["type"] = "ExternalName"
+    assert run("service", None, services=[external]).state == "Failed"
+
+
+def addressed(body: dict[str, Any], ip: str = "203.0.113.7") -> dict[str, Any]:
+    body["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
+    return body
+
+
+def web_service(kind: str = "ClusterIP", ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body = svc()
+    body["spec"]["type"] = kind
+    body["spec"]["ports"] = ports or [{"name": "http", "port": 80, "targetPort": 8080}]
+    return body
+
+
+def test_exposure_needs_a_load_balancer_with_an_address() -> None:
+    cluster_ip = run("exposure", None, services=[web_service()])
+    assert cluster_ip.state == "Failed"
+    assert "a ClusterIP Service is reachable only inside the cluster" in cluster_ip.message
+    waiting = run("exposure", None, services=[web_service("LoadBalancer")])
+    assert waiting.state == "Pending"
+    assert "Service payments-api (type LoadBalancer) has no address yet" in waiting.message
+    lb = run("exposure", None, services=[addressed(web_service("LoadBalancer"))])
+    assert lb.state == "Passed"
+    assert "at 203.0.113.7" in lb.message
+    routed = run("exposure", None, services=[web_service()], ingresses=[addressed(ingress(TLS), "lb.example.net")])
+    assert routed.state == "Passed"
+    assert "via Ingress payments-api at lb.example.net" in routed.message
+    wrong_port = ingress(TLS)
+    wrong_port["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] = {"number": 8443}
+    broken = run("exposure", None, services=[web_service()], ingresses=[addressed(wrong_port)])
+    assert broken.state == "Failed"
+    assert "routes to Service payments-api port {'number': 8443}, which the Service does not have" in broken.message
+
+
+def nginx_ingress(tls: list[dict[str, Any]] | None = TLS, **annotations: str) -> dict[str, Any]:
+    body = ingress(tls)
+    body["spec"]["ingressClassName"] = "nginx"
+    body["metadata"]["annotations"] = dict(annotations)
+    return body
+
+
+def test_https_enforced() -> None:
+    ok = run("httpsEnforced", None, services=[web_service()], ingresses=[nginx_ingress()])
+    assert ok.state == "Passed", ok.message
+    off = run(
+        "httpsEnforced",
+        None,
+        services=[web_service()],
+        ingresses=[nginx_ingress(**{"nginx.ingress.kubernetes.io/ssl-redirect": "false"})],
+    )
+    assert "turns the HTTPS redirect off" in off.message
+    plain = run("httpsEnforced", None, services=[web_service()], ingresses=[nginx_ingress(None)])
+    assert "serves host pay.example.com without TLS (not in spec.tls[].hosts)" in plain.message
+    traefik = nginx_ingress()
+    traefik["spec"]["ingressClassName"] = "traefik"
+    unknown = run("httpsEnforced", None, services=[web_service()], ingresses=[traefik])
+    assert unknown.state == "Pending"
+    assert "class 'traefik', which is not known to redirect plain HTTP" in unknown.message
+    traefik["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/force-ssl-redirect": "true"}
+    assert run("httpsEnforced", None, services=[web_service()], ingresses=[traefik]).state == "Passed"
+    assert (
+        run("httpsEnforced", {"redirectingClasses": ["traefik"]}, services=[web_service()], ingresses=[traefik]).state
+        == "Passed"
+    )
+    bypass = web_service("LoadBalancer", [{"port": 80, "targetPort": 8080}])
+    side_door = run("httpsEnforced", None, services=[bypass], ingresses=[nginx_ingress()])
+    assert "(type LoadBalancer) exposes port 80 directly" in side_door.message
+    assert "no Ingress routes to it" in run("httpsEnforced", None, services=[web_service()]).message
+
+
+def test_ingress_rate_limit() -> None:
+    limited = nginx_ingress(**{"nginx.ingress.kubernetes.io/limit-rps": "50"})
+    ok = run("ingressRateLimit", None, services=[web_service()], ingresses=[limited])
+    assert ok.state == "Passed"
+    assert "nginx.ingress.kubernetes.io/limit-rps=50" in ok.message
+    none = run("ingressRateLimit", None, services=[web_service()], ingresses=[nginx_ingress()])
+    assert none.state == "Failed"
+    assert "sets no rate limit" in none.message
+    zero = nginx_ingress(**{"nginx.ingress.kubernetes.io/limit-rpm": "0"})
+    assert (
+        "a limit must be a positive integer"
+        in run("ingressRateLimit", None, services=[web_service()], ingresses=[zero]).message
+    )
+    unexposed = run("ingressRateLimit", None, services=[web_service()])
+    assert unexposed.state == "Pending"
+    assert "no Ingress routes to it" in unexposed.message
+
+
+def test_exposed_ports() -> None:
+    assert run("exposedPorts", None, services=[web_service()]).state == "Passed"
+    c = good_container()
+    c["ports"] = [{"containerPort": 8080, "hostPort": 8080}]
+    wl = deployment(containers=[c])
+    wl["spec"]["template"]["spec"]["hostNetwork"] = True
+    result = run("exposedPorts", None, wl)
+    assert "uses the node's network" in result.message
+    assert "opens host port 8080 on its node (spec.template.spec.containers[0].ports[0].hostPort)" in result.message
+    node_port = web_service("NodePort", [{"port": 80, "nodePort": 30080, "targetPort": 8080}])
+    assert "(type NodePort) opens port 30080 on every node" in run("exposedPorts", None, services=[node_port]).message
+    lb = web_service("LoadBalancer", [{"port": 5432, "targetPort": 5432}])
+    assert "exposes port 5432, not in [80, 443]" in run("exposedPorts", None, services=[lb]).message
+
+
+def test_pod_security_admission_is_read_from_the_production_namespace() -> None:
+    def psa(prod: dict[str, str] | None, staging: dict[str, str] | None = None, **params: Any) -> Any:
+        labels = {"payments-prod": prod, NS: staging}
+        return run(
+            "podSecurityAdmission",
+            params or None,
+            production_namespace="payments-prod",
+            namespace_labels={k: v for k, v in labels.items() if v is not None},
+        )
+
+    enforce = "pod-security.kubernetes.io/enforce"
+    assert psa({enforce: "restricted"}).state == "Passed"
+    none = psa({"pod-security.kubernetes.io/warn": "restricted"})
+    assert none.state == "Failed"
+    assert "Namespace payments-prod has no pod-security.kubernetes.io/enforce label" in none.message
+    weak = psa({enforce: "baseline"})
+    assert "enforces 'baseline', weaker than 'restricted'" in weak.message
+    assert psa({enforce: "baseline"}, level="baseline").state == "Passed"
+    assert "is not a Pod Security level" in psa({enforce: "strict"}).message
+    assert psa(None).state == "Pending"
+    candidate = psa({enforce: "restricted"}, {}, candidate=True)
+    assert f"Namespace {NS} has no pod-security.kubernetes.io/enforce label" in candidate.message
+
+
+RULES = frozenset({"PrometheusRule"})
+
+
+def alerting(*rules: dict[str, Any]) -> dict[str, Any]:
+    return obj("PrometheusRule", "alerts", {"groups": [{"name": "g", "rules": list(rules)}]}, labels=dict(LABELS))
+
+
+def test_alert_coverage() -> None:
+    latency = {
+        "alert": "Slow",
+        "expr": "histogram_quantile(0.95, rate(http_request_duration_seconds_bucket[5m])) > 0.5",
+        "labels": {"severity": "critical"},
+    }
+    errors = {
+        "alert": "Errors",
+        "expr": 'rate(http_requests_total{code=~"5.."}[5m]) > 1',
+        "labels": {"severity": "page"},
+    }
+    rules = [alerting(latency, errors)]
+    assert (
+        run("alertCoverage", {"expr": "_duration_seconds"}, prometheus_rules=rules, installed=RULES).state == "Passed"
+    )
+    missing = run("alertCoverage", {"expr": "container_memory"}, prometheus_rules=rules, installed=RULES)
+    assert missing.state == "Failed"
+    assert (
+        "none of the 2 alerting rule(s) for payments-api watches 'container_memory' (Slow, Errors)" in missing.message
+    )
+    severity = run("alertCoverage", {"requireSeverity": True}, prometheus_rules=rules, installed=RULES)
+    assert severity.state == "Failed"
+    assert "Errors (alerts) has severity 'page'" in severity.message
+    assert run("alertCoverage", {"expr": "x"}, prometheus_rules=[], installed=RULES).state == "Failed"
+    assert run("alertCoverage", {"expr": "x"}).state == "Pending"
+
+
+def amc(receivers: list[dict[str, Any]], route: str = "oncall") -> dict[str, Any]:
+    return obj("AlertmanagerConfig", "routing", {"route": {"receiver": route}, "receivers": receivers})
+
+
+def test_alert_routing() -> None:
+    installed = frozenset({"AlertmanagerConfig"})
+    pager = [{"name": "oncall", "pagerdutyConfigs": [{"routingKey": {"name": "pd", "key": "key"}}]}]
+    ok = run("alertRouting", None, alertmanager_configs=[amc(pager)], installed=installed)
+    assert ok.state == "Passed"
+    assert "routes alerts to 'oncall' (pagerdutyConfigs)" in ok.message
+    slack = [{"name": "oncall", "slackConfigs": [{"channel": "#pay"}]}]
+    assert run("alertRouting", None, alertmanager_configs=[amc(slack)], installed=installed).state == "Passed"
+    paging = {"receiverTypes": ["pagerdutyConfigs"]}
+    not_paging = run("alertRouting", paging, alertmanager_configs=[amc(slack)], installed=installed)
+    assert not_paging.state == "Failed"
+    assert "receiver 'oncall' has no pagerdutyConfigs" in not_paging.message
+    blackhole = run("alertRouting", None, alertmanager_configs=[amc([{"name": "oncall"}])], installed=installed)
+    assert blackhole.state == "Failed"
+    dangling = run("alertRouting", None, alertmanager_configs=[amc(pager, route="nobody")], installed=installed)
+    assert "routes to receiver 'nobody', which spec.receivers lacks" in dangling.message
+    assert "no AlertmanagerConfig in payments-staging" in run("alertRouting", None, installed=installed).message
+    assert run("alertRouting").state == "Pending"
+
+
+def test_secrets_from_store() -> None:
+    c = good_container()
+    c["env"] = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "payments-db", "key": "password"}}}]
+    c["envFrom"] = [{"secretRef": {"name": "stripe"}}]
+    wl = deployment(containers=[c])
+    installed = frozenset({"ExternalSecret"})
+    db = obj("ExternalSecret", "payments-db", {"target": {"name": "payments-db"}})
+    stripe = obj("SealedSecret", "stripe", {})
+    ok = run("secretsFromStore", None, wl, external_secrets=[db], sealed_secrets=[stripe], installed=installed)
+    assert ok.state == "Passed", ok.message
+    assert "payments-db from ExternalSecret payments-db" in ok.message
+    missing = run("secretsFromStore", None, wl, external_secrets=[db], installed=installed)
+    assert missing.state == "Failed"
+    assert (
+        "Secret stripe (spec.template.spec.containers[0].envFrom[0].secretRef) is not produced by an ExternalSecret"
+        in missing.message
+    )
+    renamed = obj("ExternalSecret", "db-from-vault", {"target": {"name": "payments-db"}})
+    c["envFrom"] = []
+    assert (
+        run("secretsFromStore", None, deployment(containers=[c]), external_secrets=[renamed], installed=installed).state
+        == "Passed"
+    )
+    assert run("secretsFromStore", None, installed=installed).state == "NotApplicable"
+    assert run("secretsFromStore", None, wl).state == "Pending"
+
+
+def dashboard(
+    panels: list[dict[str, Any]] | None, labels: dict[str, str] | None = None, raw: str | None = None
+) -> dict[str, Any]:
+    spec = {"json": raw if raw is not None else json.dumps({"panels": panels})}
+    return obj("GrafanaDashboard", "payments", spec, labels=labels if labels is not None else dict(LABELS))
+
+
+def test_grafana_dashboard() -> None:
+    installed = frozenset({"GrafanaDashboard"})
+    row = {"type": "row", "panels": [{"type": "timeseries", "targets": [{"expr": "rate(http_requests_total[5m])"}]}]}
+    board = dashboard([row, {"type": "alertlist"}])
+    assert run("grafanaDashboard", None, grafana_dashboards=[board], installed=installed).state == "Passed"
+    metrics = {"metrics": ["http_requests_total", "http_request_duration_seconds"]}
+    partial = run("grafanaDashboard", metrics, grafana_dashboards=[board], installed=installed)
+    assert partial.state == "Failed"
+    assert "has no panel for http_request_duration_seconds" in partial.message
+    assert (
+        run("grafanaDashboard", {"panelTypes": ["alertlist"]}, grafana_dashboards=[board], installed=installed).state
+        == "Passed"
+    )
+    assert run("grafanaDashboard", None, grafana_dashboards=[dashboard([])], installed=installed).state == "Failed"
+    other = run("grafanaDashboard", None, grafana_dashboards=[dashboard([row], labels={})], installed=installed)
+    assert "no GrafanaDashboard labelled app.kubernetes.io/name=payments-api" in other.message
+    garbage = run("grafanaDashboard", None, grafana_dashboards=[dashboard(None, raw="{")], installed=installed)
+    assert "spec.json is not a dashboard" in garbage.message
+    remote = obj("GrafanaDashboard", "payments", {"url": "https://grafana.com/api/dashboards/1"}, labels=dict(LABELS))
+    assert run("grafanaDashboard", None, grafana_dashboards=[remote], installed=installed).state == "Pending"
+    assert run("grafanaDashboard").state == "Pending"

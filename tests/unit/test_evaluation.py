@@ -142,6 +142,10 @@ def test_evidence_pass_and_fail_name_the_signer() -> None:
     assert good.items[0].message == f"unit-test-coverage: 84.2 >= 80 (attested by {ci})"
     nan = evaluate(checklist, signoffs=[signoff("s1", items=[{"id": "unit-test-coverage", "value": "lots"}])])
     assert "attested value 'lots' is not a number" in nan.items[0].message
+    for weird in ("nan", "NaN", "inf", "-inf"):  # nan compares false both ways: it must not pass a bound
+        odd = evaluate(checklist, signoffs=[signoff("s1", items=[{"id": "unit-test-coverage", "value": weird}])])
+        assert odd.items[0].state == "Failed", weird
+        assert "is not a number" in odd.items[0].message
 
 
 def test_evidence_pending_without_a_signoff() -> None:

@@ -11,6 +11,7 @@ import pytest
 from release_readiness.api import ChecklistItem, ReleaseReadiness
 from release_readiness.api.checklist import PrometheusCheck
 from release_readiness.metricgates import (
+    NO_SERIES,
     MetricGates,
     PrometheusError,
     QueryError,
@@ -63,7 +64,8 @@ def test_instant_several_none_and_nan() -> None:
     assert "query returned 2 series" in several.message
     assert "aggregate it to one" in several.message
     none = judge_instant(vector(), P95, "p95")
-    assert (none.state, none.message) == ("Pending", "no data yet (the query returned no series): p95")
+    assert (none.state, none.message) == ("Pending", f"{NO_SERIES}: p95")
+    assert "returned no series" in NO_SERIES
     nan = judge_instant(vector("NaN"), P95, "p95")
     assert nan.state == "Pending"
     assert "NaN" in nan.message

@@ -28,18 +28,28 @@ WorkloadCheckName = Literal[
     "livenessProbe",
     "readinessProbe",
     "rolloutHealthy",
+    "healthEndpoint",
     "networkPolicy",
     "imageScan",
     "imageTagPinned",
     "securityContext",
+    "podSecurityAdmission",
     "noHardcodedSecrets",
     "replicas",
     "podDisruptionBudget",
     "autoscaling",
     "service",
+    "exposure",
+    "httpsEnforced",
+    "ingressRateLimit",
+    "exposedPorts",
     "tlsCertificate",
     "metricsScraped",
     "alertRules",
+    "alertCoverage",
+    "alertRouting",
+    "secretsFromStore",
+    "grafanaDashboard",
     "smokeTests",
 ]
 WORKLOAD_CHECKS: tuple[str, ...] = get_args(WorkloadCheckName)
@@ -136,6 +146,13 @@ class ChecklistItem(KubeModel):
         Field(description="pre: before the rollout; post: watched after the gate admits it."),
     ] = "pre"
     check: Annotated[Check, Field(description="How the item is satisfied.")]
+    rationale: Annotated[
+        str | None,
+        Field(
+            description="Why the check establishes the item (shown in docs/checklist-coverage.md and reports).",
+            max_length=1024,
+        ),
+    ] = None
 
 
 class Approval(KubeModel):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from release_readiness.api.common import LabelSelector
 
-__all__ = ["CandidateSnapshot", "CheckResult", "Container", "Workload", "selector_of"]
+__all__ = ["CandidateSnapshot", "CheckResult", "Container", "Workload", "ingress_routes", "selector_of"]
 
 State = Literal["Passed", "Failed", "Pending", "NotApplicable"]
 Body = dict[str, Any]
@@ -54,6 +54,14 @@ class Container:
     def label(self) -> str:
         what = "init container" if self.init else "ephemeral container" if self.ephemeral else "container"
         return f"{what} '{self.name}'"
+
+    @property
+    def port_names(self) -> set[str]:
+        return {str(p["name"]) for p in self.body.get("ports") or [] if p.get("name")}
+
+    @property
+    def port_numbers(self) -> set[int]:
+        return {int(p["containerPort"]) for p in self.body.get("ports") or [] if p.get("containerPort")}
 
 
 @dataclass(frozen=True)
@@ -167,14 +175,52 @@ class CandidateSnapshot:
     service_monitors: list[Body] = field(default_factory=list)
     pod_monitors: list[Body] = field(default_factory=list)
     prometheus_rules: list[Body] = field(default_factory=list)
+    alertmanager_configs: list[Body] = field(default_factory=list)
+    external_secrets: list[Body] = field(default_factory=list)
+    sealed_secrets: list[Body] = field(default_factory=list)
+    grafana_dashboards: list[Body] = field(default_factory=list)
     installed: frozenset[str] = frozenset()
-    """Optional kinds whose CRDs are installed: VulnerabilityReport, ServiceMonitor, PodMonitor, PrometheusRule."""
+    """Optional kinds seen in the cluster (their CRDs are installed): VulnerabilityReport, PrometheusRule, ..."""
+    production_namespace: str = ""
+    """The release's own namespace: where the gate admits the rollout."""
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Labels of the candidate and production namespaces, for those the operator has seen."""
 
     def services_selecting(self, workload: Workload) -> list[Body]:
+        """Services whose selector picks the workload's pods (a Service without a selector gets no endpoints
+        from Kubernetes, and an ExternalName Service none at all)."""
         labels = workload.template_labels
         out = []
         for svc in self.services:
-            selector = (svc.get("spec") or {}).get("selector") or {}
+            spec = svc.get("spec") or {}
+            selector = spec.get("selector") or {}
+            if spec.get("type") == "ExternalName":
+                continue
             if selector and all(labels.get(k) == v for k, v in selector.items()):
                 out.append(svc)
         return out
+
+    def ingresses_routing_to(self, workload: Workload) -> list[tuple[Body, list[Body]]]:
+        """(Ingress, its rules and default backend that route to a Service selecting the workload)."""
+        services = {s["metadata"]["name"]: s for s in self.services_selecting(workload)}
+        out = []
+        for ing in self.ingresses:
+            routes = [r for r in ingress_routes(ing) if r["service"] in services]
+            if routes:
+                out.append((ing, routes))
+        return out
+
+
+def ingress_routes(ing: Body) -> list[Body]:
+    """Every backend of an Ingress as {host, service, port} (host None for rules without one and the default)."""
+    spec = ing.get("spec") or {}
+    out: list[Body] = []
+    default = (spec.get("defaultBackend") or {}).get("service") or {}
+    if default.get("name"):
+        out.append({"host": None, "service": default["name"], "port": default.get("port") or {}})
+    for rule in spec.get("rules") or []:
+        for path in (rule.get("http") or {}).get("paths") or []:
+            backend = (path.get("backend") or {}).get("service") or {}
+            if backend.get("name"):
+                out.append({"host": rule.get("host"), "service": backend["name"], "port": backend.get("port") or {}})
+    return out

@@ -7,17 +7,25 @@ Every result names the workload, the container and the field at fault, e.g.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from release_readiness.checks.model import Body, CandidateSnapshot, CheckResult, Workload, selector_of
+from release_readiness.checks.model import (
+    Body,
+    CandidateSnapshot,
+    CheckResult,
+    Container,
+    Workload,
+    selector_of,
+)
 
 __all__ = ["CATALOG", "SCAN_ANNOTATION", "WorkloadCheck", "parse_params", "run_workload_check"]
 
@@ -79,8 +87,65 @@ class AlertParams(Params):
     min_rules: int = Field(1, alias="minRules", ge=1)
 
 
+class ProbeParams(Params):
+    require_ready: bool = Field(False, alias="requireReady")
+    """Also require every replica Ready: the probe is not only configured but passing."""
+
+
 class SmokeParams(Params):
+    suites: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]] = Field(
+        ["smoke"], min_length=1
+    )
+    """Each suite needs a Job labelled readiness.dev/suite=<suite> (and the app and version) that completed."""
     selector: dict[str, str] = {}
+
+
+class PodSecurityParams(Params):
+    level: Literal["restricted", "baseline"] = "restricted"
+    candidate: bool = False
+    """Also require enforcement in the candidate namespace."""
+
+
+class HttpsParams(Params):
+    redirecting_classes: list[str] = Field(["nginx"], alias="redirectingClasses")
+    """Ingress classes whose controller redirects plain HTTP to HTTPS whenever spec.tls covers the host."""
+    tls_ports: list[int] = Field([443], alias="tlsPorts")
+    """Ports a LoadBalancer or NodePort Service may expose directly (they must serve TLS)."""
+
+
+class RateLimitParams(Params):
+    annotations: list[str] = [
+        "nginx.ingress.kubernetes.io/limit-rps",
+        "nginx.ingress.kubernetes.io/limit-rpm",
+        "nginx.ingress.kubernetes.io/limit-connections",
+    ]
+    """Ingress annotations that set a rate limit (a positive integer)."""
+
+
+class PortsParams(Params):
+    allow: list[int] = [80, 443]
+    """Ports a LoadBalancer Service may expose."""
+    allow_node_ports: bool = Field(False, alias="allowNodePorts")
+
+
+class AlertRoutingParams(Params):
+    receiver_types: list[str] = Field([], alias="receiverTypes")
+    """Receiver integrations that count (e.g. pagerdutyConfigs); empty: any integration."""
+
+
+class DashboardParams(Params):
+    metrics: list[str] = []
+    """Metric names some panel must query."""
+    panel_types: list[str] = Field([], alias="panelTypes")
+    """Panel types the dashboard must have (e.g. alertlist)."""
+
+
+class AlertCoverageParams(Params):
+    expr: str | None = None
+    """A regex: at least one of the application's alerting rules must have an expr matching it."""
+    require_severity: bool = Field(False, alias="requireSeverity")
+    severities: list[str] = ["critical", "warning", "info"]
+    """With requireSeverity, every alert of the application needs labels.severity among these."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +154,25 @@ class WorkloadCheck:
     description: str
     params: type[Params]
     run: Callable[[CandidateSnapshot, Any], CheckResult]
+    needs: str = ""
+    """What beyond core Kubernetes must run for the check to answer (it is Pending without it)."""
+
+
+_INGRESS = "an ingress controller (ingress-nginx by default)"
+NEEDS = {
+    "imageScan": "trivy-operator (or CI's readiness.dev/scan annotation)",
+    "metricsScraped": "Prometheus (scrape annotation) or the Prometheus Operator (ServiceMonitor/PodMonitor)",
+    "alertRules": "Prometheus Operator (PrometheusRule)",
+    "alertCoverage": "Prometheus Operator (PrometheusRule)",
+    "alertRouting": "Prometheus Operator (AlertmanagerConfig)",
+    "secretsFromStore": "external-secrets or sealed-secrets (or the secrets-store CSI driver)",
+    "grafanaDashboard": "grafana-operator (GrafanaDashboard)",
+    "exposure": "a load-balancer or ingress controller (assigns the address)",
+    "httpsEnforced": _INGRESS,
+    "ingressRateLimit": _INGRESS,
+    "tlsCertificate": _INGRESS,
+    "smokeTests": "CI running the suite Jobs in the candidate namespace",
+}
 
 
 def _field(wl: Workload, container_index: int, init: bool, path: str) -> str:
@@ -135,72 +219,170 @@ def resource_limits(snap: CandidateSnapshot, params: ResourceParams) -> CheckRes
     return _per_container(snap, problem, f"every container has {', '.join(params.resources)} limits")
 
 
-def _probe_check(probe: str) -> Callable[[CandidateSnapshot, NoParams], CheckResult]:
-    def check(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
-        def problem(wl: Workload, i: int, c: Any) -> Iterable[str]:
-            if not c.body.get(probe):
-                yield f"{c.label} has no {probe} ({_field(wl, i, False, probe)})"
+PROBE_HANDLERS = ("httpGet", "grpc", "tcpSocket", "exec")
 
-        return _per_container(snap, problem, f"every container has a {probe}", include_init=False)
+
+def _probe_port_problem(c: Container, probe: Body, at: str) -> str | None:
+    """A probe on a named port the container does not declare can never succeed (the kubelet cannot resolve it)."""
+    for handler in ("httpGet", "tcpSocket"):
+        port = (probe.get(handler) or {}).get("port")
+        if isinstance(port, str) and not port.isdigit() and port not in c.port_names:
+            named = ", ".join(sorted(c.port_names)) or "none"
+            return f"{c.label} {at} probes port {port!r}, which the container does not declare (named ports: {named})"
+    return None
+
+
+def _rollout(wl: Workload) -> tuple[str, str]:
+    """('Passed'|'Pending'|'Failed', message) for whether every replica of the current generation is Ready."""
+    st = wl.status
+    generation = wl.body["metadata"].get("generation", 0)
+    if st.get("observedGeneration", 0) < generation:
+        return "Pending", f"{wl.ref}: rollout of generation {generation} not observed yet"
+    if wl.kind == "DaemonSet":
+        want = int(st.get("desiredNumberScheduled", 0))
+        have = int(st.get("numberAvailable", 0))
+        updated = int(st.get("updatedNumberScheduled", 0))
+        field_name = "status.numberAvailable"
+    else:
+        want = wl.replicas or 0
+        have = int(st.get("availableReplicas", 0) if wl.kind == "Deployment" else st.get("readyReplicas", 0))
+        updated = int(st.get("updatedReplicas", 0))
+        field_name = "status.availableReplicas" if wl.kind == "Deployment" else "status.readyReplicas"
+    if want == 0:
+        return "Failed", f"{wl.ref}: 0 replicas wanted, so nothing runs to answer"
+    for cond in st.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return "Failed", f"{wl.ref}: rollout stuck: {cond.get('message', 'ProgressDeadlineExceeded')}"
+    if updated < want:
+        return "Pending", f"{wl.ref}: {updated}/{want} replicas updated (status.updatedReplicas)"
+    if have < want:
+        return "Failed", f"{wl.ref}: {have}/{want} replicas available ({field_name})"
+    return "Passed", f"{wl.ref}: {have}/{want} replicas available"
+
+
+def _with_rollout(snap: CandidateSnapshot, problems: list[str], ok: str) -> CheckResult:
+    """Failed on `problems`; otherwise the rollout decides (Pending while rolling out, Failed if replicas are down)."""
+    if problems:
+        return CheckResult.failed(problems)
+    states = [_rollout(wl) for wl in snap.workloads]
+    failed = [m for s, m in states if s == "Failed"]
+    pending = [m for s, m in states if s == "Pending"]
+    if failed:
+        return CheckResult.failed(failed + pending)
+    if pending:
+        return CheckResult.pending("; ".join(pending))
+    return CheckResult.passed(ok + " and every replica is Ready")
+
+
+def _probe_check(probe: str) -> Callable[[CandidateSnapshot, ProbeParams], CheckResult]:
+    def check(snap: CandidateSnapshot, params: ProbeParams) -> CheckResult:
+        problems: list[str] = []
+        for wl in snap.workloads:
+            for i, c in enumerate(wl.containers()):
+                body = c.body.get(probe)
+                if not body or not any(h in body for h in PROBE_HANDLERS):
+                    problems.append(f"{wl.ref}: {c.label} has no {probe} ({_field(wl, i, False, probe)})")
+                    continue
+                port = _probe_port_problem(c, body, probe)
+                if port:
+                    problems.append(f"{wl.ref}: {port} ({_field(wl, i, False, probe)})")
+        ok = f"every container has a {probe}"
+        if not params.require_ready:
+            return CheckResult.failed(problems) if problems else CheckResult.passed(ok)
+        return _with_rollout(snap, problems, ok)
 
     return check
 
 
 def rollout_healthy(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
+    return _with_rollout(snap, [], "every workload is fully rolled out")
+
+
+def health_endpoint(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
+    """Each serving container's readiness probe calls an HTTP or gRPC endpoint, and every replica is Ready,
+    which the kubelet only reports once that endpoint answered."""
     problems: list[str] = []
-    pending: list[str] = []
     for wl in snap.workloads:
-        st = wl.status
-        generation = wl.body["metadata"].get("generation", 0)
-        if st.get("observedGeneration", 0) < generation:
-            pending.append(f"{wl.ref}: rollout of generation {generation} not observed yet")
-            continue
-        if wl.kind == "DaemonSet":
-            want = int(st.get("desiredNumberScheduled", 0))
-            have = int(st.get("numberAvailable", 0))
-            updated = int(st.get("updatedNumberScheduled", 0))
-        else:
-            want = wl.replicas or 0
-            have = int(st.get("availableReplicas", 0) if wl.kind == "Deployment" else st.get("readyReplicas", 0))
-            updated = int(st.get("updatedReplicas", 0))
-        if updated < want:
-            pending.append(f"{wl.ref}: {updated}/{want} replicas updated (status.updatedReplicas)")
-        elif have < want:
-            problems.append(f"{wl.ref}: {have}/{want} replicas available (status.availableReplicas)")
-    if problems:
-        return CheckResult.failed(problems + pending)
-    if pending:
-        return CheckResult.pending("; ".join(pending))
-    return CheckResult.passed("every workload is fully rolled out and available")
+        probed = 0
+        for i, c in enumerate(wl.containers()):
+            probe = c.body.get("readinessProbe") or {}
+            at = _field(wl, i, False, "readinessProbe")
+            if "httpGet" in probe or "grpc" in probe:
+                port = _probe_port_problem(c, probe, "readinessProbe")
+                if port:
+                    problems.append(f"{wl.ref}: {port} ({at})")
+                else:
+                    probed += 1
+            elif c.body.get("ports"):
+                kind = next((h for h in PROBE_HANDLERS if h in probe), None)
+                what = f"a {kind} readinessProbe, which calls no endpoint" if kind else "no readinessProbe"
+                problems.append(f"{wl.ref}: {c.label} serves ports but has {what} (set {at}.httpGet or .grpc)")
+        if probed == 0 and not problems:
+            problems.append(
+                f"{wl.ref}: no container has an httpGet or grpc readinessProbe: no health endpoint is called"
+            )
+    return _with_rollout(snap, problems, "every serving container's health endpoint is probed (httpGet/grpc)")
 
 
 # -- network, availability, scaling, exposure -------------------------------------------------------
+
+_EVERYWHERE = ("0.0.0.0/0", "::/0")
+
+
+def _allows_everything(rule: Body, peers_key: str) -> bool:
+    """A rule with no ports and no peers (or a peer that is the whole internet) admits all traffic: a policy
+    made only of such rules isolates nothing in that direction."""
+    if rule.get("ports"):
+        return False
+    peers = rule.get(peers_key) or []
+    if not peers:
+        return True
+    return any(
+        (p.get("ipBlock") or {}).get("cidr") in _EVERYWHERE and not (p.get("ipBlock") or {}).get("except")
+        for p in peers
+    )
 
 
 def network_policy(snap: CandidateSnapshot, params: NetworkPolicyParams) -> CheckResult:
     problems: list[str] = []
     for wl in snap.workloads:
-        ingress = egress = False
         names = []
+        # Policies are additive: one rule allowing everything in a direction opens that direction for good.
+        restricted = {"Ingress": True, "Egress": True}
+        isolated = {"Ingress": False, "Egress": False}
+        open_by: dict[str, str] = {}
         for pol in snap.network_policies:
             spec = pol.get("spec") or {}
+            # An empty podSelector selects every pod of the namespace (a namespace-wide policy).
             if not selector_of(spec.get("podSelector")).matches(wl.template_labels):
                 continue
-            names.append(pol["metadata"]["name"])
+            name = pol["metadata"]["name"]
+            names.append(name)
             types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
-            ingress |= "Ingress" in types
-            egress |= "Egress" in types
+            for direction, key, peers in (("Ingress", "ingress", "from"), ("Egress", "egress", "to")):
+                if direction not in types:
+                    continue
+                isolated[direction] = True
+                if any(_allows_everything(r, peers) for r in spec.get(key) or []):
+                    restricted[direction] = False
+                    open_by[direction] = name
         if not names:
             problems.append(
                 f"{wl.ref}: no NetworkPolicy in {snap.namespace} selects its pods "
                 f"(labels {wl.template_labels}); add one whose spec.podSelector matches"
             )
             continue
-        if params.require_ingress and not ingress:
-            problems.append(f"{wl.ref}: NetworkPolicy {', '.join(names)} has no Ingress in spec.policyTypes")
-        if params.require_egress and not egress:
-            problems.append(f"{wl.ref}: NetworkPolicy {', '.join(names)} has no Egress in spec.policyTypes")
-    return CheckResult.failed(problems) if problems else CheckResult.passed("pods are selected by network policies")
+        for direction, wanted in (("Ingress", params.require_ingress), ("Egress", params.require_egress)):
+            if not wanted:
+                continue
+            if not isolated[direction]:
+                problems.append(f"{wl.ref}: NetworkPolicy {', '.join(names)} has no {direction} in spec.policyTypes")
+            elif not restricted[direction]:
+                problems.append(
+                    f"{wl.ref}: NetworkPolicy {open_by[direction]} has a spec.{direction.lower()} rule with no "
+                    f"peers and no ports, which allows all {direction.lower()} traffic"
+                )
+    return CheckResult.failed(problems) if problems else CheckResult.passed("pods are isolated by network policies")
 
 
 def replicas(snap: CandidateSnapshot, params: ReplicasParams) -> CheckResult:
@@ -218,29 +400,34 @@ def _int_or_percent(value: Any, total: int) -> int:
     return int(value)
 
 
+def _pdb_selects(pdb: Body, labels: dict[str, str]) -> bool:
+    """policy/v1: a null selector selects no pods, an empty one ({}) every pod of the namespace."""
+    raw = (pdb.get("spec") or {}).get("selector")
+    return raw is not None and selector_of(raw).matches(labels)
+
+
 def pod_disruption_budget(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
     problems: list[str] = []
     for wl in snap.workloads:
-        pdbs = [
-            p
-            for p in snap.pod_disruption_budgets
-            if selector_of((p.get("spec") or {}).get("selector")).matches(wl.template_labels)
-            and not selector_of((p.get("spec") or {}).get("selector")).is_empty()
-        ]
+        pdbs = [p for p in snap.pod_disruption_budgets if _pdb_selects(p, wl.template_labels)]
         if not pdbs:
             problems.append(f"{wl.ref}: no PodDisruptionBudget selects its pods (labels {wl.template_labels})")
             continue
+        if len(pdbs) > 1:
+            # The eviction API refuses to evict a pod that more than one budget selects.
+            names = ", ".join(p["metadata"]["name"] for p in pdbs)
+            problems.append(f"{wl.ref}: PodDisruptionBudgets {names} all select its pods; evictions fail, keep one")
+            continue
         total = wl.replicas or 1
-        for pdb in pdbs:
-            spec = pdb.get("spec") or {}
-            name = pdb["metadata"]["name"]
-            if "maxUnavailable" in spec and _int_or_percent(spec["maxUnavailable"], total) == 0:
-                problems.append(f"{wl.ref}: PodDisruptionBudget {name} has maxUnavailable 0 and blocks every drain")
-            elif "minAvailable" in spec and _int_or_percent(spec["minAvailable"], total) >= total:
-                problems.append(
-                    f"{wl.ref}: PodDisruptionBudget {name} minAvailable {spec['minAvailable']} "
-                    f">= {total} replicas blocks every drain"
-                )
+        spec = pdbs[0].get("spec") or {}
+        name = pdbs[0]["metadata"]["name"]
+        if "maxUnavailable" in spec and _int_or_percent(spec["maxUnavailable"], total) == 0:
+            problems.append(f"{wl.ref}: PodDisruptionBudget {name} has maxUnavailable 0 and blocks every drain")
+        elif "minAvailable" in spec and _int_or_percent(spec["minAvailable"], total) >= total:
+            problems.append(
+                f"{wl.ref}: PodDisruptionBudget {name} minAvailable {spec['minAvailable']} "
+                f">= {total} replicas blocks every drain"
+            )
     return CheckResult.failed(problems) if problems else CheckResult.passed("pods are covered by a PodDisruptionBudget")
 
 
@@ -258,56 +445,283 @@ def autoscaling(snap: CandidateSnapshot, params: AutoscalingParams) -> CheckResu
         if not hpas:
             problems.append(f"{wl.ref}: no HorizontalPodAutoscaler targets it (spec.scaleTargetRef)")
             continue
-        low = int((hpas[0].get("spec") or {}).get("minReplicas", 1))
+        if len(hpas) > 1:
+            names = ", ".join(h["metadata"]["name"] for h in hpas)
+            problems.append(f"{wl.ref}: HorizontalPodAutoscalers {names} all target it and fight; keep one")
+            continue
+        hpa = hpas[0]
+        spec, name = hpa.get("spec") or {}, hpa["metadata"]["name"]
+        low, high = int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 0))
         if low < params.min_replicas:
             problems.append(
-                f"{wl.ref}: HorizontalPodAutoscaler {hpas[0]['metadata']['name']} spec.minReplicas is {low}, "
+                f"{wl.ref}: HorizontalPodAutoscaler {name} spec.minReplicas is {low}, "
                 f"at least {params.min_replicas} required"
             )
+        if high <= low:
+            problems.append(f"{wl.ref}: HorizontalPodAutoscaler {name} spec.maxReplicas {high} leaves no room to scale")
+        for metric in spec.get("metrics") or []:
+            resource = (metric.get("resource") or {}) if metric.get("type") == "Resource" else {}
+            if (resource.get("target") or {}).get("type") != "Utilization":
+                continue
+            # Utilization is a share of the request: a container without one leaves the HPA unable to compute it.
+            res = resource.get("name")
+            bare = [
+                c.name for c in wl.containers() if res not in ((c.body.get("resources") or {}).get("requests") or {})
+            ]
+            if bare:
+                problems.append(
+                    f"{wl.ref}: HorizontalPodAutoscaler {name} scales on {res} utilization but container(s) "
+                    f"{', '.join(bare)} request no {res}"
+                )
+        for cond in (hpa.get("status") or {}).get("conditions") or []:
+            if cond.get("type") in ("AbleToScale", "ScalingActive") and cond.get("status") == "False":
+                problems.append(
+                    f"{wl.ref}: HorizontalPodAutoscaler {name} reports {cond['type']}=False: "
+                    f"{cond.get('reason', '')} {cond.get('message', '')}".rstrip()
+                )
     return CheckResult.failed(problems) if problems else CheckResult.passed("workloads are autoscaled")
 
 
+def _service_port_problems(svc: Body, wl: Workload) -> list[str]:
+    """A Service port whose named targetPort no container declares has no endpoints for that port."""
+    names = {n for c in wl.containers() for n in c.port_names}
+    out = []
+    for port in (svc.get("spec") or {}).get("ports") or []:
+        target = port.get("targetPort", port.get("port"))
+        if isinstance(target, str) and not target.isdigit() and target not in names:
+            out.append(
+                f"{wl.ref}: Service {svc['metadata']['name']} port {port.get('port')} targets port {target!r}, "
+                f"which no container declares ({wl.field('spec.containers[].ports[].name')})"
+            )
+    return out
+
+
 def service(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
-    problems = [
-        f"{wl.ref}: no Service in {snap.namespace} selects its pods (labels {wl.template_labels})"
-        for wl in snap.workloads
-        if not snap.services_selecting(wl)
-    ]
+    problems: list[str] = []
+    for wl in snap.workloads:
+        selecting = snap.services_selecting(wl)
+        if not selecting:
+            problems.append(f"{wl.ref}: no Service in {snap.namespace} selects its pods (labels {wl.template_labels})")
+        for svc in selecting:
+            problems += _service_port_problems(svc, wl)
     return CheckResult.failed(problems) if problems else CheckResult.passed("every workload is behind a Service")
 
 
-def _ingress_backends(ing: Body) -> set[str]:
-    spec = ing.get("spec") or {}
-    names = set()
-    default = (spec.get("defaultBackend") or {}).get("service", {}).get("name")
-    if default:
-        names.add(default)
-    for rule in spec.get("rules") or []:
-        for path in (rule.get("http") or {}).get("paths") or []:
-            name = (path.get("backend") or {}).get("service", {}).get("name")
-            if name:
-                names.add(name)
-    return names
+def _address(body: Body) -> str | None:
+    for entry in ((body.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        if entry.get("ip") or entry.get("hostname"):
+            return str(entry.get("ip") or entry.get("hostname"))
+    return None
+
+
+def _backend_port_ok(svc: Body, port: Body) -> bool:
+    ports = (svc.get("spec") or {}).get("ports") or []
+    if "number" in port:
+        return any(p.get("port") == port["number"] for p in ports)
+    if "name" in port:
+        return any(p.get("name") == port["name"] for p in ports)
+    return False
+
+
+def exposure(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
+    """A load balancer sends traffic to the pods: a LoadBalancer Service or an Ingress (to a Service that selects
+    them, on a port the Service has) with an address assigned by its controller."""
+    problems: list[str] = []
+    waiting: list[str] = []
+    exposed: list[str] = []
+    for wl in snap.workloads:
+        services = snap.services_selecting(wl)
+        by_name = {s["metadata"]["name"]: s for s in services}
+        candidates: list[tuple[str, Body]] = []
+        for svc in services:
+            if (svc.get("spec") or {}).get("type") == "LoadBalancer":
+                broken = _service_port_problems(svc, wl)
+                problems += broken
+                if not broken:
+                    candidates.append((f"Service {svc['metadata']['name']} (type LoadBalancer)", svc))
+        for ing, routes in snap.ingresses_routing_to(wl):
+            iname = ing["metadata"]["name"]
+            bad = [r for r in routes if not _backend_port_ok(by_name[r["service"]], r["port"])]
+            for r in bad:
+                problems.append(
+                    f"{wl.ref}: Ingress {iname} routes to Service {r['service']} port {r['port'] or 'none'}, "
+                    "which the Service does not have"
+                )
+            if len(bad) < len(routes):
+                candidates.append((f"Ingress {iname}", ing))
+        if not candidates:
+            if not problems:
+                problems.append(
+                    f"{wl.ref}: no LoadBalancer Service or Ingress sends traffic to it (a ClusterIP Service is "
+                    "reachable only inside the cluster); expose it through an Ingress or a type LoadBalancer Service"
+                )
+            continue
+        addressed = [(what, _address(body)) for what, body in candidates if _address(body)]
+        if addressed:
+            exposed.append(f"{wl.ref} via {addressed[0][0]} at {addressed[0][1]}")
+        else:
+            waiting.append(
+                f"{wl.ref}: {', '.join(w for w, _ in candidates)} has no address yet (status.loadBalancer.ingress); "
+                "is a load-balancer or ingress controller running for it?"
+            )
+    if problems:
+        return CheckResult.failed(problems + waiting)
+    if waiting:
+        return CheckResult.pending("; ".join(waiting))
+    return CheckResult.passed("; ".join(exposed))
+
+
+def _ingress_class(ing: Body) -> str:
+    return str(
+        (ing.get("spec") or {}).get("ingressClassName")
+        or (ing["metadata"].get("annotations") or {}).get("kubernetes.io/ingress.class")
+        or ""
+    )
+
+
+def _tls_hosts(ing: Body) -> set[str]:
+    return {str(h) for t in (ing.get("spec") or {}).get("tls") or [] for h in t.get("hosts") or []}
+
+
+def https_enforced(snap: CandidateSnapshot, params: HttpsParams) -> CheckResult:
+    """Clients reach the pods only over HTTPS: every host an Ingress routes to them is in its spec.tls, its
+    controller redirects plain HTTP, and no LoadBalancer/NodePort Service exposes them on another port."""
+    problems: list[str] = []
+    unknown: list[str] = []
+    for wl in snap.workloads:
+        for svc in snap.services_selecting(wl):
+            kind = (svc.get("spec") or {}).get("type")
+            if kind in ("LoadBalancer", "NodePort"):
+                for port in (svc.get("spec") or {}).get("ports") or []:
+                    if port.get("port") not in params.tls_ports:
+                        problems.append(
+                            f"{wl.ref}: Service {svc['metadata']['name']} (type {kind}) exposes port "
+                            f"{port.get('port')} directly, outside any HTTPS termination (allowed: {params.tls_ports})"
+                        )
+        routed = snap.ingresses_routing_to(wl)
+        if not routed:
+            problems.append(
+                f"{wl.ref}: no Ingress routes to it, so nothing terminates HTTPS for it; add one with spec.tls"
+            )
+        for ing, routes in routed:
+            iname = ing["metadata"]["name"]
+            notes = ing["metadata"].get("annotations") or {}
+            covered = _tls_hosts(ing)
+            for host in sorted({str(r["host"]) for r in routes if r["host"]} - covered):
+                problems.append(f"{wl.ref}: Ingress {iname} serves host {host} without TLS (not in spec.tls[].hosts)")
+            if any(r["host"] is None for r in routes):
+                problems.append(
+                    f"{wl.ref}: Ingress {iname} has a rule or default backend without a host, served over HTTP"
+                )
+            if notes.get("nginx.ingress.kubernetes.io/ssl-redirect") == "false":
+                problems.append(
+                    f"{wl.ref}: Ingress {iname} turns the HTTPS redirect off (nginx.ingress.kubernetes.io/ssl-redirect)"
+                )
+            elif notes.get("nginx.ingress.kubernetes.io/force-ssl-redirect") == "true":
+                continue
+            elif (cls := _ingress_class(ing)) not in params.redirecting_classes:
+                unknown.append(
+                    f"{wl.ref}: Ingress {iname} has class {cls or '(default)'!r}, which is not known to "
+                    f"redirect plain HTTP (params.redirectingClasses: {params.redirecting_classes}); set "
+                    'nginx.ingress.kubernetes.io/force-ssl-redirect: "true" or list the class'
+                )
+    if problems:
+        return CheckResult.failed(problems + unknown)
+    if unknown:
+        return CheckResult.pending("; ".join(unknown))
+    return CheckResult.passed("every route to the pods is HTTPS-only")
+
+
+def ingress_rate_limit(snap: CandidateSnapshot, params: RateLimitParams) -> CheckResult:
+    problems: list[str] = []
+    unknown: list[str] = []
+    limited: list[str] = []
+    for wl in snap.workloads:
+        routed = snap.ingresses_routing_to(wl)
+        if not routed:
+            unknown.append(
+                f"{wl.ref}: no Ingress routes to it, so no edge rate limit can be read; if the application limits "
+                "requests itself, waive the item with the test that shows it"
+            )
+        for ing, _ in routed:
+            iname = ing["metadata"]["name"]
+            notes = ing["metadata"].get("annotations") or {}
+            found = {k: notes[k] for k in params.annotations if k in notes}
+            valid = {k: v for k, v in found.items() if str(v).isdigit() and int(v) > 0}
+            if valid:
+                limited.append(f"Ingress {iname} ({', '.join(f'{k}={v}' for k, v in valid.items())})")
+            elif found:
+                problems.append(f"{wl.ref}: Ingress {iname} sets {found} but a limit must be a positive integer")
+            else:
+                problems.append(
+                    f"{wl.ref}: Ingress {iname} sets no rate limit (annotations: {', '.join(params.annotations)})"
+                )
+    if problems:
+        return CheckResult.failed(problems + unknown)
+    if unknown:
+        return CheckResult.pending("; ".join(unknown))
+    return CheckResult.passed("rate limited at " + "; ".join(limited))
+
+
+def exposed_ports(snap: CandidateSnapshot, params: PortsParams) -> CheckResult:
+    problems: list[str] = []
+    for wl in snap.workloads:
+        if wl.pod_spec.get("hostNetwork"):
+            problems.append(
+                f"{wl.ref}: uses the node's network ({wl.field('spec.hostNetwork')}), exposing every port it opens"
+            )
+        counters = {False: 0, True: 0}
+        for c in wl.containers(include_init=True):
+            index = counters[c.init]
+            counters[c.init] += 1
+            for j, port in enumerate(c.body.get("ports") or []):
+                if port.get("hostPort"):
+                    problems.append(
+                        f"{wl.ref}: {c.label} opens host port {port['hostPort']} on its node "
+                        f"({_field(wl, index, c.init, f'ports[{j}].hostPort')})"
+                    )
+        for svc in snap.services_selecting(wl):
+            spec, name = svc.get("spec") or {}, svc["metadata"]["name"]
+            kind = spec.get("type", "ClusterIP")
+            for port in spec.get("ports") or []:
+                if kind == "NodePort" and not params.allow_node_ports:
+                    opened = port.get("nodePort") or port.get("port")
+                    problems.append(f"{wl.ref}: Service {name} (type NodePort) opens port {opened} on every node")
+                elif kind == "LoadBalancer" and port.get("port") not in params.allow:
+                    problems.append(
+                        f"{wl.ref}: Service {name} (type LoadBalancer) exposes port {port.get('port')}, "
+                        f"not in {params.allow}"
+                    )
+    return CheckResult.failed(problems) if problems else CheckResult.passed(f"only ports {params.allow} are exposed")
 
 
 def tls_certificate(snap: CandidateSnapshot, params: TlsParams) -> CheckResult:
+    """Every host an Ingress routes to the pods is served with a certificate (from the spec.tls entry listing
+    that host) that covers the host and is valid for at least minDays."""
     problems: list[str] = []
     checked = 0
     for wl in snap.workloads:
-        services = {s["metadata"]["name"] for s in snap.services_selecting(wl)}
-        ingresses = [i for i in snap.ingresses if _ingress_backends(i) & services]
-        if not ingresses:
+        routed = snap.ingresses_routing_to(wl)
+        if not routed:
+            services = sorted(s["metadata"]["name"] for s in snap.services_selecting(wl))
             problems.append(
-                f"{wl.ref}: no Ingress routes to it (via Services {sorted(services) or 'none'}); "
+                f"{wl.ref}: no Ingress routes to it (via Services {services or 'none'}); "
                 "expose it through an Ingress with spec.tls, or waive the item"
             )
             continue
-        for ing in ingresses:
+        for ing, routes in routed:
             iname = ing["metadata"]["name"]
             tls_entries = (ing.get("spec") or {}).get("tls") or []
             if not tls_entries:
                 problems.append(f"{wl.ref}: Ingress {iname} has no spec.tls")
+                continue
+            hosts = {str(r["host"]) for r in routes if r["host"]}
+            for host in sorted(hosts - _tls_hosts(ing)):
+                problems.append(f"{wl.ref}: Ingress {iname} has no spec.tls entry for host {host}")
             for index, tls in enumerate(tls_entries):
+                mine = [h for h in tls.get("hosts") or [] if h in hosts]
+                if hosts and not mine:
+                    continue  # this entry serves hosts routed elsewhere
                 checked += 1
                 problems += _tls_problems(snap, wl, iname, index, tls, params)
     if problems:
@@ -325,8 +739,6 @@ def _tls_problems(
     secret = snap.tls_secrets.get(secret_name)
     if secret is None:
         return [f"{where}: Secret {snap.namespace}/{secret_name} does not exist"]
-    import base64
-
     data = (secret.get("data") or {}).get("tls.crt")
     if not data:
         return [f"{where}: Secret {secret_name} has no data['tls.crt']"]
@@ -335,8 +747,12 @@ def _tls_problems(
     except ValueError as err:
         return [f"{where}: Secret {secret_name} tls.crt is not a PEM certificate ({err})"]
     out = []
-    not_after = cert.not_valid_after_utc
+    if not (secret.get("data") or {}).get("tls.key"):
+        out.append(f"{where}: Secret {secret_name} has no data['tls.key'], so the controller cannot serve it")
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     days = (not_after - snap.now).total_seconds() / 86400
+    if not_before > snap.now:
+        out.append(f"{where}: certificate in Secret {secret_name} is not valid before {not_before:%Y-%m-%d %H:%M} UTC")
     if days < 0:
         out.append(f"{where}: certificate in Secret {secret_name} expired on {not_after:%Y-%m-%d}")
     elif days < params.min_days:
@@ -349,7 +765,8 @@ def _tls_problems(
         names = set(san.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         names = set()
-    for host in tls.get("hosts") or []:
+    names = {n.lower() for n in names}
+    for host in (str(h).lower() for h in tls.get("hosts") or []):
         wildcard = "*." + host.split(".", 1)[-1]
         if host not in names and wildcard not in names:
             out.append(f"{where}: certificate in Secret {secret_name} does not cover host {host}")
@@ -503,6 +920,36 @@ def no_hardcoded_secrets(snap: CandidateSnapshot, params: SecretParams) -> Check
     return _per_container(snap, problem, "no secret-looking env var has a literal value")
 
 
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+_PSA_RANK = {"privileged": 0, "baseline": 1, "restricted": 2}
+
+
+def pod_security_admission(snap: CandidateSnapshot, params: PodSecurityParams) -> CheckResult:
+    """Pod Security Admission enforces the level on the production namespace (and the candidate's if asked):
+    the API server itself refuses pods that break it, whatever today's pods look like."""
+    wanted = [snap.production_namespace] + ([snap.namespace] if params.candidate else [])
+    problems: list[str] = []
+    unknown: list[str] = []
+    for ns in wanted:
+        labels = snap.namespace_labels.get(ns)
+        if labels is None:
+            unknown.append(f"Namespace {ns} has not been seen yet")
+            continue
+        level = labels.get(PSA_ENFORCE)
+        fix = f"label it {PSA_ENFORCE}={params.level}"
+        if level is None:
+            problems.append(f"Namespace {ns} has no {PSA_ENFORCE} label, so nothing enforces pod security there; {fix}")
+        elif level not in _PSA_RANK:
+            problems.append(f"Namespace {ns} label {PSA_ENFORCE}={level!r} is not a Pod Security level; {fix}")
+        elif _PSA_RANK[level] < _PSA_RANK[params.level]:
+            problems.append(f"Namespace {ns} enforces {level!r}, weaker than {params.level!r}; {fix}")
+    if problems:
+        return CheckResult.failed(problems + unknown)
+    if unknown:
+        return CheckResult.pending("; ".join(unknown))
+    return CheckResult.passed(f"Pod Security Admission enforces {params.level!r} on {', '.join(wanted)}")
+
+
 # -- observability and tests --------------------------------------------------------------------------------
 
 
@@ -529,23 +976,28 @@ def metrics_scraped(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
     return CheckResult.failed(problems) if problems else CheckResult.passed("every workload is scraped")
 
 
-def alert_rules(snap: CandidateSnapshot, params: AlertParams) -> CheckResult:
-    if "PrometheusRule" not in snap.installed:
-        return CheckResult.failed(
-            [
-                f"no PrometheusRule CRD in the cluster: install the Prometheus operator and add alert rules for "
-                f"{snap.application}"
-            ]
-        )
-    count = 0
+_NO_RULES_CRD = (
+    "no PrometheusRule seen in the cluster: install the Prometheus Operator (its PrometheusRule CRD) and add "
+    "alerting rules labelled app.kubernetes.io/name={app} in {ns}"
+)
+
+
+def _app_alerts(snap: CandidateSnapshot) -> list[tuple[str, Body]]:
+    """(PrometheusRule name, alerting rule) of the application: rules labelled with its name, or naming it in expr."""
+    out = []
     for rule in snap.prometheus_rules:
         labels = rule["metadata"].get("labels") or {}
         groups = (rule.get("spec") or {}).get("groups") or []
         alerts = [r for g in groups for r in g.get("rules") or [] if r.get("alert")]
-        if labels.get("app.kubernetes.io/name") == snap.application or any(
-            snap.application in str(r.get("expr", "")) for r in alerts
-        ):
-            count += len(alerts)
+        mine = labels.get("app.kubernetes.io/name") == snap.application
+        out += [(rule["metadata"]["name"], r) for r in alerts if mine or snap.application in str(r.get("expr", ""))]
+    return out
+
+
+def alert_rules(snap: CandidateSnapshot, params: AlertParams) -> CheckResult:
+    if "PrometheusRule" not in snap.installed:
+        return CheckResult.pending(_NO_RULES_CRD.format(app=snap.application, ns=snap.namespace))
+    count = len(_app_alerts(snap))
     if count < params.min_rules:
         return CheckResult.failed(
             [
@@ -557,55 +1009,324 @@ def alert_rules(snap: CandidateSnapshot, params: AlertParams) -> CheckResult:
     return CheckResult.passed(f"{count} alerting rule(s) for {snap.application}")
 
 
-def smoke_tests(snap: CandidateSnapshot, params: SmokeParams) -> CheckResult:
-    want = {
-        "app.kubernetes.io/name": snap.application,
-        "app.kubernetes.io/version": snap.version,
-        **params.selector,
-    }
-    jobs = [j for j in snap.jobs if all((j["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())]
-    labels = ",".join(f"{k}={v}" for k, v in want.items())
-    if not jobs:
-        return CheckResult.pending(f"no Job labelled {labels} in {snap.namespace}: run the smoke tests as a Job")
-    for job in jobs:
-        if int((job.get("status") or {}).get("succeeded", 0)) >= 1:
-            return CheckResult.passed(f"Job {snap.namespace}/{job['metadata']['name']} succeeded")
-    failed = [
-        j
-        for j in jobs
-        if int((j.get("status") or {}).get("failed", 0)) >= 1 and not (j.get("status") or {}).get("active")
+def alert_coverage(snap: CandidateSnapshot, params: AlertCoverageParams) -> CheckResult:
+    """The application's alerting rules watch a given signal (expr matches a regex), and/or carry a severity."""
+    if "PrometheusRule" not in snap.installed:
+        return CheckResult.pending(_NO_RULES_CRD.format(app=snap.application, ns=snap.namespace))
+    alerts = _app_alerts(snap)
+    if not alerts:
+        return CheckResult.failed(
+            [
+                f"no alerting rule for {snap.application} in {snap.namespace} (PrometheusRule labelled "
+                f"app.kubernetes.io/name={snap.application})"
+            ]
+        )
+    problems: list[str] = []
+    done: list[str] = []
+    if params.expr is not None:
+        pattern = re.compile(params.expr)
+        matching = [f"{r['alert']} ({name})" for name, r in alerts if pattern.search(str(r.get("expr", "")))]
+        if not matching:
+            problems.append(
+                f"none of the {len(alerts)} alerting rule(s) for {snap.application} watches {params.expr!r} "
+                f"({', '.join(r['alert'] for _, r in alerts[:5])})"
+            )
+        done.append(f"{', '.join(matching[:3])} watch(es) {params.expr!r}")
+    if params.require_severity:
+        bad = [
+            f"{r['alert']} ({name}) has severity {(r.get('labels') or {}).get('severity')!r}"
+            for name, r in alerts
+            if (r.get("labels") or {}).get("severity") not in params.severities
+        ]
+        if bad:
+            problems.append("; ".join(bad) + f": set labels.severity to one of {params.severities}")
+        done.append(f"every alert has a severity in {params.severities}")
+    return (
+        CheckResult.failed(problems) if problems else CheckResult.passed("; ".join(done) or f"{len(alerts)} alert(s)")
+    )
+
+
+RECEIVER_CONFIGS = (
+    "pagerdutyConfigs",
+    "opsgenieConfigs",
+    "victoropsConfigs",
+    "slackConfigs",
+    "emailConfigs",
+    "webhookConfigs",
+    "msteamsConfigs",
+    "msteamsv2Configs",
+    "telegramConfigs",
+    "pushoverConfigs",
+    "wechatConfigs",
+    "snsConfigs",
+    "discordConfigs",
+    "webexConfigs",
+)
+
+
+def alert_routing(snap: CandidateSnapshot, params: AlertRoutingParams) -> CheckResult:
+    """An AlertmanagerConfig in the namespace (the Prometheus Operator scopes it to alerts from that namespace)
+    routes to a receiver that has an integration of the wanted kind; a receiver with none drops the alerts."""
+    if "AlertmanagerConfig" not in snap.installed:
+        return CheckResult.pending(
+            f"no AlertmanagerConfig seen in the cluster: install the Prometheus Operator's AlertmanagerConfig CRD "
+            f"and route {snap.application}'s alerts from {snap.namespace} to a receiver"
+        )
+    wanted = params.receiver_types or list(RECEIVER_CONFIGS)
+    problems: list[str] = []
+    for amc in snap.alertmanager_configs:
+        name = amc["metadata"]["name"]
+        spec = amc.get("spec") or {}
+        receivers = {str(r.get("name")): r for r in spec.get("receivers") or []}
+        route = spec.get("route") or {}
+        targets = [str(route.get("receiver") or "")] + [str(r.get("receiver") or "") for r in route.get("routes") or []]
+        for target in [t for t in targets if t]:
+            receiver = receivers.get(target)
+            if receiver is None:
+                problems.append(f"AlertmanagerConfig {name} routes to receiver {target!r}, which spec.receivers lacks")
+                continue
+            kinds = [k for k in wanted if receiver.get(k)]
+            if kinds:
+                return CheckResult.passed(f"AlertmanagerConfig {name} routes alerts to {target!r} ({', '.join(kinds)})")
+            problems.append(f"AlertmanagerConfig {name} receiver {target!r} has no {' or '.join(wanted)}")
+    if not snap.alertmanager_configs:
+        problems.append(f"no AlertmanagerConfig in {snap.namespace} routes {snap.application}'s alerts")
+    return CheckResult.failed(problems)
+
+
+STORE_BACKED = ("ExternalSecret", "SealedSecret")
+SECRETS_STORE_CSI = "secrets-store.csi.k8s.io"
+
+
+def _secret_refs(wl: Workload) -> dict[str, str]:
+    """Secret name -> where the pod template reads it."""
+    refs: dict[str, str] = {}
+    spec = wl.pod_spec
+    for i, ref in enumerate(spec.get("imagePullSecrets") or []):
+        refs.setdefault(str(ref.get("name")), wl.field(f"spec.imagePullSecrets[{i}]"))
+    for i, vol in enumerate(spec.get("volumes") or []):
+        if (vol.get("secret") or {}).get("secretName"):
+            refs.setdefault(str(vol["secret"]["secretName"]), wl.field(f"spec.volumes[{i}].secret"))
+        for j, src in enumerate((vol.get("projected") or {}).get("sources") or []):
+            if (src.get("secret") or {}).get("name"):
+                refs.setdefault(str(src["secret"]["name"]), wl.field(f"spec.volumes[{i}].projected.sources[{j}]"))
+    counters = {False: 0, True: 0}
+    for c in wl.containers(include_init=True):
+        index = counters[c.init]
+        counters[c.init] += 1
+        for j, env in enumerate(c.body.get("env") or []):
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name"):
+                refs.setdefault(str(ref["name"]), _field(wl, index, c.init, f"env[{j}].valueFrom.secretKeyRef"))
+        for j, src in enumerate(c.body.get("envFrom") or []):
+            if (src.get("secretRef") or {}).get("name"):
+                refs.setdefault(str(src["secretRef"]["name"]), _field(wl, index, c.init, f"envFrom[{j}].secretRef"))
+    return refs
+
+
+def secrets_from_store(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
+    """Every Secret the pods read is produced from a secret store: the target of an ExternalSecret, or a
+    SealedSecret (only ciphertext in Git); secrets-store CSI volumes read the store directly."""
+    if not (set(STORE_BACKED) & snap.installed):
+        return CheckResult.pending(
+            "neither ExternalSecret nor SealedSecret seen in the cluster: install external-secrets or "
+            "sealed-secrets and produce the application's Secrets from the store"
+        )
+    produced: dict[str, str] = {}
+    for es in snap.external_secrets:
+        target = ((es.get("spec") or {}).get("target") or {}).get("name") or es["metadata"]["name"]
+        produced[str(target)] = f"ExternalSecret {es['metadata']['name']}"
+    for ss in snap.sealed_secrets:
+        produced[ss["metadata"]["name"]] = f"SealedSecret {ss['metadata']['name']}"
+    problems: list[str] = []
+    sources: list[str] = []
+    for wl in snap.workloads:
+        for name, where in sorted(_secret_refs(wl).items()):
+            if name in produced:
+                sources.append(f"{name} from {produced[name]}")
+            else:
+                problems.append(
+                    f"{wl.ref}: Secret {name} ({where}) is not produced by an ExternalSecret or SealedSecret "
+                    f"in {snap.namespace}"
+                )
+        csi = [
+            v["name"]
+            for v in wl.pod_spec.get("volumes") or []
+            if (v.get("csi") or {}).get("driver") == SECRETS_STORE_CSI
+        ]
+        sources += [f"CSI volume {v}" for v in csi]
+    if problems:
+        return CheckResult.failed(problems)
+    if not sources:
+        return CheckResult("NotApplicable", "the pods read no Secret")
+    return CheckResult.passed("secrets come from the store: " + "; ".join(sources))
+
+
+def _panels(dashboard: Body) -> list[Body]:
+    out: list[Body] = []
+    for panel in dashboard.get("panels") or []:
+        out.append(panel)
+        out += _panels(panel)  # rows nest their panels
+    return out
+
+
+def grafana_dashboard(snap: CandidateSnapshot, params: DashboardParams) -> CheckResult:
+    """A GrafanaDashboard (grafana-operator) labelled with the application, whose panels query the given metrics
+    and include the given panel types."""
+    if "GrafanaDashboard" not in snap.installed:
+        return CheckResult.pending(
+            "no GrafanaDashboard seen in the cluster: install grafana-operator and add a GrafanaDashboard labelled "
+            f"app.kubernetes.io/name={snap.application} in {snap.namespace}"
+        )
+    mine = [
+        d
+        for d in snap.grafana_dashboards
+        if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == snap.application
     ]
+    if not mine:
+        return CheckResult.failed(
+            [f"no GrafanaDashboard labelled app.kubernetes.io/name={snap.application} in {snap.namespace}"]
+        )
+    problems: list[str] = []
+    unreadable: list[str] = []
+    for board in mine:
+        name = board["metadata"]["name"]
+        raw = (board.get("spec") or {}).get("json")
+        if not raw:
+            unreadable.append(f"GrafanaDashboard {name} has no inline spec.json to read (url, configMapRef, ...)")
+            continue
+        try:
+            panels = _panels(json.loads(raw))
+        except (ValueError, AttributeError, TypeError) as err:
+            problems.append(f"GrafanaDashboard {name} spec.json is not a dashboard ({err})")
+            continue
+        exprs = " ".join(str(t.get("expr", "")) for p in panels for t in p.get("targets") or [])
+        types = {str(p.get("type")) for p in panels}
+        missing = [m for m in params.metrics if m not in exprs] + [t for t in params.panel_types if t not in types]
+        if not panels:
+            problems.append(f"GrafanaDashboard {name} has no panels")
+        elif missing:
+            problems.append(f"GrafanaDashboard {name} has no panel for {', '.join(missing)}")
+        else:
+            return CheckResult.passed(f"GrafanaDashboard {name}: {len(panels)} panel(s)")
+    if problems:
+        return CheckResult.failed(problems + unreadable)
+    return CheckResult.pending("; ".join(unreadable))
+
+
+SUITE_LABEL = "readiness.dev/suite"
+
+
+def _job_finished(job: Body) -> str | None:
+    """'Complete' or 'Failed' from the Job's conditions (the Job controller's verdict), else None."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            return str(cond["type"])
+    return None
+
+
+def smoke_tests(snap: CandidateSnapshot, params: SmokeParams) -> CheckResult:
+    """For each suite, the newest Job of this application and version labelled with it completed."""
+    passed: list[str] = []
+    failed: list[str] = []
+    waiting: list[str] = []
+    for suite in params.suites:
+        want = {
+            "app.kubernetes.io/name": snap.application,
+            "app.kubernetes.io/version": snap.version,
+            SUITE_LABEL: suite,
+            **params.selector,
+        }
+        jobs = [j for j in snap.jobs if all((j["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())]
+        labels = ",".join(f"{k}={v}" for k, v in want.items())
+        if not jobs:
+            waiting.append(f"no Job labelled {labels} in {snap.namespace}: run the {suite} suite as a Job")
+            continue
+        newest = max(jobs, key=lambda j: (str(j["metadata"].get("creationTimestamp", "")), j["metadata"]["name"]))
+        name = f"Job {snap.namespace}/{newest['metadata']['name']}"
+        verdict = _job_finished(newest)
+        if verdict == "Complete":
+            passed.append(f"{name} ({suite}) completed")
+        elif verdict == "Failed":
+            failed.append(f"{name} ({suite}) failed")
+        else:
+            waiting.append(f"{name} ({suite}) has not completed yet")
     if failed:
-        return CheckResult.failed([f"Job {snap.namespace}/{j['metadata']['name']} failed" for j in failed])
-    return CheckResult.pending(f"Job {snap.namespace}/{jobs[0]['metadata']['name']} has not succeeded yet")
+        return CheckResult.failed(failed + waiting)
+    if waiting:
+        return CheckResult.pending("; ".join(waiting))
+    return CheckResult.passed("; ".join(passed))
 
 
 CATALOG: dict[str, WorkloadCheck] = {
-    c.name: c
+    c.name: replace(c, needs=NEEDS.get(c.name, ""))
     for c in [
         WorkloadCheck("resourceRequests", "every container requests cpu/memory", ResourceParams, resource_requests),
         WorkloadCheck("resourceLimits", "every container has cpu/memory limits", ResourceParams, resource_limits),
-        WorkloadCheck("livenessProbe", "every container has a liveness probe", NoParams, _probe_check("livenessProbe")),
+        WorkloadCheck(
+            "livenessProbe",
+            "every container has a liveness probe on a port it declares (and, with requireReady, is Ready)",
+            ProbeParams,
+            _probe_check("livenessProbe"),
+        ),
         WorkloadCheck(
             "readinessProbe",
-            "every container has a readiness probe",
-            NoParams,
+            "every container has a readiness probe on a port it declares (and, with requireReady, is Ready)",
+            ProbeParams,
             _probe_check("readinessProbe"),
         ),
         WorkloadCheck("rolloutHealthy", "the candidate is fully rolled out and available", NoParams, rollout_healthy),
-        WorkloadCheck("networkPolicy", "network policies select the pods", NetworkPolicyParams, network_policy),
+        WorkloadCheck(
+            "healthEndpoint",
+            "serving containers have an httpGet/grpc readiness probe and every replica is Ready",
+            NoParams,
+            health_endpoint,
+        ),
+        WorkloadCheck("networkPolicy", "network policies isolate the pods", NetworkPolicyParams, network_policy),
         WorkloadCheck("imageScan", "images scanned within thresholds", ImageScanParams, image_scan),
         WorkloadCheck("imageTagPinned", "no latest tags; digests if required", ImageTagParams, image_tag_pinned),
         WorkloadCheck("securityContext", "restricted pod security", SecurityContextParams, security_context),
+        WorkloadCheck(
+            "podSecurityAdmission",
+            "Pod Security Admission enforces a level on the production namespace",
+            PodSecurityParams,
+            pod_security_admission,
+        ),
         WorkloadCheck("noHardcodedSecrets", "no literal secrets in env", SecretParams, no_hardcoded_secrets),
         WorkloadCheck("replicas", "enough replicas", ReplicasParams, replicas),
-        WorkloadCheck("podDisruptionBudget", "a PDB that allows drains", NoParams, pod_disruption_budget),
-        WorkloadCheck("autoscaling", "an HPA with enough minReplicas", AutoscalingParams, autoscaling),
-        WorkloadCheck("service", "a Service selects the pods", NoParams, service),
+        WorkloadCheck("podDisruptionBudget", "one PDB that allows drains", NoParams, pod_disruption_budget),
+        WorkloadCheck("autoscaling", "an HPA that can scale the workload", AutoscalingParams, autoscaling),
+        WorkloadCheck("service", "a Service selects the pods, on ports they declare", NoParams, service),
+        WorkloadCheck(
+            "exposure", "a LoadBalancer Service or Ingress with an address routes to the pods", NoParams, exposure
+        ),
+        WorkloadCheck("httpsEnforced", "every route to the pods is HTTPS-only", HttpsParams, https_enforced),
+        WorkloadCheck(
+            "ingressRateLimit", "Ingresses to the pods set a rate limit", RateLimitParams, ingress_rate_limit
+        ),
+        WorkloadCheck(
+            "exposedPorts", "no host ports, node ports or unexpected LoadBalancer ports", PortsParams, exposed_ports
+        ),
         WorkloadCheck("tlsCertificate", "Ingress TLS certificates valid long enough", TlsParams, tls_certificate),
         WorkloadCheck("metricsScraped", "Prometheus scrapes the pods", NoParams, metrics_scraped),
         WorkloadCheck("alertRules", "PrometheusRule alerts exist", AlertParams, alert_rules),
-        WorkloadCheck("smokeTests", "a smoke-test Job for this version succeeded", SmokeParams, smoke_tests),
+        WorkloadCheck(
+            "alertCoverage",
+            "the application's alerts watch a signal and carry severities",
+            AlertCoverageParams,
+            alert_coverage,
+        ),
+        WorkloadCheck(
+            "alertRouting", "an AlertmanagerConfig routes the alerts to a receiver", AlertRoutingParams, alert_routing
+        ),
+        WorkloadCheck("secretsFromStore", "the pods' Secrets come from a secret store", NoParams, secrets_from_store),
+        WorkloadCheck(
+            "grafanaDashboard",
+            "a GrafanaDashboard for the application with the panels",
+            DashboardParams,
+            grafana_dashboard,
+        ),
+        WorkloadCheck("smokeTests", "a test Job per suite for this version completed", SmokeParams, smoke_tests),
     ]
 }
 
