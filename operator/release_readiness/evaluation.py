@@ -34,6 +34,7 @@ from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_
 __all__ = [
     "Blocker",
     "Reason",
+    "abbreviate",
     "candidate_status",
     "environment_fields",
     "evaluate_item",
@@ -182,6 +183,15 @@ def evaluate_approvals(
     return out
 
 
+SHOWN_QUERY_CHARS = 240
+
+
+def abbreviate(query: str) -> str:
+    """The query as messages show it: long load-window queries are cut (the checklist holds the whole text)."""
+    query = " ".join(query.split())
+    return query if len(query) <= SHOWN_QUERY_CHARS else query[: SHOWN_QUERY_CHARS - 1] + "…"
+
+
 def _compare(value: float, low: float | None, high: float | None) -> tuple[bool, str]:
     if low is not None and value < low:
         return False, f"{value:g} < {low:g}"
@@ -237,7 +247,7 @@ def evaluate_item(
         return CheckResult.passed(msg) if ok else CheckResult.failed([msg])
     if check.prometheus is not None:
         result = inp.metric_results.get(item.id)
-        return result or CheckResult.pending(f"metric query not evaluated yet: {check.prometheus.query}")
+        return result or CheckResult.pending(f"metric query not evaluated yet: {abbreviate(check.prometheus.query)}")
     if check.attestation is not None:
         roles = check.attestation.roles
         if attested:

@@ -22,6 +22,7 @@ import aiohttp
 from release_readiness.api import ChecklistItem, ReleaseReadiness
 from release_readiness.api.checklist import PrometheusCheck
 from release_readiness.checks.model import CheckResult
+from release_readiness.evaluation import abbreviate
 
 __all__ = [
     "MetricGates",
@@ -262,18 +263,19 @@ class MetricGates:
         check = item.check.prometheus
         assert check is not None
         query = substitute(check.query, release)
+        shown = abbreviate(query)
         if item.phase == "post" and admitted_at is not None:
             window = parse_duration(check.for_) if check.for_ else dt.timedelta(hours=1)
             end = min(now, admitted_at + window)
             start = admitted_at
             if end <= start:
-                return CheckResult.pending(f"watching from {admitted_at:%H:%M} UTC: {query}")
+                return CheckResult.pending(f"watching from {admitted_at:%H:%M} UTC: {shown}")
             step = max(1.0, window.total_seconds() / 240)
             data = await self.client.query_range(url, query, start, end, step)
-            return judge_range(data, check, query, start, end, step, complete=now >= admitted_at + window)
+            return judge_range(data, check, shown, start, end, step, complete=now >= admitted_at + window)
         if check.for_:
             window = parse_duration(check.for_)
             step = max(1.0, window.total_seconds() / 240)
             data = await self.client.query_range(url, query, now - window, now, step)
-            return judge_range(data, check, query, now - window, now, step, complete=True)
-        return judge_instant(await self.client.query(url, query), check, query)
+            return judge_range(data, check, shown, now - window, now, step, complete=True)
+        return judge_instant(await self.client.query(url, query), check, shown)

@@ -10,6 +10,7 @@ import pytest
 
 from release_readiness.api import ChecklistItem, ReleaseReadiness
 from release_readiness.api.checklist import PrometheusCheck
+from release_readiness.evaluation import abbreviate
 from release_readiness.metricgates import (
     NO_SERIES,
     MetricGates,
@@ -160,3 +161,12 @@ def test_post_items_wait_for_admission(phase: str) -> None:
     watching = asyncio.run(gates.evaluate(release(), [post], NOW, NOW - dt.timedelta(minutes=5)))
     assert watching["watch"].state == "Pending"
     assert "holding <= 0.5" in watching["watch"].message
+
+
+def test_messages_cut_long_queries_but_keep_short_ones() -> None:
+    assert abbreviate("sum(rate(x[5m]))") == "sum(rate(x[5m]))"
+    long = "max_over_time((" + "a + " * 200 + "b)[24h:1m])"
+    shown = abbreviate(long)
+    assert len(shown) == 240
+    assert shown.endswith("…")
+    assert shown.startswith("max_over_time((a + a")
