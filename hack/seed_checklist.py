@@ -316,8 +316,10 @@ CHECKS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     # Infrastructure
     "docker-image-scanned-for-vulnerabilities": (
-        workload("imageScan", maxCritical=0, maxHigh=5),
-        "trivy-operator's VulnerabilityReport of each image (or CI's scan annotation) within thresholds.",
+        workload("imageScan", maxCritical=0, maxHigh=5, annotation=False),
+        "trivy-operator's VulnerabilityReport of each image the candidate runs (of the current ReplicaSet, for that "
+        "image) within thresholds; the readiness.dev/scan annotation is not taken: whoever edits the workload can "
+        "write it.",
     ),
     "kubernetes-manifests-validated": (
         evidence("manifest-validation-errors", max=0),
@@ -619,7 +621,7 @@ CHECKS: dict[str, tuple[dict[str, Any], str]] = {
         "Days since the last automated restore drill passed.",
     ),
     "vulnerability-scan-passed": (
-        workload("imageScan", maxCritical=0, maxHigh=5),
+        workload("imageScan", maxCritical=0, maxHigh=5, annotation=False),
         "The same image scan as docker-image-scanned-for-vulnerabilities.",
     ),
     "no-critical-issues-blocking-release": (

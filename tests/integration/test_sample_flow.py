@@ -44,6 +44,27 @@ def items(api: client.ApiClient) -> dict[str, dict[str, Any]]:
     return {i["id"]: i for i in (release(api).get("status") or {}).get("items", [])}
 
 
+def vulnerability_report(container: str, repository: str, tag: str, high: int) -> dict[str, Any]:
+    """What trivy-operator writes after scanning a container's image of the candidate."""
+    return {
+        "apiVersion": "aquasecurity.github.io/v1alpha1",
+        "kind": "VulnerabilityReport",
+        "metadata": {
+            "name": f"deployment-payments-api-{container}",
+            "namespace": "payments-staging",
+            "labels": {
+                "trivy-operator.resource.kind": "Deployment",
+                "trivy-operator.resource.name": "payments-api",
+                "trivy-operator.container.name": container,
+            },
+        },
+        "report": {
+            "artifact": {"repository": repository, "tag": tag},
+            "summary": {"criticalCount": 0, "highCount": high},
+        },
+    }
+
+
 def sign_sample(kubectl: Kubectl, who: tuple[str, tuple[str, ...]], name: str, **spec: Any) -> None:
     sign(kubectl, who, "payments-prod", RELEASE, name, **spec)
 
@@ -93,6 +114,20 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
             complete_job(kubectl, "payments-staging", doc["metadata"]["name"])
     set_status(
         kubectl, "ingress", "payments-staging", "payments-api", {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}
+    )
+    # trivy-operator scans the images the candidate runs (the default checklist does not take the annotation).
+    kubectl.run("apply", "-f", str(REPO / "tests" / "integration" / "fixtures" / "vulnerabilityreports-crd.yaml"))
+    kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io")
+    reports = [
+        vulnerability_report("api", "payments/api", "3.2.0", 1),
+        vulnerability_report("log-shipper", "payments/log-shipper", "1.4.1", 0),
+    ]
+    eventually(
+        lambda: (
+            kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": reports}), check=False).returncode
+            == 0
+        ),
+        what="the VulnerabilityReports created (their CRD served)",
     )
     kubectl.run("annotate", "ingress", "payments-api", "-n", "payments-staging", "cert-issued=1")  # re-read the Secret
     checklist = yaml.safe_load((REPO / "deploy" / "checklists" / "pre-production.yaml").read_text())

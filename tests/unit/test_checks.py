@@ -926,3 +926,23 @@ def test_grafana_dashboard() -> None:
     remote = obj("GrafanaDashboard", "payments", {"url": "https://grafana.com/api/dashboards/1"}, labels=dict(LABELS))
     assert run("grafanaDashboard", None, grafana_dashboards=[remote], installed=installed).state == "Pending"
     assert run("grafanaDashboard").state == "Pending"
+
+
+def test_image_scan_can_refuse_the_self_written_annotation() -> None:
+    annotated = deployment(template_annotations={"readiness.dev/scan": json.dumps({IMAGE: {"critical": 0, "high": 0}})})
+    assert run("imageScan", None, annotated).state == "Passed"
+    strict = run("imageScan", {"annotation": False}, annotated)
+    assert strict.state == "Pending"
+    assert "has no scan result (trivy-operator not installed)" in strict.message
+
+
+def test_image_scan_ignores_a_report_of_an_earlier_image() -> None:
+    report = vuln_report("Deployment", "payments-api", 0, 0)
+    report["report"]["artifact"] = {"repository": "payments/api", "tag": "3.1.0"}
+    installed = frozenset({"VulnerabilityReport"})
+    stale = run("imageScan", {"annotation": False}, vulnerability_reports=[report], installed=installed)
+    assert stale.state == "Pending"
+    assert "has no scan result (no VulnerabilityReport)" in stale.message
+    report["report"]["artifact"]["tag"] = "3.2.0"
+    fresh = run("imageScan", {"annotation": False}, vulnerability_reports=[report], installed=installed)
+    assert fresh.state == "Passed"

@@ -52,6 +52,6 @@ def test_how_items_are_verified_and_what_they_need() -> None:
     assert any(n.startswith("cAdvisor") for n in needs)
     assert any(n.startswith("kube-state-metrics") for n in needs)
     scan = item("docker-image-scanned-for-vulnerabilities")
-    assert verified_by(scan) == "workload `imageScan` (maxCritical=0, maxHigh=5)"  # type: ignore[arg-type]
+    assert verified_by(scan) == "workload `imageScan` (maxCritical=0, maxHigh=5, annotation=False)"  # type: ignore[arg-type]
     assert components(item("network-policies-in-place")) == []  # type: ignore[arg-type]
     assert components(item("unit-test-coverage")) == ["CI recording evidence as a ReleaseSignoff"]  # type: ignore[arg-type]
