@@ -40,16 +40,17 @@ CANDIDATE_KINDS: tuple[GatedKind, ...] = tuple(k for k in BUILTIN_GATED_KINDS if
 """Kinds inspected as a release's candidate (besides configured extra kinds, e.g. Argo Rollouts)."""
 
 WATCHED: tuple[Watched, ...] = (
-    Watched("apps", "v1", "deployments", "Deployment"),
-    Watched("apps", "v1", "statefulsets", "StatefulSet"),
-    Watched("apps", "v1", "daemonsets", "DaemonSet"),
-    Watched("apps", "v1", "replicasets", "ReplicaSet"),
+    # Candidates, and what the checks read about them (a Deployment's ReplicaSets, smoke-test Jobs).
+    *(
+        Watched(k.group, k.version, k.plural, k.kind)
+        for k in BUILTIN_GATED_KINDS
+        if k.candidate or k.kind in ("ReplicaSet", "Job")
+    ),
     Watched("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     Watched("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     Watched("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     Watched("", "v1", "services", "Service"),
     Watched("networking.k8s.io", "v1", "ingresses", "Ingress"),
-    Watched("batch", "v1", "jobs", "Job"),
     Watched("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports", "VulnerabilityReport", optional=True),
     Watched("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", optional=True),
     Watched("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", optional=True),
