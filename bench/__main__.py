@@ -1,7 +1,7 @@
 """`make bench`: gate latency and throughput, the gate's cost through the API server, reconcile at scale.
 
 Prints figures; asserts nothing. Each scenario starts from a fresh local control plane and the real
-operator process, like the integration tests. Usage: python -m bench [gate] [apiserver] [scale]
+operator process, like the integration tests. Usage: python -m bench [gate] [apiserver] [scale] [signoffs]
 """
 
 from __future__ import annotations
@@ -468,6 +468,110 @@ def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployment
         setup.close()
 
 
+def maximal_signoff(namespace: str, release: str, name: str) -> dict[str, Any]:
+    """A signoff at every schema limit: a 4096-character comment, 128 items each with a 63-character id, a
+    64-character value and a 1024-character evidence URL, a signer in 256 groups of 253 characters."""
+    from release_readiness.api.signoff import LIMITS
+
+    return {
+        "apiVersion": "readiness.dev/v1alpha1",
+        "kind": "ReleaseSignoff",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "release": release,
+            "role": "security-lead",
+            "decision": "reject",
+            "comment": "c" * LIMITS.COMMENT,
+            "items": [
+                {
+                    "id": f"item-{i:03d}-" + "x" * (63 - 9),
+                    "value": "9" * LIMITS.VALUE,
+                    "evidence": "https://ci.example.com/" + "e" * (LIMITS.EVIDENCE_URL - 23),
+                }
+                for i in range(LIMITS.ITEMS)
+            ],
+            "signer": {
+                "username": "u" * LIMITS.NAME,
+                "groups": [f"g{i:03d}-" + "g" * (LIMITS.NAME - 5) for i in range(LIMITS.GROUPS)],
+            },
+            "signedAt": "2026-11-27T12:00:00.000000Z",
+        },
+    }
+
+
+def bench_signoffs(tmp: Path, releases: int = 10, per_release: int = 200) -> None:
+    total = releases * per_release
+    print(f"\n== 4. Operator memory with {total} maximal signoffs ({per_release} per release, the admission limit)")
+    setup = Setup(tmp / "signoffs", register_webhooks=False)  # stored as the schema allows, no webhook trimming
+    k = setup.kubectl
+    try:
+        k.run("create", "namespace", "prod")
+        k.run("create", "namespace", "stg")
+        k.apply(
+            json.dumps(
+                {
+                    "apiVersion": "readiness.dev/v1alpha1",
+                    "kind": "ReadinessChecklist",
+                    "metadata": {"name": "bench"},
+                    "spec": {
+                        "items": [{"id": "limits", "section": "S", "title": "T", "check": {"workload": "replicas"}}],
+                        "approvals": [{"role": "security-lead", "groups": ["security-leads"]}],
+                    },
+                }
+            )
+        )
+        for r in range(releases):
+            k.apply(
+                json.dumps(
+                    {
+                        "apiVersion": "readiness.dev/v1alpha1",
+                        "kind": "ReleaseReadiness",
+                        "metadata": {"name": f"app-{r}", "namespace": "prod"},
+                        "spec": {
+                            "application": f"app-{r}",
+                            "version": "1.0.0",
+                            "checklist": "bench",
+                            "candidate": {"namespace": "stg"},
+                        },
+                    }
+                )
+            )
+        time.sleep(3)
+        before = _rss(setup)
+        size = len(json.dumps(maximal_signoff("prod", "app-0", "s")))
+        print(f"one maximal signoff: {size / 1024:.0f} KiB of JSON; operator before: {before / 2**20:.0f} MiB")
+        began = time.perf_counter()
+        for r in range(releases):
+            for chunk in range(0, per_release, 25):
+                batch = [maximal_signoff("prod", f"app-{r}", f"app-{r}-{i}") for i in range(chunk, chunk + 25)]
+                k.run("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": batch}))
+        took = time.perf_counter() - began
+        print(f"created {total} signoffs ({total * size / 2**20:.0f} MiB of JSON) in {took:.0f}s")
+
+        def vetoed() -> int:
+            out = k.run(
+                "get", "rr", "-n", "prod", "-o", 'jsonpath={.items[*].status.conditions[?(@.type=="Stalled")].reason}'
+            ).stdout
+            return out.split().count("Vetoed")
+
+        began = time.perf_counter()
+        while vetoed() < releases and time.perf_counter() - began < 300:
+            time.sleep(1)
+        time.sleep(5)
+        peak = after = _rss(setup)
+        for _ in range(5):
+            time.sleep(2)
+            sample = _rss(setup)
+            peak, after = max(peak, sample), sample
+        print(
+            f"all {releases} releases evaluated (Vetoed) {time.perf_counter() - began:.0f}s after the last create; "
+            f"operator resident memory: {after / 2**20:.0f} MiB (highest sample {peak / 2**20:.0f} MiB; "
+            f"+{(after - before) / 2**20:.0f} MiB for the signoffs; chart limit 384 MiB)"
+        )
+    finally:
+        setup.close()
+
+
 def _rss(setup: Setup) -> float:
     for line in setup.operator.metrics().splitlines():
         if line.startswith("process_resident_memory_bytes "):
@@ -476,7 +580,7 @@ def _rss(setup: Setup) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    wanted = set(argv) or {"gate", "apiserver", "scale"}
+    wanted = set(argv) or {"gate", "apiserver", "scale", "signoffs"}
     print(f"release-readiness benchmarks on {machine()}")
     version = subprocess.run(
         [str(REPO / "bin" / "kube-apiserver"), "--version"], capture_output=True, text=True, check=True
@@ -489,6 +593,8 @@ def main(argv: Sequence[str]) -> int:
             bench_apiserver(Path(tmp))
         if "scale" in wanted:
             bench_scale(Path(tmp))
+        if "signoffs" in wanted:
+            bench_signoffs(Path(tmp))
     return 0
 
 

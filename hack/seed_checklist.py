@@ -147,9 +147,13 @@ def prometheus(query: str, **bounds: Any) -> dict[str, Any]:
     return {"prometheus": {"query": query, **bounds}}
 
 
+# Evidence is recorded by CI only (its service accounts), never by a person.
+EVIDENCE_RECORDED_BY = {"groups": ["system:serviceaccounts:ci"]}
+
+
 def evidence(key: str, **bounds: Any) -> dict[str, Any]:
-    """An evidence item CI records (bound to the CI identity in the checklist's evidence rules)."""
-    return {"evidence": {"key": key, **bounds}}
+    """An evidence item CI records: only CI's service accounts may record it (check.evidence.recordedBy)."""
+    return {"evidence": {"key": key, **bounds, "recordedBy": EVIDENCE_RECORDED_BY}}
 
 
 def workload(name: str, **params: Any) -> dict[str, Any]:
@@ -739,7 +743,13 @@ def build(seed_text: str) -> dict[str, Any]:
                 {"role": role, "title": title, "groups": [group], "items": approval_items[role]}
                 for role, title, group in APPROVALS
             ],
-            "rules": {"distinctApprovers": True, "preventSelfApproval": True, "maxWaiverDays": 30},
+            "rules": {
+                "distinctApprovers": True,
+                "preventSelfApproval": True,
+                "maxWaiverDays": 30,
+                # The VP of Engineering may waive any item (a signed waiver makes earlier approvals Stale).
+                "waivers": [{"roles": ["vp-engineering"]}],
+            },
         },
     }
 

@@ -80,6 +80,16 @@ class Api:
         out = [ReleaseSignoff.model_validate(i) for i in body.get("items", [])]
         return [s for s in out if s.spec.release == release]
 
+    def whoami(self) -> str:
+        """The caller's user name as the API server authenticates it (a SelfSubjectReview)."""
+        review = client.AuthenticationV1Api().create_self_subject_review(
+            client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+        )
+        user = review.status.user_info if review.status else None
+        if user is None or not user.username:
+            raise CliError("the API server did not say who you are (SelfSubjectReview)")
+        return str(user.username)
+
     def create_signoff(self, release: str, spec: dict[str, Any]) -> dict[str, Any]:
         name = f"{release[:40].rstrip('.-')}-{uuid.uuid4().hex[:6]}"
         body = {
@@ -218,7 +228,13 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
     print("\nApprovals")
     for approval in status.approvals if status else []:
         who = f"{approval.by} at {approval.at:%Y-%m-%d %H:%M} UTC" if approval.by and approval.at else approval.message
+        if approval.state in ("Rejected", "Stale") and approval.message:
+            who += f": {approval.message}"
         print(_colour(f"  {approval.role:<20} {approval.state:<9} {who}", approval.state, colour))
+    if status and status.refused_signoffs:
+        print("\nNot counted")
+        for refused in status.refused_signoffs:
+            print(_colour(f"  {refused.name:<30} {refused.signer}: {refused.reason}", "Failed", colour))
     return EXIT_OK
 
 
@@ -260,13 +276,42 @@ def cmd_sign(api: Api, args: argparse.Namespace) -> int:
 def cmd_waive(api: Api, args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
     expires = _expires(args.expires, now)
-    body = api.get("releasereadinesses", args.release)
-    waivers = [w for w in body["spec"].get("waivers", []) if w.get("item") != args.item]
-    waivers.append({"item": args.item, "reason": args.reason, "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
-    # The resourceVersion makes this a compare-and-swap: a concurrent waiver is never silently dropped.
-    patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "spec": {"waivers": waivers}}
-    api.custom.patch_namespaced_custom_object(GROUP, VERSION, api.namespace, "releasereadinesses", args.release, patch)
-    print(f"{args.item} waived on {api.namespace}/{args.release} until {expires:%Y-%m-%dT%H:%M:%SZ}")
+    spec = {
+        "role": args.role,
+        "decision": "waive",
+        "items": [{"id": item} for item in args.items],
+        "comment": args.reason,
+        "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    created = api.create_signoff(args.release, spec)
+    signer = created["spec"].get("signer", {}).get("username", "?")
+    print(
+        f"releasesignoff {api.namespace}/{created['metadata']['name']}: {signer} waived {', '.join(args.items)} "
+        f"as {args.role} until {expires:%Y-%m-%dT%H:%M:%SZ}; approvals signed before it turn Stale and must be "
+        "signed again"
+    )
+    return EXIT_OK
+
+
+def cmd_withdraw(api: Api, args: argparse.Namespace) -> int:
+    """Delete the caller's own vetoes (or all their signoffs) for a role: only a veto's signer can lift it."""
+    me = api.whoami()
+    mine = [
+        s
+        for s in api.signoffs(args.release)
+        if s.spec.signer is not None
+        and s.spec.signer.username == me
+        and s.spec.role == args.role
+        and (args.all or s.spec.decision == "reject")
+    ]
+    if not mine:
+        what = "signoffs" if args.all else "vetoes"
+        raise CliError(f"{me} has no {what} as {args.role} on {api.namespace}/{args.release}")
+    for signoff in mine:
+        api.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, api.namespace, "releasesignoffs", signoff.metadata.name
+        )
+        print(f"releasesignoff {api.namespace}/{signoff.metadata.name} ({signoff.spec.decision}) withdrawn by {me}")
     return EXIT_OK
 
 
@@ -309,6 +354,38 @@ def cmd_wait(api: Api, args: argparse.Namespace) -> int:
 # -- parsing -------------------------------------------------------------------------------------------------
 
 
+def _signing_commands(sub: Any) -> None:
+    """approve, reject, attest, waive, withdraw: each creates (or deletes) the caller's own ReleaseSignoffs."""
+    for verb, helptext in (("approve", "sign a role's approval"), ("reject", "veto as a role")):
+        s = sub.add_parser(verb, help=helptext)
+        s.add_argument("release")
+        s.add_argument("--role", required=True)
+        s.add_argument("--comment", required=verb == "reject")
+        s.set_defaults(fn=cmd_sign)
+
+    at = sub.add_parser("attest", help="attest an item (with a value for evidence items)")
+    at.add_argument("release")
+    at.add_argument("item")
+    at.add_argument("--value")
+    at.add_argument("--evidence", help="URL of the evidence")
+    at.add_argument("--comment")
+    at.set_defaults(fn=cmd_sign)
+
+    wv = sub.add_parser("waive", help="waive items until a date, as a role the checklist lets waive them")
+    wv.add_argument("release")
+    wv.add_argument("items", nargs="+", metavar="item")
+    wv.add_argument("--role", required=True, help="the waiving role (the checklist's spec.rules.waivers)")
+    wv.add_argument("--reason", required=True)
+    wv.add_argument("--expires", required=True, help="2026-12-01, 2026-12-01T18:00:00Z or 7d (within maxWaiverDays)")
+    wv.set_defaults(fn=cmd_waive)
+
+    wd = sub.add_parser("withdraw", help="withdraw your veto for a role (only its signer can)")
+    wd.add_argument("release")
+    wd.add_argument("--role", required=True)
+    wd.add_argument("--all", action="store_true", help="withdraw every signoff you made as this role, not only vetoes")
+    wd.set_defaults(fn=cmd_withdraw)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kubectl readiness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,27 +418,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", choices=["markdown", "json"], default="markdown")
     rp.set_defaults(fn=cmd_report)
 
-    for verb, helptext in (("approve", "sign a role's approval"), ("reject", "veto as a role")):
-        s = sub.add_parser(verb, help=helptext)
-        s.add_argument("release")
-        s.add_argument("--role", required=True)
-        s.add_argument("--comment", required=verb == "reject")
-        s.set_defaults(fn=cmd_sign)
-
-    at = sub.add_parser("attest", help="attest an item (with a value for evidence items)")
-    at.add_argument("release")
-    at.add_argument("item")
-    at.add_argument("--value")
-    at.add_argument("--evidence", help="URL of the evidence")
-    at.add_argument("--comment")
-    at.set_defaults(fn=cmd_sign)
-
-    wv = sub.add_parser("waive", help="waive an item until a date")
-    wv.add_argument("release")
-    wv.add_argument("item")
-    wv.add_argument("--reason", required=True)
-    wv.add_argument("--expires", required=True, help="2026-12-01, 2026-12-01T18:00:00Z or 7d")
-    wv.set_defaults(fn=cmd_waive)
+    _signing_commands(sub)
 
     wt = sub.add_parser("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
     wt.add_argument("release")

@@ -64,6 +64,14 @@ class Settings:
     """RR_LEASE_NAME: the Lease's name."""
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """RR_IDENTITY: this replica's name in the Lease (in a pod: the pod name)."""
+    platform_admin_groups: tuple[str, ...] = field(default_factory=tuple)
+    """RR_PLATFORM_ADMIN_GROUPS: comma-separated groups that may delete anyone's signoff, change its metadata, and
+    change a namespace's readiness.dev/gate label."""
+    max_signoffs_per_release: int = 200
+    """RR_MAX_SIGNOFFS_PER_RELEASE: live signoffs one release may have (more are refused at admission)."""
+    access_review_timeout_seconds: float = 2.0
+    """RR_ACCESS_REVIEW_TIMEOUT_SECONDS: how long the SubjectAccessReview at release creation may take (then the
+    creation is refused: fail closed)."""
     extra_gated_kinds: tuple[GatedKind, ...] = ()
     """RR_EXTRA_GATED_KINDS: kinds that carry a pod template besides the built-in ones, as a JSON list of
     {"kind", "group", "version", "plural", "template" (dotted path), "controller" (optional identity that
@@ -99,4 +107,9 @@ class Settings:
             lease_name=e.get("RR_LEASE_NAME", d.lease_name),
             identity=e.get("RR_IDENTITY") or d.identity,
             extra_gated_kinds=parse_extra_kinds(e.get("RR_EXTRA_GATED_KINDS", "")),
+            platform_admin_groups=_list(e.get("RR_PLATFORM_ADMIN_GROUPS", "")),
+            max_signoffs_per_release=int(e.get("RR_MAX_SIGNOFFS_PER_RELEASE", d.max_signoffs_per_release)),
+            access_review_timeout_seconds=float(
+                e.get("RR_ACCESS_REVIEW_TIMEOUT_SECONDS", d.access_review_timeout_seconds)
+            ),
         )

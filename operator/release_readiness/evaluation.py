@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from release_readiness import CREATED_BY
 from release_readiness.api import (
     ApprovalStatus,
     ChecklistItem,
@@ -30,6 +31,18 @@ from release_readiness.api.release import CandidateImage, CandidateStatus, Candi
 from release_readiness.checks.model import CandidateSnapshot, CheckResult
 from release_readiness.checks.workload import run_workload_check
 from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
+from release_readiness.tally import (
+    MAX_REFUSED_SHOWN,
+    Tally,
+    Waiver,
+    holds_role,
+    note,
+    signed_at,
+    signer_of,
+    tally,
+    waiver_fingerprint,
+    who_may,
+)
 
 __all__ = [
     "Blocker",
@@ -42,6 +55,7 @@ __all__ = [
     "holds_role",
     "outstanding",
     "status_changed",
+    "who_may",
 ]
 
 
@@ -89,18 +103,10 @@ class EvaluationInput:
     """A workload of this application and version runs in the release's (production) namespace."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
-
-def holds_role(approval: Approval, username: str, groups: Sequence[str]) -> bool:
-    return username in approval.users or any(g in approval.groups for g in groups)
-
-
-def who_may(approval: Approval) -> str:
-    parts = []
-    if approval.groups:
-        parts.append(f"groups {', '.join(approval.groups)}")
-    if approval.users:
-        parts.append(f"users {', '.join(approval.users)}")
-    return " or ".join(parts) or "nobody (the checklist lists no groups or users for this role)"
+    @property
+    def creator(self) -> str | None:
+        """Who created the release (stamped at creation), for preventSelfApproval."""
+        return self.release.metadata.annotations.get(CREATED_BY)
 
 
 def environment_fields(checklist: ReadinessChecklist | None) -> Sequence[str]:
@@ -131,55 +137,64 @@ def candidate_status(
     return CandidateStatus(namespace=snapshot.namespace, workloads=workloads, fingerprint=fingerprint)
 
 
-def _signed_at(s: ReleaseSignoff) -> dt.datetime:
-    return s.spec.signed_at or s.metadata.creation_timestamp or dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def _latest_first(signoffs: Sequence[ReleaseSignoff]) -> list[ReleaseSignoff]:
-    return sorted(signoffs, key=lambda s: (_signed_at(s), s.metadata.name), reverse=True)
-
-
 def evaluate_approvals(
-    checklist: ReadinessChecklist, signoffs: Sequence[ReleaseSignoff], fingerprint: str
+    checklist: ReadinessChecklist, counted: Tally, fingerprint: str, waivers: str
 ) -> list[ApprovalStatus]:
+    """One status per role: Rejected while a veto holds; else Approved by the latest approval that covers the
+    current candidate and waivers; else Stale (signed for something else); else Missing."""
     out = []
-    ordered = _latest_first(signoffs)
     for approval in checklist.spec.approvals:
-        latest = next((s for s in ordered if s.spec.role == approval.role), None)
-        if latest is None:
-            out.append(
-                ApprovalStatus(
-                    role=approval.role,
-                    state="Missing",
-                    message=f"waiting for a sign-off by {who_may(approval)}",
-                )
-            )
-            continue
-        by = latest.spec.signer.username if latest.spec.signer else "unknown"
-        at = _signed_at(latest)
-        if latest.spec.decision == "reject":
+        vetoes = counted.vetoes.get(approval.role, [])
+        if vetoes:
+            veto = vetoes[0]
             out.append(
                 ApprovalStatus(
                     role=approval.role,
                     state="Rejected",
-                    by=by,
-                    at=at,
-                    message=f"vetoed: {latest.spec.comment or 'no comment'} (delete ReleaseSignoff "
-                    f"{latest.metadata.name} to lift the veto)",
+                    by=signer_of(veto),
+                    at=signed_at(veto),
+                    message=f"vetoed: {note(veto.spec.comment) or 'no comment'} (only {signer_of(veto)} can lift "
+                    f"it: delete ReleaseSignoff {veto.metadata.name}, or approve as {approval.role})",
                 )
             )
-        elif fingerprint and latest.spec.candidate_fingerprint not in (None, fingerprint):
+            continue
+        signed = counted.approvals.get(approval.role, [])
+        current = [
+            s
+            for s in signed
+            if (not fingerprint or s.spec.candidate_fingerprint in (None, fingerprint))
+            and (s.spec.waiver_fingerprint or "") == waivers
+        ]
+        if current:
+            latest = current[-1]
+            out.append(
+                ApprovalStatus(
+                    role=approval.role, state="Approved", by=signer_of(latest), at=signed_at(latest), message=""
+                )
+            )
+        elif signed:
+            latest = signed[-1]
+            images_changed = fingerprint and latest.spec.candidate_fingerprint not in (None, fingerprint)
+            why = (
+                "the candidate's images or pod template changed after this sign-off"
+                if images_changed
+                else "the waivers changed after this sign-off (a waiver changes what was approved)"
+            )
             out.append(
                 ApprovalStatus(
                     role=approval.role,
                     state="Stale",
-                    by=by,
-                    at=at,
-                    message="the candidate's images or pod template changed after this sign-off; sign again",
+                    by=signer_of(latest),
+                    at=signed_at(latest),
+                    message=f"{why}; sign again",
                 )
             )
         else:
-            out.append(ApprovalStatus(role=approval.role, state="Approved", by=by, at=at, message=""))
+            message = f"waiting for a sign-off by {who_may(approval)}"
+            refused = counted.refused_by_role.get(approval.role, [])
+            if refused:
+                message += "; not counted: " + "; ".join(f"ReleaseSignoff {r.name}: {r.reason}" for r in refused[:3])
+            out.append(ApprovalStatus(role=approval.role, state="Missing", message=message))
     return out
 
 
@@ -205,27 +220,36 @@ def evaluate_item(
     item: ChecklistItem,
     inp: EvaluationInput,
     approvals: Mapping[str, ApprovalStatus],
+    counted: Tally | None = None,
 ) -> CheckResult:
-    """The state of one item, before waivers."""
+    """The state of one item, before waivers. `counted`: the release's tally (computed when not given)."""
     check = item.check
     if check.workload is not None:
         if inp.snapshot is None:
             return CheckResult.pending("the candidate could not be inspected (see the Ready condition)")
         return run_workload_check(check.workload, check.params, inp.snapshot)
+    if counted is None:
+        counted = tally(inp.checklist, inp.creator, inp.signoffs) if inp.checklist else Tally()
     attested = [
         (s, entry)
-        for s in _latest_first(inp.signoffs)
-        if s.spec.decision == "approve"
+        for s in reversed(counted.attestations)  # latest first
         for entry in s.spec.items
         if entry.id == item.id
     ]
     if check.evidence is not None:
         ev = check.evidence
-        with_value = [(s, e) for s, e in attested if e.value is not None]
+        # Defence in depth: evidence signed by anyone the checklist does not name is ignored.
+        with_value = [
+            (s, e)
+            for s, e in attested
+            if e.value is not None
+            and s.spec.signer is not None
+            and ev.recorded_by.include(s.spec.signer.username, s.spec.signer.groups)
+        ]
         if not with_value:
             return CheckResult.pending(
                 f"waiting for evidence '{ev.key}' ({_bounds(ev.min, ev.max, ev.equals)}) in a ReleaseSignoff "
-                f"item '{item.id}' (e.g. from CI)"
+                f"item '{item.id}' recorded by {ev.recorded_by}"
             )
         signoff, entry = with_value[0]
         signer = signoff.spec.signer.username if signoff.spec.signer else "unknown"
@@ -250,6 +274,14 @@ def evaluate_item(
         return result or CheckResult.pending(f"metric query not evaluated yet: {abbreviate(check.prometheus.query)}")
     if check.attestation is not None:
         roles = check.attestation.roles
+        holders = [a for a in (inp.checklist.approval(r) for r in roles) if a is not None] if inp.checklist else []
+        # Defence in depth: only a holder of one of the roles (by the groups stamped at signing) attests.
+        attested = [
+            (s, e)
+            for s, e in attested
+            if s.spec.signer is not None
+            and any(holds_role(a, s.spec.signer.username, s.spec.signer.groups) for a in holders)
+        ]
         if attested:
             signoff, _entry = attested[0]
             signer = signoff.spec.signer.username if signoff.spec.signer else "unknown"
@@ -319,7 +351,13 @@ def _list(texts: list[str], limit: int = 10) -> str:
     return shown + (f"; and {len(texts) - limit} more" if len(texts) > limit else "")
 
 
-def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus]) -> list[ItemStatus]:
+def _active_waiver(waivers: Sequence[Waiver], item_id: str, now: dt.datetime) -> Waiver | None:
+    """The counted waiver of `item_id` that lasts longest, if one is in force at `now`."""
+    active = [w for w in waivers if item_id in w.items and w.until > now]
+    return max(active, key=lambda w: w.until, default=None)
+
+
+def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus], counted: Tally) -> list[ItemStatus]:
     release, checklist, now = inp.release, inp.checklist, inp.now
     if checklist is None:
         return []
@@ -332,14 +370,18 @@ def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus]) -> li
         if item.phase == "post" and not admitted:
             result = CheckResult.pending("post-deployment: evaluated once the gate admits the release")
         else:
-            result = evaluate_item(item, inp, by_role)
+            result = evaluate_item(item, inp, by_role, counted)
         state: ItemState = result.state
         message = result.message
-        waiver = release.spec.waiver(item.id)
-        if state != "Passed" and waiver is not None and waiver.expires > now:
+        waiver = _active_waiver(counted.waivers, item.id, now)
+        if state != "Passed" and waiver is not None:
             state = "Waived"
-            until = f"{waiver.expires:%Y-%m-%dT%H:%M:%SZ}"
-            message = f"waived until {until}: {waiver.reason} (was {result.state}: {result.message})"
+            until = f"{waiver.until:%Y-%m-%dT%H:%M:%SZ}"
+            by = f"{signer_of(waiver.signoff)} ({waiver.signoff.spec.role})"
+            message = (
+                f"waived by {by} until {until}: {note(waiver.signoff.spec.comment)} "
+                f"(was {result.state}: {result.message})"
+            )
         old = prev_items.get(item.id)
         checked_at = old.checked_at if old and old.state == state and old.message == message else now
         items.append(ItemStatus(id=item.id, state=state, message=message[:4000], checked_at=checked_at))
@@ -442,11 +484,15 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     previous = release.status
     generation = release.metadata.generation
     candidate = candidate_status(inp.snapshot, environment_fields(checklist))
-    approvals = evaluate_approvals(checklist, inp.signoffs, candidate.fingerprint) if checklist else []
+    counted = tally(checklist, inp.creator, inp.signoffs) if checklist else Tally()
+    waivers = waiver_fingerprint(counted.waivers)
+    approvals = evaluate_approvals(checklist, counted, candidate.fingerprint, waivers) if checklist else []
     status = ReleaseStatus(
         observed_generation=generation,
-        items=_evaluate_items(inp, approvals),
+        items=_evaluate_items(inp, approvals, counted),
         approvals=approvals,
+        refused_signoffs=counted.refused[:MAX_REFUSED_SHOWN],
+        waiver_fingerprint=waivers,
         candidate=candidate,
         admitted_at=(previous.admitted_at if previous else None) or (now if inp.admitted else None),
     )

@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from release_readiness import API_VERSION, GROUP, VERSION
+from release_readiness.admission.authority import Authority
 from release_readiness.admission.gate import Decision, GateRequest
 from release_readiness.admission.webhooks import register_webhooks, webhook_server
 from release_readiness.config import Settings
@@ -54,6 +55,12 @@ class OperatorState:
             self.reconciler.is_leader = lambda: elector.is_leader
         self.background: set[asyncio.Task[Any]] = set()
         self._last_refusal_event: dict[tuple[str, str], float] = {}
+        self.operator_user: str | None = None
+        """The operator's own user name (a SelfSubjectReview at start-up): the only writer of release status."""
+
+    @property
+    def authority(self) -> Authority:
+        return Authority(self.settings.platform_admin_groups, self.operator_user)
 
     def on_gate_decision(self, req: GateRequest, decision: Decision) -> None:
         """Side effects of a real (not dry-run) gate decision: events on the release, after the answer."""
@@ -159,6 +166,11 @@ def register(
         settings.admission.server = webhook_server(_state(memo))
         settings.admission.managed = None  # the project owns its webhook configurations (namespaceSelector, timeouts)
         state = _state(memo)
+        try:
+            state.operator_user = await asyncio.to_thread(state.api.whoami)
+        except Exception as err:  # retried by Kopf: until then status writes are refused (fail closed)
+            raise kopf.TemporaryError(f"cannot learn the operator's own identity (SelfSubjectReview): {err}") from err
+        log.info("operator identity: %s (the only writer of release status)", state.operator_user)
         await state.reconciler.start_soon()
         if state.elector is not None:
             task = asyncio.create_task(state.elector.run())

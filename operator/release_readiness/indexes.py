@@ -8,6 +8,7 @@ Nothing here calls the API server, so the gate can answer from it on the request
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from pydantic import ValidationError
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.api.common import LabelSelector
+from release_readiness.api.signoff import SignoffItem
 from release_readiness.checks.model import Body, CandidateSnapshot, Workload
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
+from release_readiness.tally import note
 
 __all__ = ["WATCHED", "ClusterIndex", "Key", "Watched", "watched"]
 
@@ -94,6 +97,25 @@ def _slim(body: Any) -> Body:
     return data
 
 
+def compact_signoff(signoff: ReleaseSignoff) -> ReleaseSignoff:
+    """The part of a signoff evaluation and admission need: no evidence URLs, a comment only as the short note
+    status shows for a veto or waiver, and item ids and group names shared between signoffs (interned)."""
+    spec = signoff.spec
+    keep_note = spec.decision in ("reject", "waive")
+    items = [SignoffItem(id=sys.intern(i.id), value=i.value) for i in spec.items]
+    signer = spec.signer
+    if signer is not None:
+        signer = signer.model_copy(update={"groups": [sys.intern(g) for g in signer.groups]})
+    return signoff.model_copy(
+        update={
+            "spec": spec.model_copy(
+                update={"items": items, "signer": signer, "comment": note(spec.comment) if keep_note else None}
+            ),
+            "metadata": signoff.metadata.model_copy(update={"labels": {}, "annotations": {}}),
+        }
+    )
+
+
 def _key(body: Body) -> Key:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta["name"])
@@ -148,7 +170,7 @@ class ClusterIndex:
                 signoff = ReleaseSignoff.model_validate(slim)
             except ValidationError:
                 return []
-            self.signoffs[(namespace, name)] = signoff
+            self.signoffs[(namespace, name)] = compact_signoff(signoff)
             return [(namespace, signoff.spec.release)]
         if kind == "Namespace":
             self.namespaces[name] = slim

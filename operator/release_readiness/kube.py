@@ -1,4 +1,5 @@
-"""The few direct API calls the operator makes (status patches, events, named TLS Secrets).
+"""The few direct API calls the operator makes (status patches, events, named TLS Secrets, its own identity,
+and the SubjectAccessReview made when a release is created).
 
 Synchronous kubernetes-client calls; the reconciler runs them in a thread so the event loop never blocks.
 """
@@ -48,6 +49,50 @@ class KubeApi:
 
     def patch_checklist_status(self, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_cluster_custom_object_status(GROUP, VERSION, "readinesschecklists", name, {"status": status})
+
+    def whoami(self) -> str:
+        """The operator's own user name, as the API server authenticates it (a SelfSubjectReview)."""
+        review = client.AuthenticationV1Api(self.api_client).create_self_subject_review(
+            client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+        )
+        user = review.status.user_info if review.status else None
+        if user is None or not user.username:
+            raise RuntimeError("the SelfSubjectReview returned no user name")
+        return str(user.username)
+
+    def may(
+        self,
+        user: str,
+        groups: list[str],
+        extra: dict[str, list[str]],
+        uid: str | None,
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str,
+        timeout: float,
+    ) -> tuple[bool, str]:
+        """(allowed, the authorizer's reason) of a SubjectAccessReview for `user` (raises on API errors)."""
+        review = client.V1SubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SubjectAccessReview",
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                groups=groups or None,
+                extra=extra or None,
+                uid=uid or None,
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, group=group, resource=resource, namespace=namespace
+                ),
+            ),
+        )
+        answer = client.AuthorizationV1Api(self.api_client).create_subject_access_review(
+            review, _request_timeout=timeout
+        )
+        status = answer.status
+        if status is None:
+            raise RuntimeError("the SubjectAccessReview returned no status")
+        return bool(status.allowed) and not bool(status.denied), str(status.reason or status.evaluation_error or "")
 
     def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -216,13 +216,15 @@ class Reconciler:
             blocker = Blocker(
                 Reason.CHECKLIST_NOT_FOUND,
                 f"ReadinessChecklist {release.spec.checklist!r} (spec.checklist) not found{detail}; create it "
-                f"(kubectl apply -f deploy/checklists/) or set spec.checklist to one of: {known}",
+                f"(kubectl apply -f deploy/checklists/), or create a new ReleaseReadiness following one of: {known} "
+                "(spec.checklist is fixed at creation)",
             )
         elif release.spec.candidate.namespace not in self.index.namespaces:
             blocker = Blocker(
                 Reason.CANDIDATE_NAMESPACE_NOT_FOUND,
                 f"candidate namespace {release.spec.candidate.namespace!r} (spec.candidate.namespace) does not "
-                "exist; create it or point spec.candidate.namespace at where the release candidate runs",
+                "exist; create it, or create a new ReleaseReadiness whose spec.candidate.namespace is where the "
+                "release candidate runs (it is fixed at creation)",
             )
         else:
             snapshot = self.index.snapshot(release, now)
@@ -289,16 +291,20 @@ class Reconciler:
         if release is None:
             return []
         events: list[Event] = []
-        for waiver in release.spec.waivers:
-            soon = now < waiver.expires <= now + dt.timedelta(days=1)
-            if soon and (key, waiver.item) not in self.warned_waivers:
-                self.warned_waivers.add((key, waiver.item))
+        for signoff in self.index.signoffs_for(key):
+            expires = signoff.spec.expires
+            if signoff.spec.decision != "waive" or expires is None:
+                continue
+            soon = now < expires <= now + dt.timedelta(days=1)
+            if soon and (key, signoff.metadata.name) not in self.warned_waivers:
+                self.warned_waivers.add((key, signoff.metadata.name))
+                waived = ", ".join(i.id for i in signoff.spec.items)
                 events.append(
                     (
                         "Warning",
                         "WaiverExpiring",
-                        f"the waiver for {waiver.item} expires at {waiver.expires:%Y-%m-%dT%H:%M:%SZ}; "
-                        "fix the item or renew the waiver",
+                        f"the waiver of {waived} (ReleaseSignoff {signoff.metadata.name}) expires at "
+                        f"{expires:%Y-%m-%dT%H:%M:%SZ}; fix the item(s) or have a waiving role sign a new waiver",
                     )
                 )
         return events

@@ -41,7 +41,14 @@ def _signoff_for(role: str, approvals: dict[str, ApprovalStatus], signoffs: Sequ
     approval = approvals.get(role)
     if approval is None or approval.state == "Missing":
         return ""
-    latest = [s for s in signoffs if s.spec.role == role and s.spec.signer and s.spec.signer.username == approval.by]
+    latest = [
+        s
+        for s in signoffs
+        if s.spec.role == role
+        and s.spec.decision == ("reject" if approval.state == "Rejected" else "approve")
+        and s.spec.signer
+        and s.spec.signer.username == approval.by
+    ]
     return latest[-1].metadata.name if latest else ""
 
 
@@ -176,6 +183,7 @@ def render_json(release: ReleaseReadiness, checklist: ReadinessChecklist) -> dic
         "summary": status.summary.to_dict() if status and status.summary else {},
         "sections": _sections(checklist, items),
         "approvals": [a.to_dict() for a in (status.approvals if status else [])],
+        "refusedSignoffs": [r.to_dict() for r in (status.refused_signoffs if status else [])],
         "deployment": release.spec.deployment.to_dict() if release.spec.deployment else {},
     }
 

@@ -122,6 +122,7 @@ class OperatorProcess:
             "RR_WEBHOOK_HOST": "127.0.0.1",
             "RR_WEBHOOK_CERT_DIR": str(cert_dir),
             "RR_BREAK_GLASS_GROUPS": "sre-oncall",
+            "RR_PLATFORM_ADMIN_GROUPS": "platform-admins",
             "RR_RESYNC_SECONDS": "30",
             "RR_STARTUP_GRACE_SECONDS": "1",
             "RR_METRICS_INTERVAL_SECONDS": "2",
@@ -205,7 +206,8 @@ def operator(
 
 @pytest.fixture(scope="session")
 def signer_rbac(kubectl: Kubectl) -> None:
-    """People may create, read and delete signoffs and read releases (as a platform team would grant)."""
+    """People may create, read and delete signoffs and create and read releases (as a platform team would grant);
+    engineering leads may also read every namespace (so they may create releases looking at any of them)."""
     kubectl.apply(
         json.dumps(
             {
@@ -242,6 +244,28 @@ def signer_rbac(kubectl: Kubectl) -> None:
                             {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}
                             for g in ("eng-leads", "devops-leads", "developers", "system:serviceaccounts:ci")
                         ],
+                    },
+                    {
+                        # Release creators must be able to read the candidate namespace (a SubjectAccessReview at
+                        # creation). No controller manager fills the aggregated `view` role here, so: our own.
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "kind": "ClusterRole",
+                        "metadata": {"name": "deployment-reader"},
+                        "rules": [
+                            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}
+                        ],
+                    },
+                    {
+                        # Engineering leads may read every namespace here; developers may not.
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "kind": "ClusterRoleBinding",
+                        "metadata": {"name": "eng-leads-read-deployments"},
+                        "roleRef": {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "ClusterRole",
+                            "name": "deployment-reader",
+                        },
+                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "eng-leads"}],
                     },
                 ],
             }

@@ -8,6 +8,9 @@ from typing import Any
 
 from release_readiness.pki import CertificateAuthority, KeyPair
 
+CI_ONLY = {"groups": ["system:serviceaccounts:ci"]}
+"""check.evidence.recordedBy: evidence from CI's service accounts only."""
+
 
 def checklist(
     name: str, checks: dict[str, dict[str, Any]], approvals: list[dict[str, Any]] | None = None, section: str = "Infra"

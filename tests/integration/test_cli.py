@@ -15,6 +15,7 @@ import pytest
 
 from release_readiness.localcluster import LocalCluster
 from tests.integration.conftest import BIN, Kubectl, eventually
+from tests.integration.manifests import CI_ONLY
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 
@@ -85,10 +86,14 @@ def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
                             "id": "unit-test-coverage",
                             "section": "Code Quality / Tests",
                             "title": "Coverage",
-                            "check": {"evidence": {"key": "coverage-percent", "min": 80}},
+                            "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
                         },
                     ],
-                    "approvals": [{"role": "engineering-lead", "groups": ["eng-leads"]}],
+                    "approvals": [
+                        {"role": "engineering-lead", "groups": ["eng-leads"]},
+                        {"role": "release-manager", "users": ["rita"], "required": False},
+                    ],
+                    "rules": {"waivers": [{"roles": ["release-manager"], "items": ["limits"]}]},
                 },
             }
         )
@@ -114,10 +119,8 @@ def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
         )
     )
     kubectl.run("create", "rolebinding", "manager", "--clusterrole=readiness-signer", "--user=rita", "-n", prod)
-    kubectl.run(
-        "create", "role", "waiver", "--verb=get,patch", "--resource=releasereadinesses.readiness.dev", "-n", prod
-    )
-    kubectl.run("create", "rolebinding", "waiver", "--role=waiver", "--user=rita", "-n", prod)
+    # A release may only look where its creator may look: rita reads the candidate namespace.
+    kubectl.run("create", "rolebinding", "rita-reads", "--clusterrole=deployment-reader", "--user=rita", "-n", stg)
     kubectl.run(
         "create", "clusterrole", f"read-{checklist}", "--verb=get", "--resource=readinesschecklists.readiness.dev"
     )
@@ -180,9 +183,22 @@ def test_a_release_from_init_to_ready_with_the_plugin_alone(setup: Setup) -> Non
     assert "system:serviceaccount:ci:ci-bot attested unit-test-coverage" in attested.stdout
 
     waived = plugin(
-        rita, "-n", prod, "waive", "orders-api-1.4.0", "limits", "--reason", "vendor sidecar", "--expires", "7d"
+        rita,
+        "-n",
+        prod,
+        "waive",
+        "orders-api-1.4.0",
+        "limits",
+        "--role",
+        "release-manager",
+        "--reason",
+        "vendor sidecar",
+        "--expires",
+        "7d",
     )
     assert waived.returncode == 0, waived.stderr
+    assert "rita waived limits as release-manager until" in waived.stdout
+    eventually(lambda: "~ limits" in plugin(rita, "-n", prod, "status", "orders-api-1.4.0").stdout, what="Waived")
 
     timeout = plugin(rita, "-n", prod, "wait", "orders-api-1.4.0", "--timeout", "3")
     assert timeout.returncode == 1
@@ -220,6 +236,18 @@ def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: Setup) -> None:
     vetoed = plugin(rita, "-n", prod, "wait", "orders-api-1.4.0", "--timeout", "30")
     assert vetoed.returncode == 1
     assert "is vetoed: engineering-lead vetoed by erin" in vetoed.stderr
+    not_hers = plugin(rita, "-n", prod, "withdraw", "orders-api-1.4.0", "--role", "engineering-lead")
+    assert not_hers.returncode == 2
+    assert "error: rita has no vetoes as engineering-lead" in not_hers.stderr
+    withdrawn = plugin(erin, "-n", prod, "withdraw", "orders-api-1.4.0", "--role", "engineering-lead")
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    assert "(reject) withdrawn by erin" in withdrawn.stdout
+
+    def stalled() -> str:
+        out = json.loads(plugin(rita, "-n", prod, "status", "orders-api-1.4.0", "-o", "json").stdout)
+        return next(c["status"] for c in out["status"]["conditions"] if c["type"] == "Stalled")
+
+    eventually(lambda: stalled() == "False", what="the veto withdrawn")
     missing = plugin(rita, "-n", prod, "wait", "no-such-release", "--timeout", "5")
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: not found:")

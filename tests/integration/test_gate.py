@@ -260,23 +260,20 @@ def test_a_bad_release_is_refused_at_apply_with_the_semantic_rule(gate: Gate, ku
             {
                 "apiVersion": "readiness.dev/v1alpha1",
                 "kind": "ReleaseReadiness",
-                "metadata": {"name": "bad-waiver", "namespace": gate.prod},
+                "metadata": {"name": "bad-window", "namespace": gate.prod},
                 "spec": {
                     "application": "payments-api",
                     "version": "3.2.1",
                     "checklist": gate.checklist,
                     "candidate": {"namespace": gate.candidate},
-                    "waivers": [{"item": "not-an-item", "reason": "x", "expires": "2026-12-01T00:00:00Z"}],
+                    "window": {"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
                 },
             }
         ),
         check=False,
     )
     assert proc.returncode != 0
-    assert (
-        f"ReleaseReadiness {gate.prod}/bad-waiver: spec.waivers[0].item 'not-an-item' is not an item of "
-        f"checklist {gate.checklist}" in proc.stderr
-    )
+    assert "window.end must be after window.start" in proc.stderr
     bad_checklist = kubectl.apply(
         json.dumps(
             {

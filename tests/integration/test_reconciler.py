@@ -372,7 +372,7 @@ def test_missing_checklist_and_candidate_namespace_stall_with_a_fix(
                 "spec": {
                     "application": "payments-api",
                     "version": "1.0.0",
-                    "checklist": "does-not-exist",
+                    "checklist": f"missing-{namespace}",
                     "candidate": {"namespace": "nowhere"},
                 },
             }
@@ -388,18 +388,9 @@ def test_missing_checklist_and_candidate_namespace_stall_with_a_fix(
 
     cond = eventually(stalled, what="Stalled condition")
     assert cond["reason"] == "ChecklistNotFound"
-    assert "ReadinessChecklist 'does-not-exist' (spec.checklist) not found" in cond["message"]
-    kubectl.run(
-        "patch",
-        "rr",
-        "orphan",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"checklist": "pre-production"}}),
-    )
-    kubectl.run("apply", "--server-side", "-f", str(REPO / "deploy" / "checklists"))
+    assert f"ReadinessChecklist 'missing-{namespace}' (spec.checklist) not found" in cond["message"]
+    # spec.checklist is fixed at creation: the fix is to create the checklist it names.
+    kubectl.apply(json.dumps(manifests.checklist(f"missing-{namespace}", {"limits": {"workload": "resourceLimits"}})))
     cond = eventually(
         lambda: (c := stalled()) and c["reason"] == "CandidateNamespaceNotFound" and c,
         what="CandidateNamespaceNotFound",

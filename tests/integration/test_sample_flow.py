@@ -145,7 +145,8 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
 
     eventually(lambda: not failing_workload_items(), timeout=90, what="every workload item to pass")
 
-    # 3. The metric gates have no Prometheus here: the release manager waives them, with a reason and an expiry.
+    # 3. The metric gates have no Prometheus here: the VP of Engineering waives them (a signed waiver, with a
+    # reason and an expiry), before anyone approves (a later waiver would make their approvals Stale).
     expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     metric_items = [
         i["id"]
@@ -153,13 +154,17 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
         if "prometheus" in i["check"] and i.get("phase", "pre") == "pre" and i.get("required", True)
     ]
     assert {"latency-p95", "throughput", "sustained-load-testing-completed"} <= set(metric_items)
-    waivers = [
-        {"item": i, "reason": "measured in the load test LT-311; Prometheus not wired in staging", "expires": expires}
-        for i in metric_items
-    ]
-    kubectl.run(
-        "patch", "rr", RELEASE, "-n", "payments-prod", "--type=merge", "-p", json.dumps({"spec": {"waivers": waivers}})
+    sign_sample(
+        kubectl,
+        PEOPLE["vp-engineering"],
+        "vp-waiver",
+        role="vp-engineering",
+        decision="waive",
+        items=[{"id": i} for i in metric_items],
+        comment="measured in the load test LT-311; Prometheus not wired in staging",
+        expires=expires,
     )
+    eventually(lambda: items(api_client)["latency-p95"]["state"] == "Waived", what="the metric gates waived")
 
     # 4. CI records its evidence (the sample's ci-evidence.yaml); each role attests its items and signs.
     ci_evidence = yaml.safe_load((SAMPLES / "ci-evidence.yaml").read_text())

@@ -13,6 +13,7 @@ from kubernetes import client
 
 from tests.integration import manifests
 from tests.integration.conftest import BIN, Kubectl, eventually, sign
+from tests.integration.manifests import CI_ONLY
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 
@@ -38,7 +39,7 @@ class Flow:
                 self.checklist,
                 {
                     "limits": {"workload": "resourceLimits"},
-                    "unit-test-coverage": {"evidence": {"key": "coverage-percent", "min": 80}},
+                    "unit-test-coverage": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
                     "runbooks": {"attestation": {"roles": ["devops-lead"]}},
                 },
                 [

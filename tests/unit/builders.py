@@ -11,6 +11,8 @@ from release_readiness.checks.model import CandidateSnapshot, Workload
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 NS = "payments-staging"
 LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
+CI_ONLY = {"groups": ["system:serviceaccounts:ci"]}
+"""check.evidence.recordedBy: evidence from CI's service accounts only."""
 
 
 def good_container(name: str = "api", image: str = "registry.example.com/payments/api:3.2.0") -> dict[str, Any]:

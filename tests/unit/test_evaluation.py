@@ -8,14 +8,16 @@ from typing import Any
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.checks.model import CheckResult
 from release_readiness.evaluation import Blocker, EvaluationInput, Reason, evaluate_release, status_changed
-from tests.unit.builders import NOW, deployment, good_container, snapshot
+from tests.unit.builders import CI_ONLY, NOW, deployment, good_container, snapshot
 
 
-def make_checklist(items: list[dict[str, Any]], approvals: list[dict[str, Any]] | None = None) -> ReadinessChecklist:
+def make_checklist(
+    items: list[dict[str, Any]], approvals: list[dict[str, Any]] | None = None, **rules: Any
+) -> ReadinessChecklist:
     return ReadinessChecklist.model_validate(
         {
             "metadata": {"name": "demo"},
-            "spec": {"items": items, "approvals": approvals or []},
+            "spec": {"items": items, "approvals": approvals or [], "rules": rules},
         }
     )
 
@@ -28,7 +30,7 @@ COVERAGE = {
     "id": "unit-test-coverage",
     "section": "Tests",
     "title": "Coverage",
-    "check": {"evidence": {"key": "coverage-percent", "min": 80}},
+    "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
 }
 ATTEST = {
     "id": "runbooks",
@@ -42,15 +44,22 @@ APPROVALS = [
 ]
 
 
-def make_release(waivers: list[dict[str, Any]] | None = None, status: dict[str, Any] | None = None) -> ReleaseReadiness:
+ROLE_GROUPS = {"engineering-lead": ["eng-leads"], "devops-lead": ["devops-leads"], "vp-engineering": ["vps"]}
+
+
+def make_release(status: dict[str, Any] | None = None, creator: str = "release-manager") -> ReleaseReadiness:
     body: dict[str, Any] = {
-        "metadata": {"name": "payments-api-3.2.0", "namespace": "payments-prod", "generation": 3},
+        "metadata": {
+            "name": "payments-api-3.2.0",
+            "namespace": "payments-prod",
+            "generation": 3,
+            "annotations": {"readiness.dev/created-by": creator},
+        },
         "spec": {
             "application": "payments-api",
             "version": "3.2.0",
             "checklist": "demo",
             "candidate": {"namespace": "payments-staging"},
-            "waivers": waivers or [],
         },
     }
     if status is not None:
@@ -68,24 +77,43 @@ def signoff(
     fingerprint: str | None = None,
     minutes: int = 0,
     comment: str | None = None,
+    groups: list[str] | None = None,
+    created: int | None = None,
+    expires: dt.datetime | None = None,
+    waivers: str | None = None,
+    deleting: bool = False,
 ) -> ReleaseSignoff:
+    """A stamped signoff; `minutes` after NOW it was signed, `created` (default: the same) it was stored."""
+    if groups is None:
+        groups = ROLE_GROUPS.get(role or "", [])
     spec: dict[str, Any] = {
         "release": "payments-api-3.2.0",
         "decision": decision,
         "items": items or [],
-        "signer": {"username": user, "groups": []},
+        "signer": {"username": user, "groups": groups},
         "signedAt": (NOW + dt.timedelta(minutes=minutes)).isoformat(),
         "candidateFingerprint": fingerprint,
         "comment": comment,
+        "expires": expires.isoformat() if expires else None,
+        "waiverFingerprint": waivers,
     }
     if role:
         spec["role"] = role
-    return ReleaseSignoff.model_validate({"metadata": {"name": name, "namespace": "payments-prod"}, "spec": spec})
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": "payments-prod",
+        "uid": f"uid-{name}",
+        "creationTimestamp": (NOW + dt.timedelta(minutes=minutes if created is None else created)).isoformat(),
+    }
+    if deleting:
+        meta["deletionTimestamp"] = NOW.isoformat()
+    return ReleaseSignoff.model_validate({"metadata": meta, "spec": spec})
 
 
 def evaluate(checklist: ReadinessChecklist | None, release: ReleaseReadiness | None = None, **kwargs: Any) -> Any:
     kwargs.setdefault("snapshot", snapshot())
-    return evaluate_release(EvaluationInput(release=release or make_release(), checklist=checklist, now=NOW, **kwargs))
+    kwargs.setdefault("now", NOW)
+    return evaluate_release(EvaluationInput(release=release or make_release(), checklist=checklist, **kwargs))
 
 
 def conditions(status: Any) -> dict[str, tuple[str, str]]:
@@ -125,27 +153,40 @@ def test_attestation_pending_says_who_can_complete_it() -> None:
     assert item.message == "waiting for an attestation by devops-lead (groups devops-leads)"
 
 
+CI = "system:serviceaccount:ci:ci-bot"
+CI_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:ci"]
+
+
+def evidence(name: str, value: str, *, user: str = CI, minutes: int = 0) -> ReleaseSignoff:
+    groups = CI_GROUPS if user == CI else ["developers"]
+    items = [{"id": "unit-test-coverage", "value": value}]
+    return signoff(name, items=items, user=user, groups=groups, minutes=minutes)
+
+
 def test_evidence_pass_and_fail_name_the_signer() -> None:
     checklist = make_checklist([COVERAGE])
-    ci = "system:serviceaccount:ci:ci-bot"
-    low = evaluate(checklist, signoffs=[signoff("s1", items=[{"id": "unit-test-coverage", "value": "71"}], user=ci)])
+    low = evaluate(checklist, signoffs=[evidence("s1", "71")])
     assert low.items[0].state == "Failed"
-    assert low.items[0].message == f"unit-test-coverage: 71 < 80 (attested by {ci})"
-    good = evaluate(
-        checklist,
-        signoffs=[
-            signoff("s1", items=[{"id": "unit-test-coverage", "value": "71"}], user=ci),
-            signoff("s2", items=[{"id": "unit-test-coverage", "value": "84.2"}], user=ci, minutes=5),
-        ],
-    )
+    assert low.items[0].message == f"unit-test-coverage: 71 < 80 (attested by {CI})"
+    good = evaluate(checklist, signoffs=[evidence("s1", "71"), evidence("s2", "84.2", minutes=5)])
     assert good.items[0].state == "Passed"
-    assert good.items[0].message == f"unit-test-coverage: 84.2 >= 80 (attested by {ci})"
-    nan = evaluate(checklist, signoffs=[signoff("s1", items=[{"id": "unit-test-coverage", "value": "lots"}])])
+    assert good.items[0].message == f"unit-test-coverage: 84.2 >= 80 (attested by {CI})"
+    nan = evaluate(checklist, signoffs=[evidence("s1", "lots")])
     assert "attested value 'lots' is not a number" in nan.items[0].message
     for weird in ("nan", "NaN", "inf", "-inf"):  # nan compares false both ways: it must not pass a bound
-        odd = evaluate(checklist, signoffs=[signoff("s1", items=[{"id": "unit-test-coverage", "value": weird}])])
+        odd = evaluate(checklist, signoffs=[evidence("s1", weird)])
         assert odd.items[0].state == "Failed", weird
         assert "is not a number" in odd.items[0].message
+
+
+def test_evidence_from_anyone_the_checklist_does_not_name_is_ignored() -> None:
+    checklist = make_checklist([COVERAGE])
+    status = evaluate(checklist, signoffs=[evidence("ci", "61"), evidence("dev", "95", user="dev-1", minutes=5)])
+    assert status.items[0].state == "Failed"
+    assert status.items[0].message == f"unit-test-coverage: 61 < 80 (attested by {CI})"
+    alone = evaluate(checklist, signoffs=[evidence("dev", "95", user="dev-1")])
+    assert alone.items[0].state == "Pending"
+    assert "recorded by groups system:serviceaccounts:ci" in alone.items[0].message
 
 
 def test_evidence_pending_without_a_signoff() -> None:
@@ -154,17 +195,71 @@ def test_evidence_pending_without_a_signoff() -> None:
     assert "waiting for evidence 'coverage-percent' (>= 80)" in status.items[0].message
 
 
-def test_active_waiver_counts_and_expired_one_does_not() -> None:
+VP = [{"role": "vp-engineering", "groups": ["vps"]}]
+WAIVABLE = make_checklist(WORKLOAD_ONLY, VP, waivers=[{"roles": ["vp-engineering"], "items": ["limits"]}])
+
+
+def no_limits() -> Any:
     c = good_container()
     del c["resources"]["limits"]
-    snap = snapshot(deployment(containers=[c]))
-    active = make_release([{"item": "limits", "reason": "vendor image", "expires": "2026-12-01T00:00:00Z"}])
-    status = evaluate(make_checklist(WORKLOAD_ONLY), active, snapshot=snap)
+    return snapshot(deployment(containers=[c]))
+
+
+def waiver(name: str = "w", *, days: float = 4, role: str = "vp-engineering", item: str = "limits") -> ReleaseSignoff:
+    expires = NOW + dt.timedelta(days=days)
+    return signoff(
+        name, role=role, decision="waive", items=[{"id": item}], user="vp-1", comment="vendor image", expires=expires
+    )
+
+
+def test_a_signed_waiver_counts_until_it_expires() -> None:
+    approval = signoff("vp-ok", role="vp-engineering", user="vp-2", minutes=1)
+    status = evaluate(WAIVABLE, signoffs=[waiver()], snapshot=no_limits())
     assert status.items[0].state == "Waived"
-    assert status.items[0].message.startswith("waived until 2026-12-01T00:00:00Z: vendor image (was Failed:")
-    assert conditions(status)["Ready"] == ("True", Reason.READY)
-    expired = make_release([{"item": "limits", "reason": "vendor image", "expires": "2026-11-01T00:00:00Z"}])
-    assert evaluate(make_checklist(WORKLOAD_ONLY), expired, snapshot=snap).items[0].state == "Failed"
+    assert status.items[0].message.startswith(
+        "waived by vp-1 (vp-engineering) until 2026-12-01T12:00:00Z: vendor image (was Failed:"
+    )
+    assert status.waiver_fingerprint.startswith("sha256:")
+    current = signoff("vp-ok", role="vp-engineering", user="vp-2", minutes=1, waivers=status.waiver_fingerprint)
+    assert conditions(evaluate(WAIVABLE, signoffs=[waiver(), current], snapshot=no_limits()))["Ready"][0] == "True"
+    expired = evaluate(WAIVABLE, signoffs=[waiver(days=-1), approval], snapshot=no_limits())
+    assert expired.items[0].state == "Failed"
+
+
+def test_a_waiver_lasts_at_most_max_waiver_days_whatever_it_says() -> None:
+    checklist = make_checklist(WORKLOAD_ONLY, VP, waivers=[{"roles": ["vp-engineering"]}], maxWaiverDays=3)
+    status = evaluate(checklist, signoffs=[waiver(days=300)], snapshot=no_limits())
+    assert "until 2026-11-30T12:00:00Z" in status.items[0].message
+    later = evaluate(checklist, signoffs=[waiver(days=300)], snapshot=no_limits(), now=NOW + dt.timedelta(days=4))
+    assert later.items[0].state == "Failed"
+
+
+def test_a_waiver_by_a_role_the_checklist_does_not_name_does_not_count() -> None:
+    checklist = make_checklist(WORKLOAD_ONLY, VP + APPROVALS, waivers=[{"roles": ["vp-engineering"]}])
+    forged = waiver(role="engineering-lead")
+    status = evaluate(checklist, signoffs=[forged], snapshot=no_limits())
+    assert status.items[0].state == "Failed"
+    assert status.refused_signoffs[0].name == "w"
+    assert status.refused_signoffs[0].reason == (
+        "role engineering-lead may not waive limits (checklist spec.rules.waivers)"
+    )
+    nobody = evaluate(make_checklist(WORKLOAD_ONLY, VP), signoffs=[waiver()], snapshot=no_limits())
+    assert nobody.items[0].state == "Failed"
+
+
+def test_a_waiver_added_after_an_approval_makes_it_stale() -> None:
+    checklist = make_checklist(WORKLOAD_ONLY, [*VP, APPROVALS[0]], waivers=[{"roles": ["vp-engineering"]}])
+    fp = evaluate(checklist).candidate.fingerprint
+    eng = signoff("eng", role="engineering-lead", fingerprint=fp)
+    before = evaluate(checklist, signoffs=[eng])
+    assert {a.role: a.state for a in before.approvals}["engineering-lead"] == "Approved"
+    after = evaluate(checklist, signoffs=[eng, waiver(item="probes")])
+    stale = {a.role: a for a in after.approvals}["engineering-lead"]
+    assert stale.state == "Stale"
+    assert stale.message == "the waivers changed after this sign-off (a waiver changes what was approved); sign again"
+    again = signoff("eng-2", role="engineering-lead", fingerprint=fp, minutes=5, waivers=after.waiver_fingerprint)
+    renewed = evaluate(checklist, signoffs=[eng, waiver(item="probes"), again])
+    assert {a.role: a.state for a in renewed.approvals}["engineering-lead"] == "Approved"
 
 
 def test_approvals_missing_approved_and_covering_items() -> None:
@@ -197,6 +292,68 @@ def test_a_veto_stalls_the_release() -> None:
     assert conditions(status)["Reconciling"][0] == "False"
     assert conditions(status)["Ready"] == ("False", Reason.VETOED)
     assert "engineering-lead vetoed by eng-lead-1: vetoed: p95 regressed" in status.condition("Ready").message
+
+
+def test_a_veto_holds_against_another_persons_later_approval() -> None:
+    checklist = make_checklist([], APPROVALS[:1])
+    veto = signoff("veto", role="engineering-lead", decision="reject", comment="p95 regressed", user="eng-lead-1")
+    other = signoff("other", role="engineering-lead", user="eng-lead-2", minutes=5)
+    status = evaluate(checklist, signoffs=[veto, other])
+    assert status.approvals[0].state == "Rejected"
+    assert status.approvals[0].message == (
+        "vetoed: p95 regressed (only eng-lead-1 can lift it: delete ReleaseSignoff veto, or approve as "
+        "engineering-lead)"
+    )
+    withdrawn = signoff("mine", role="engineering-lead", user="eng-lead-1", minutes=6)
+    lifted = evaluate(checklist, signoffs=[veto, other, withdrawn])
+    assert lifted.approvals[0].state == "Approved"
+    assert conditions(lifted)["Stalled"][0] == "False"
+
+
+def test_an_approval_before_the_veto_does_not_lift_it() -> None:
+    checklist = make_checklist([], APPROVALS[:1])
+    earlier = signoff("ok", role="engineering-lead", user="eng-lead-1")
+    veto = signoff("veto", role="engineering-lead", decision="reject", comment="no", user="eng-lead-1", minutes=1)
+    assert evaluate(checklist, signoffs=[earlier, veto]).approvals[0].state == "Rejected"
+
+
+def test_a_signoff_being_deleted_no_longer_counts() -> None:
+    checklist = make_checklist([], APPROVALS[:1])
+    veto = signoff("veto", role="engineering-lead", decision="reject", comment="no", deleting=True)
+    assert evaluate(checklist, signoffs=[veto]).approvals[0].state == "Missing"
+    pinned = signoff("ok", role="engineering-lead", deleting=True)
+    assert evaluate(checklist, signoffs=[pinned]).approvals[0].state == "Missing"
+
+
+def test_distinct_approvers_race_the_earliest_counts_and_the_other_is_refused() -> None:
+    checklist = make_checklist([], APPROVALS)
+    both = ["eng-leads", "devops-leads"]
+    # Stored in the same second: signedAt, then the name, decides.
+    a = signoff("a-devops", role="devops-lead", user="alice", groups=both, created=0, minutes=0)
+    b = signoff("b-eng", role="engineering-lead", user="alice", groups=both, created=0, minutes=0)
+    for order in ([a, b], [b, a]):
+        status = evaluate(checklist, signoffs=order)
+        states = {x.role: x for x in status.approvals}
+        assert states["devops-lead"].state == "Approved"
+        assert states["engineering-lead"].state == "Missing"
+        assert "not counted: ReleaseSignoff b-eng: alice already counts as devops-lead (ReleaseSignoff a-devops)" in (
+            states["engineering-lead"].message
+        )
+        assert [r.name for r in status.refused_signoffs] == ["b-eng"]
+
+
+def test_self_approval_and_a_signer_without_the_role_do_not_count() -> None:
+    checklist = make_checklist([], APPROVALS[:1])
+    own = signoff("own", role="engineering-lead", user="release-manager")
+    status = evaluate(checklist, signoffs=[own])
+    assert status.approvals[0].state == "Missing"
+    assert status.refused_signoffs[0].reason == (
+        "release-manager created the release and may not approve it (preventSelfApproval)"
+    )
+    outsider = signoff("x", role="engineering-lead", user="dev-1", groups=["developers"])
+    assert evaluate(checklist, signoffs=[outsider]).refused_signoffs[0].reason == (
+        "dev-1 did not hold role engineering-lead when signing"
+    )
 
 
 def test_missing_checklist_blocker_stalls() -> None:

@@ -439,3 +439,18 @@ def test_two_releases_for_one_version_must_both_admit() -> None:
         d.message
     )
     assert decide(workload(), releases=[easy, release(name="b-also-ready")]).verdict == "passed"
+
+
+def test_a_ready_status_for_an_earlier_generation_is_not_ready() -> None:
+    stale = release()
+    stale.metadata.generation = 4
+    assert stale.status is not None
+    stale.status.observed_generation = 3
+    d = decide(workload(), releases=[stale])
+    assert (d.allowed, d.verdict) == (False, "not-ready")
+    assert (
+        "is not Ready (its status is for an earlier generation; the operator has not evaluated the current spec yet)"
+        in d.message
+    )
+    stale.status.observed_generation = 4
+    assert decide(workload(), releases=[stale]).allowed

@@ -78,25 +78,34 @@ def test_an_expiring_waiver_is_announced_once() -> None:
     release = ReleaseReadiness.model_validate(
         {
             "metadata": {"name": "r", "namespace": "prod"},
-            "spec": {
-                "application": "a",
-                "version": "1",
-                "candidate": {"namespace": "stg"},
-                "waivers": [
-                    {"item": "limits", "reason": "vendor", "expires": (NOW + dt.timedelta(hours=5)).isoformat()},
-                    {"item": "probes", "reason": "later", "expires": (NOW + dt.timedelta(days=9)).isoformat()},
-                ],
-            },
+            "spec": {"application": "a", "version": "1", "candidate": {"namespace": "stg"}},
         }
     )
     index.releases[("prod", "r")] = release
+    for name, item, expires in (("soon", "limits", dt.timedelta(hours=5)), ("later", "probes", dt.timedelta(days=9))):
+        index.upsert(
+            "ReleaseSignoff",
+            {
+                "metadata": {"name": name, "namespace": "prod"},
+                "spec": {
+                    "release": "r",
+                    "role": "vp",
+                    "decision": "waive",
+                    "items": [{"id": item}],
+                    "comment": "vendor",
+                    "expires": (NOW + expires).isoformat(),
+                    "signer": {"username": "vp-1"},
+                },
+            },
+        )
     reconciler = Reconciler(index, api=None, settings=Settings())  # type: ignore[arg-type]
     first = reconciler._waiver_events(("prod", "r"), NOW)
     assert first == [
         (
             "Warning",
             "WaiverExpiring",
-            "the waiver for limits expires at 2026-11-27T17:00:00Z; fix the item or renew the waiver",
+            "the waiver of limits (ReleaseSignoff soon) expires at 2026-11-27T17:00:00Z; fix the item(s) or have a "
+            "waiving role sign a new waiver",
         )
     ]
     assert reconciler._waiver_events(("prod", "r"), NOW + dt.timedelta(hours=1)) == []

@@ -48,7 +48,10 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
                 "spec": {
                     "release": "payments-api-3.2.0",
                     "items": [{"id": "unit-test-coverage", "value": "86.4"}],
-                    "signer": {"username": "system:serviceaccount:ci:ci-bot"},
+                    "signer": {
+                        "username": "system:serviceaccount:ci:ci-bot",
+                        "groups": ["system:serviceaccounts", "system:serviceaccounts:ci"],
+                    },
                     "signedAt": "2026-11-27T10:00:00Z",
                 },
             }

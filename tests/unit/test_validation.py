@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, WaiverGrant
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
+from tests.unit.builders import CI_ONLY
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -80,7 +81,8 @@ def test_two_check_kinds_and_stray_params() -> None:
         "ReadinessChecklist demo: spec.items[0].check (a) sets workload, attestation; set exactly one of "
         "workload, evidence, prometheus, attestation"
     )
-    stray = one(validate_checklist(checklist([item("a", evidence={"key": "k", "min": 1}, params={"x": 1})])))
+    evidence = {"recordedBy": CI_ONLY, "key": "k", "min": 1}
+    stray = one(validate_checklist(checklist([item("a", evidence=evidence, params={"x": 1})])))
     assert "params are only for workload checks; remove them" in stray
 
 
@@ -105,10 +107,12 @@ def test_prometheus_needs_a_threshold() -> None:
 
 def test_evidence_min_greater_than_max_and_equals_with_range() -> None:
     assert "min 90 is greater than max 80" in one(
-        validate_checklist(checklist([item("e", evidence={"key": "cov", "min": 90, "max": 80})]))
+        validate_checklist(checklist([item("e", evidence={"recordedBy": CI_ONLY, "key": "cov", "min": 90, "max": 80})]))
     )
     assert "use either equals or min/max, not both" in one(
-        validate_checklist(checklist([item("e", evidence={"key": "cov", "min": 1, "equals": "yes"})]))
+        validate_checklist(
+            checklist([item("e", evidence={"recordedBy": CI_ONLY, "key": "cov", "min": 1, "equals": "yes"})])
+        )
     )
 
 
@@ -120,50 +124,33 @@ def test_attestation_by_an_unknown_role() -> None:
     )
 
 
-def release(waivers: list[dict[str, Any]], window: dict[str, str] | None = None) -> ReleaseReadiness:
+def release(window: dict[str, str] | None = None) -> ReleaseReadiness:
     spec: dict[str, Any] = {
         "application": "payments-api",
         "version": "3.2.0",
         "candidate": {"namespace": "payments-staging"},
         "checklist": "demo",
-        "waivers": waivers,
     }
     if window:
         spec["window"] = window
     return ReleaseReadiness.model_validate({"metadata": {"name": "r", "namespace": "payments-prod"}, "spec": spec})
 
 
-def test_waiver_for_an_unknown_item() -> None:
-    msg = one(
-        validate_release(
-            release([{"item": "nope", "reason": "x", "expires": "2026-12-01T00:00:00Z"}]), checklist([item("a")]), NOW
-        )
-    )
-    assert msg.startswith(
-        "ReleaseReadiness payments-prod/r: spec.waivers[0].item 'nope' is not an item of checklist demo"
-    )
-
-
-def test_waiver_longer_than_max_waiver_days() -> None:
-    msg = one(
-        validate_release(
-            release([{"item": "a", "reason": "x", "expires": "2027-01-30T00:00:00Z"}]), checklist([item("a")]), NOW
-        )
-    )
-    assert msg == (
-        "ReleaseReadiness payments-prod/r: spec.waivers[0].expires 2027-01-30T00:00:00Z is more than "
-        "maxWaiverDays (14) away; set it no later than 2026-12-11T12:00:00Z"
-    )
-
-
-def test_waiver_twice_and_a_valid_one() -> None:
-    ok = {"item": "a", "reason": "x", "expires": "2026-12-01T00:00:00Z"}
-    assert validate_release(release([ok]), checklist([item("a")]), NOW) == []
-    assert "is waived twice" in one(validate_release(release([ok, ok]), checklist([item("a")]), NOW))
+def test_waiver_grants_name_known_roles_and_items() -> None:
+    bad = checklist([item("a")])
+    bad.spec.rules.waivers = [WaiverGrant(roles=["nope"], items=["a", "zzz"])]
+    assert validate_checklist(bad) == [
+        "ReadinessChecklist demo: spec.rules.waivers[0].roles[0]: role 'nope' is not in spec.approvals; add it there "
+        "or use one of security-lead",
+        "ReadinessChecklist demo: spec.rules.waivers[0].items[1]: 'zzz' is not an item of this checklist; fix or "
+        "remove it",
+    ]
+    bad.spec.rules.waivers = [WaiverGrant(roles=["security-lead"])]
+    assert validate_checklist(bad) == []
 
 
 def test_window_end_before_start() -> None:
-    bad = release([], {"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"})
+    bad = release({"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"})
     assert validate_release(bad, None, NOW) == [
         "ReleaseReadiness payments-prod/r: spec.window.end must be after spec.window.start"
     ]

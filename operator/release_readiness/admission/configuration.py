@@ -53,6 +53,8 @@ def _webhook(
     failure_policy: str,
     namespace_selector: dict[str, Any] | None = None,
     mutating: bool = False,
+    object_selector: dict[str, Any] | None = None,
+    match_conditions: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": f"{name}.{GROUP}",
@@ -66,6 +68,10 @@ def _webhook(
     }
     if namespace_selector is not None:
         hook["namespaceSelector"] = namespace_selector
+    if object_selector is not None:
+        hook["objectSelector"] = object_selector
+    if match_conditions:
+        hook["matchConditions"] = match_conditions
     if mutating:
         hook["reinvocationPolicy"] = "Never"
     return hook
@@ -101,6 +107,29 @@ def gate_webhooks(endpoint: Endpoint, kinds: Sequence[GatedKind]) -> list[dict[s
     return hooks
 
 
+GATE_LABEL_CHANGED = (
+    "(has(object.metadata.labels) && '{label}' in object.metadata.labels ? object.metadata.labels['{label}'] : '')"
+    " != (has(oldObject.metadata.labels) && '{label}' in oldObject.metadata.labels ? "
+    "oldObject.metadata.labels['{label}'] : '')"
+).format(label=f"{GROUP}/gate")
+
+
+def _namespace_gate_webhook(name: str, at: Endpoint) -> dict[str, Any]:
+    """Changes of a namespace's readiness.dev/gate label go to the webhook (platform admins only), and nothing
+    else: the objectSelector sends only namespaces that carry the label before or after, the matchCondition only
+    updates that change it. Namespace deletion (DELETE, namespaces/finalize, namespaces/status) never reaches it.
+    Fails closed: while the webhook is down the label cannot change (a cluster admin can remove this webhook)."""
+    return _webhook(
+        "validate-namespace-gate",
+        "validate-namespace-gate",
+        [_rule("", "v1", "namespaces", "UPDATE")],
+        at,
+        failure_policy="Fail",
+        object_selector={"matchExpressions": [{"key": f"{GROUP}/gate", "operator": "Exists"}]},
+        match_conditions=[{"name": "gate-label-changed", "expression": GATE_LABEL_CHANGED}],
+    )
+
+
 def webhook_configurations(
     ca_bundle: bytes,
     base_url: str | None = None,
@@ -119,17 +148,21 @@ def webhook_configurations(
         _webhook(
             f"validate-{what}",
             f"validate-{what}",
-            [_rule(GROUP, VERSION, plural, "CREATE", "UPDATE")],
+            [_rule(GROUP, VERSION, plural, *operations)],
             at,
             failure_policy="Fail",
         )
-        for what, plural in (
-            ("signoff", "releasesignoffs"),
-            ("release", "releasereadinesses"),
-            ("checklist", "readinesschecklists"),
+        for what, plural, operations in (
+            # DELETE and UPDATE: only a signoff's signer (or a platform admin) may revoke it or touch its metadata.
+            ("signoff", "releasesignoffs", ("CREATE", "UPDATE", "DELETE")),
+            ("release", "releasereadinesses", ("CREATE", "UPDATE")),
+            # Only the operator writes status (a Ready=True written by anyone else would open the gate).
+            ("release-status", "releasereadinesses/status", ("UPDATE",)),
+            ("checklist", "readinesschecklists", ("CREATE", "UPDATE")),
         )
     ]
     validating += gate_webhooks(at, gated_kinds(extra_kinds))
+    validating.append(_namespace_gate_webhook(name, at))
     labels = {"app.kubernetes.io/name": "release-readiness", "app.kubernetes.io/component": "admission"}
     return [
         {

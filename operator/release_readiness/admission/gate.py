@@ -374,11 +374,15 @@ def _judge(
     status = release.status
     checklist = checklists.get(release.spec.checklist)
     ready = status.condition("Ready") if status else None
-    if ready is None or ready.status != "True" or checklist is None:
+    # A status for an older generation says nothing about the spec as it is now.
+    current = status is not None and status.observed_generation == release.metadata.generation
+    if ready is None or ready.status != "True" or checklist is None or not current:
         items, approvals = outstanding(status, checklist) if status else ([], [])
         why = ready.reason if ready else "not evaluated yet"
         if checklist is None and ready is not None and ready.status == "True":
             why = f"its checklist {release.spec.checklist} is not known to the gate"
+        elif ready is not None and ready.status == "True" and not current:
+            why = "its status is for an earlier generation; the operator has not evaluated the current spec yet"
         parts = [f"{where}: {rname} is not Ready ({why})."]
         if items:
             parts.append(f"{len(items)} required item(s) outstanding:{_list(items)}")

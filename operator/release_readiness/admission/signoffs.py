@@ -12,21 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from release_readiness import API_VERSION
+from release_readiness import API_VERSION, CREATED_BY
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
-from release_readiness.evaluation import holds_role, who_may
+from release_readiness.tally import holds_role, who_may
 
 __all__ = [
     "CREATED_BY",
     "Caller",
+    "candidate_access_errors",
     "creator_patch",
+    "needs_access_review",
     "stamp_signoff",
     "validate_release_update",
     "validate_signoff",
 ]
-
-CREATED_BY = "readiness.dev/created-by"
-"""Annotation stamped on a ReleaseReadiness at creation: who created it (for preventSelfApproval)."""
 
 
 @dataclass(frozen=True)
@@ -53,20 +52,34 @@ class Patch:
     owner_references: list[dict[str, Any]] = field(default_factory=list)
 
 
-def stamp_signoff(signoff: ReleaseSignoff, caller: Caller, release: ReleaseReadiness | None, now: dt.datetime) -> Patch:
-    """Stamp the signer, the time and the candidate fingerprint; own the signoff by its release.
+def stamp_signoff(
+    signoff: ReleaseSignoff,
+    caller: Caller,
+    release: ReleaseReadiness | None,
+    now: dt.datetime,
+    waivers: str = "",
+    checklist: ReadinessChecklist | None = None,
+) -> Patch:
+    """Stamp the signer, the time, the candidate fingerprint and the waiver fingerprint (`waivers`, the counted
+    waivers the signer saw); own the signoff by its release.
 
     A signer the client set is kept (so validation can refuse it when it is not the caller);
-    the groups always come from the request.
+    the groups always come from the request: those the release's checklist names (the ones that gave the
+    right to sign; a person in hundreds of groups does not make every signoff, and the operator, bigger).
     """
     patch = Patch()
     username = signoff.spec.signer.username if signoff.spec.signer else caller.username
-    patch.spec["signer"] = {"username": username, "groups": list(caller.groups)}
-    patch.spec["signedAt"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    named = checklist.named_groups() if checklist is not None else None
+    groups = [g for g in caller.groups if named is None or g in named]
+    patch.spec["signer"] = {"username": username, "groups": groups}
+    # Microseconds: a veto and its signer's later approval within one second stay in order.
+    patch.spec["signedAt"] = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     fingerprint = (
         release.status.candidate.fingerprint if release and release.status and release.status.candidate else ""
     )
     patch.spec["candidateFingerprint"] = fingerprint or None
+    approving = signoff.spec.decision == "approve" and signoff.spec.role is not None
+    patch.spec["waiverFingerprint"] = (waivers or None) if approving else None
     if release is not None and release.metadata.uid:
         patch.owner_references.append(
             {
@@ -98,6 +111,32 @@ def validate_release_update(old: ReleaseReadiness | None, new: ReleaseReadiness,
     return []
 
 
+def needs_access_review(release: ReleaseReadiness, checklist: ReadinessChecklist | None) -> bool:
+    """Whether the creator's right to look at the candidate namespace must be checked (not allow-listed)."""
+    allowed = checklist.spec.rules.candidate_namespaces if checklist else []
+    return release.spec.candidate.namespace not in allowed
+
+
+def candidate_access_errors(release: ReleaseReadiness, caller: Caller, allowed: bool | None, reason: str) -> list[str]:
+    """A release reports what runs in its candidate namespace, so its creator must be able to list Deployments
+    there. `allowed`: the SubjectAccessReview's answer, None when it could not be made (refused: fail closed)."""
+    if allowed:
+        return []
+    name = f"ReleaseReadiness {release.metadata.namespace}/{release.metadata.name}"
+    ns = release.spec.candidate.namespace
+    if allowed is None:
+        return [
+            f"{name}: could not check whether {caller} may list Deployments in {ns} (spec.candidate.namespace): "
+            f"{reason or 'no answer'}; retry, and if it persists ask a platform admin"
+        ]
+    because = f" ({reason})" if reason else ""
+    return [
+        f"{name}: {caller} may not list Deployments in namespace {ns}{because}, so may not create a release that "
+        f"inspects it (spec.candidate.namespace). Point it at a namespace you can read, ask for read access to "
+        f"{ns}, or ask a platform admin to add {ns} to the checklist's spec.rules.candidateNamespaces"
+    ]
+
+
 def _role_holders(checklist: ReadinessChecklist, roles: Sequence[str]) -> str:
     parts = []
     for role in roles:
@@ -113,8 +152,12 @@ def validate_signoff(
     release: ReleaseReadiness | None,
     checklist: ReadinessChecklist | None,
     others: Sequence[ReleaseSignoff],
+    now: dt.datetime | None = None,
+    limit: int = 200,
 ) -> list[str]:
-    """Errors refusing the signoff; empty when it may be stored. `others`: this release's other signoffs."""
+    """Errors refusing the signoff; empty when it may be stored. `others`: this release's other signoffs;
+    `limit`: how many live signoffs a release may have."""
+    now = now or dt.datetime.now(dt.UTC)
     name = f"ReleaseSignoff {new.metadata.namespace}/{new.metadata.name}"
     spec = new.spec
     if old is not None:
@@ -125,6 +168,13 @@ def validate_signoff(
             ]
         return []
     errors: list[str] = []
+    live = [o for o in others if o.metadata.deletion_timestamp is None]
+    if len(live) >= limit:
+        return [
+            f"{name}: release {spec.release} already has {len(live)} signoffs, the limit per release ({limit}); "
+            "delete signoffs that no longer matter (kubectl get rso -n "
+            f"{new.metadata.namespace}) or ask a platform admin"
+        ]
     if spec.signer is None or spec.signer.username != caller.username:
         claimed = spec.signer.username if spec.signer else "nobody"
         errors.append(
@@ -157,11 +207,16 @@ def validate_signoff(
                 f"{name}: {caller} tried to {spec.decision} as {spec.role} but does not hold that role; "
                 f"it may be signed by {who_may(approval)}"
             )
-        else:
+        elif spec.decision == "approve":
             if rules.distinct_approvers:
                 for other in others:
                     signer = other.spec.signer.username if other.spec.signer else None
-                    if signer == caller.username and other.spec.role not in (None, spec.role):
+                    if (
+                        signer == caller.username
+                        and other.spec.decision == "approve"
+                        and other.spec.role not in (None, spec.role)
+                        and other.metadata.deletion_timestamp is None
+                    ):
                         errors.append(
                             f"{name}: {caller} already signed release {spec.release} as {other.spec.role} "
                             f"(ReleaseSignoff {other.metadata.name}); distinctApprovers allows one role per person, "
@@ -169,11 +224,13 @@ def validate_signoff(
                         )
                         break
             creator = release.metadata.annotations.get(CREATED_BY)
-            if rules.prevent_self_approval and spec.decision == "approve" and creator == caller.username:
+            if rules.prevent_self_approval and creator == caller.username:
                 errors.append(
                     f"{name}: {caller} created release {spec.release} and may not approve it "
                     f"(preventSelfApproval); {spec.role} must be signed by another of {who_may(approval)}"
                 )
+    if spec.decision == "waive":
+        return errors + _waiver_errors(name, new, caller, checklist, now)
     for index, entry in enumerate(spec.items):
         at = f"spec.items[{index}]"
         item = checklist.item(entry.id)
@@ -188,7 +245,13 @@ def validate_signoff(
             how = f"workload check {check.workload}" if check.workload else "a Prometheus query"
             errors.append(
                 f"{name}: {caller} tried to attest {entry.id!r} ({at}), which the operator checks itself ({how}); "
-                "fix the cluster, or waive it in the release's spec.waivers"
+                "fix the cluster, or have a waiving role waive it (kubectl readiness waive)"
+            )
+        elif check.evidence is not None and not check.evidence.recorded_by.include(caller.username, caller.groups):
+            errors.append(
+                f"{name}: {caller} tried to record evidence {entry.id!r} ({at}); checklist "
+                f"{checklist.metadata.name} takes {check.evidence.key} only from {check.evidence.recorded_by} "
+                "(check.evidence.recordedBy): let CI record it"
             )
         elif check.evidence is not None and entry.value is None:
             errors.append(
@@ -202,4 +265,37 @@ def validate_signoff(
                     f"{name}: {caller} tried to attest {entry.id!r} ({at}) but holds none of its roles; it may be "
                     f"attested by {_role_holders(checklist, check.attestation.roles)}"
                 )
+    return errors
+
+
+def _waiver_errors(
+    name: str, new: ReleaseSignoff, caller: Caller, checklist: ReadinessChecklist, now: dt.datetime
+) -> list[str]:
+    """A waiver names known items its role may waive, and expires in the future within maxWaiverDays."""
+    spec = new.spec
+    rules = checklist.spec.rules
+    errors = []
+    for index, entry in enumerate(spec.items):
+        at = f"spec.items[{index}]"
+        if checklist.item(entry.id) is None:
+            errors.append(
+                f"{name}: {caller} tried to waive {entry.id!r} ({at}.id), which is not an item of checklist "
+                f"{checklist.metadata.name}; use an id from its spec.items"
+            )
+            continue
+        roles = rules.waiver_roles(entry.id)
+        if spec.role not in roles:
+            who = _role_holders(checklist, roles) if roles else "nobody (checklist spec.rules.waivers grants no role)"
+            errors.append(
+                f"{name}: {caller} tried to waive {entry.id!r} ({at}) as {spec.role}, which may not waive it; "
+                f"it may be waived by {who}"
+            )
+    limit = now + dt.timedelta(days=rules.max_waiver_days)
+    if spec.expires is not None and spec.expires <= now:
+        errors.append(f"{name}: spec.expires {spec.expires:%Y-%m-%dT%H:%M:%SZ} is in the past; set a future time")
+    elif spec.expires is not None and spec.expires > limit:
+        errors.append(
+            f"{name}: spec.expires {spec.expires:%Y-%m-%dT%H:%M:%SZ} is more than maxWaiverDays "
+            f"({rules.max_waiver_days}) away; set it no later than {limit:%Y-%m-%dT%H:%M:%SZ}"
+        )
     return errors

@@ -1,12 +1,14 @@
 """Kopf admission handlers (thin): parse the request, call the pure admission functions, answer.
 
 Each handler's id is its URL path on the webhook server (see configuration.py). Nothing here calls
-the API server on the request path; side effects (events) are posted after the answer, and never
-for dry-run requests.
+the API server on the request path except one SubjectAccessReview when a release is created (rare;
+short timeout; fails closed); side effects (events) are posted after the answer, and never for
+dry-run requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import tempfile
@@ -19,21 +21,26 @@ import kopf
 from kopf._cogs.structs.reviews import Request, Response, WebhookClientConfig, WebhookFn
 from pydantic import ValidationError
 
-from release_readiness import GROUP, VERSION
+from release_readiness import CREATED_BY, GROUP, VERSION
+from release_readiness.admission.authority import (
+    validate_gate_label_change,
+    validate_signoff_change,
+    validate_status_write,
+)
 from release_readiness.admission.gate import GATE_LABEL, GateRequest, gate_decision
 from release_readiness.admission.signoffs import (
     Caller,
     creator_patch,
     stamp_signoff,
-    validate_release_update,
     validate_signoff,
 )
-from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.api import ReadinessChecklist, ReleaseSignoff
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 from release_readiness.logs import ADMISSION
 from release_readiness.metrics import ADMISSION_ERRORS, ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from release_readiness.pki import write_serving_certificate
-from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
+from release_readiness.tally import tally, waiver_fingerprint
+from release_readiness.validation import validate_checklist
 
 if TYPE_CHECKING:
     from release_readiness.handlers import OperatorState
@@ -126,7 +133,13 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         signoff = _parse(ReleaseSignoff, body, "ReleaseSignoff")
         namespace = body.metadata.namespace or ""
         release = state.index.releases.get((namespace, signoff.spec.release))
-        stamped = stamp_signoff(signoff, Caller.from_userinfo(userinfo), release, dt.datetime.now(dt.UTC))
+        checklist = state.index.checklists.get(release.spec.checklist) if release else None
+        waivers = ""
+        if release is not None and checklist is not None:
+            signed = state.index.signoffs_for((namespace, signoff.spec.release))
+            waivers = waiver_fingerprint(tally(checklist, release.metadata.annotations.get(CREATED_BY), signed).waivers)
+        caller = Caller.from_userinfo(userinfo)
+        stamped = stamp_signoff(signoff, caller, release, dt.datetime.now(dt.UTC), waivers, checklist)
         patch["spec"] = stamped.spec
         if stamped.owner_references:
             existing = list(body.metadata.get("ownerReferences") or [])
@@ -137,8 +150,21 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         patch["metadata"] = {"annotations": creator_patch(Caller.from_userinfo(userinfo)).annotations}
 
     @on.validate(GROUP, VERSION, "releasesignoffs", id="validate-signoff", registry=registry)
-    async def check_signoff(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+    async def check_signoff(
+        body: kopf.Body,
+        userinfo: kopf.UserInfo,
+        memo: Any,
+        old: Any = None,
+        operation: str | None = None,
+        **_: Any,
+    ) -> None:
         state = _state(memo)
+        caller = Caller.from_userinfo(userinfo)
+        if operation in ("DELETE", "UPDATE") and old:
+            after = dict(body) if operation == "UPDATE" else None
+            _refuse(validate_signoff_change(operation, dict(old), after, caller, state.authority))
+            if operation == "DELETE":
+                return
         new = _parse(ReleaseSignoff, body, "ReleaseSignoff")
         previous = _parse(ReleaseSignoff, old, "ReleaseSignoff") if old else None
         namespace = body.metadata.namespace or ""
@@ -147,19 +173,8 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         others = [
             s for s in state.index.signoffs_for((namespace, new.spec.release)) if s.metadata.name != new.metadata.name
         ]
-        _refuse(validate_signoff(new, previous, Caller.from_userinfo(userinfo), release, checklist, others))
-
-    @on.validate(GROUP, VERSION, "releasereadinesses", id="validate-release", registry=registry)
-    async def check_release(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
-        state = _state(memo)
-        new = _parse(ReleaseReadiness, body, "ReleaseReadiness")
-        previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
-        checklist = state.index.checklists.get(new.spec.checklist)
-        errors = validate_release(new, checklist)
-        errors += validate_release_update(previous, new, Caller.from_userinfo(userinfo))
-        if previous is None:
-            errors += validate_release_unique(new, state.index.releases.values())
-        _refuse(errors)
+        limit = state.settings.max_signoffs_per_release
+        _refuse(validate_signoff(new, previous, caller, release, checklist, others, limit=limit))
 
     @on.validate(GROUP, VERSION, "readinesschecklists", id="validate-checklist", registry=registry)
     async def check_checklist(body: kopf.Body, **_: Any) -> None:
@@ -174,6 +189,7 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
             subresource="*" if gated.subresources else None,
             registry=registry,
         )(_gate_handler(gated))
+    _register_authority_webhooks(registry)
 
 
 def _gate_handler(gated: GatedKind) -> Callable[..., Awaitable[None]]:
@@ -182,6 +198,49 @@ def _gate_handler(gated: GatedKind) -> Callable[..., Awaitable[None]]:
 
     gate.__name__ = f"gate_{gated.plural}"
     return gate
+
+
+def _register_authority_webhooks(registry: kopf.OperatorRegistry) -> None:
+    """What RBAC cannot express: only the operator writes release status; only platform admins move the gate."""
+    on = kopf.on
+
+    @on.validate(
+        GROUP, VERSION, "releasereadinesses", subresource="status", id="validate-release-status", registry=registry
+    )
+    async def check_release_status(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, **_: Any) -> None:
+        name = f"ReleaseReadiness {body.metadata.namespace}/{body.metadata.name}"
+        _refuse(validate_status_write(name, Caller.from_userinfo(userinfo), _state(memo).authority))
+
+    @on.validate("", "v1", "namespaces", id="validate-namespace-gate", registry=registry)
+    async def check_namespace(body: kopf.Body, userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+        previous = dict(old) if old else None
+        caller = Caller.from_userinfo(userinfo)
+        _refuse(validate_gate_label_change(previous, dict(body), caller, _state(memo).authority))
+
+
+async def _may_list_deployments(state: OperatorState, userinfo: Any, namespace: str) -> tuple[bool | None, str]:
+    """The SubjectAccessReview for the release's creator (None: no answer in time, which refuses)."""
+    info = dict(userinfo or {})
+    timeout = state.settings.access_review_timeout_seconds
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(
+                state.api.may,
+                str(info.get("username", "")),
+                list(info.get("groups") or []),
+                {k: list(v) for k, v in dict(info.get("extra") or {}).items()},
+                info.get("uid"),
+                "list",
+                "apps",
+                "deployments",
+                namespace,
+                timeout,
+            ),
+            timeout=timeout + 0.5,
+        )
+    except Exception as err:
+        log.warning("SubjectAccessReview for %s in %s failed: %s", info.get("username"), namespace, err)
+        return None, f"the SubjectAccessReview failed ({type(err).__name__})"
 
 
 async def _gate(

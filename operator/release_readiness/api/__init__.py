@@ -9,8 +9,10 @@ from release_readiness.api.checklist import (
     ChecklistRules,
     ChecklistSpec,
     EvidenceCheck,
+    Identities,
     PrometheusCheck,
     ReadinessChecklist,
+    WaiverGrant,
 )
 from release_readiness.api.common import Condition, LabelSelector, ObjectMeta
 from release_readiness.api.release import (
@@ -19,11 +21,11 @@ from release_readiness.api.release import (
     CandidateStatus,
     ItemState,
     ItemStatus,
+    RefusedSignoff,
     ReleaseReadiness,
     ReleaseSpec,
     ReleaseStatus,
     Summary,
-    Waiver,
 )
 from release_readiness.api.signoff import ReleaseSignoff, Signer, SignoffItem, SignoffSpec
 
@@ -43,12 +45,14 @@ __all__ = [
     "ChecklistSpec",
     "Condition",
     "EvidenceCheck",
+    "Identities",
     "ItemState",
     "ItemStatus",
     "LabelSelector",
     "ObjectMeta",
     "PrometheusCheck",
     "ReadinessChecklist",
+    "RefusedSignoff",
     "ReleaseReadiness",
     "ReleaseSignoff",
     "ReleaseSpec",
@@ -57,5 +61,5 @@ __all__ = [
     "SignoffItem",
     "SignoffSpec",
     "Summary",
-    "Waiver",
+    "WaiverGrant",
 ]

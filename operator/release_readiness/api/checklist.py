@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
@@ -17,8 +18,10 @@ __all__ = [
     "ChecklistRules",
     "ChecklistSpec",
     "EvidenceCheck",
+    "Identities",
     "PrometheusCheck",
     "ReadinessChecklist",
+    "WaiverGrant",
     "WorkloadCheckName",
 ]
 
@@ -59,10 +62,53 @@ CHECK_KINDS = ("workload", "evidence", "prometheus", "attestation")
 Number = float
 
 
+class Identities(KubeModel):
+    """Kubernetes users and groups (as the API server authenticates them)."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.users) && size(self.users) > 0) || (has(self.groups) && size(self.groups) > 0)",
+                    "message": "name at least one user or group",
+                }
+            ]
+        }
+    }
+
+    users: Annotated[
+        list[Annotated[str, Field(max_length=253)]], Field(description="Kubernetes user names.", max_length=32)
+    ] = []
+    groups: Annotated[
+        list[Annotated[str, Field(max_length=253)]], Field(description="Kubernetes groups.", max_length=32)
+    ] = []
+
+    def include(self, username: str, groups: Sequence[str]) -> bool:
+        return username in self.users or any(g in self.groups for g in groups)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.groups:
+            parts.append(f"groups {', '.join(self.groups)}")
+        if self.users:
+            parts.append(f"users {', '.join(self.users)}")
+        return " or ".join(parts) or "nobody"
+
+
 class EvidenceCheck(KubeModel):
     """A value attested in a ReleaseSignoff item (for example by CI), compared with a threshold."""
 
-    key: Annotated[str, Field(description="What the value measures, e.g. 'coverage-percent'; shown in messages.")]
+    key: Annotated[
+        str,
+        Field(description="What the value measures, e.g. 'coverage-percent'; shown in messages.", max_length=128),
+    ]
+    recorded_by: Annotated[
+        Identities,
+        Field(
+            description="Who may record this evidence (e.g. groups: [system:serviceaccounts:ci]); a value signed by "
+            "anyone else is refused at admission and ignored in evaluation."
+        ),
+    ]
     min: Annotated[Number | None, Field(description="The value must be at least this.")] = None
     max: Annotated[Number | None, Field(description="The value must be at most this.")] = None
     equals: Annotated[str | None, Field(description="The value must equal this string.")] = None
@@ -167,6 +213,24 @@ class Approval(KubeModel):
     required: Annotated[bool, Field(description="The release needs this approval to be Ready.")] = True
 
 
+class WaiverGrant(KubeModel):
+    """Holders of `roles` may waive `items` (every item when empty) with a signed ReleaseSignoff."""
+
+    roles: Annotated[
+        list[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]],
+        Field(
+            description="Approval roles (spec.approvals[].role) whose holders may waive.", min_length=1, max_length=32
+        ),
+    ]
+    items: Annotated[
+        list[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]],
+        Field(description="Item ids they may waive; empty: every item.", max_length=1000),
+    ] = []
+
+    def covers(self, item_id: str) -> bool:
+        return not self.items or item_id in self.items
+
+
 class ChecklistRules(KubeModel):
     distinct_approvers: Annotated[
         bool, Field(description="One person may hold only one approval role per release.")
@@ -185,6 +249,29 @@ class ChecklistRules(KubeModel):
             max_length=64,
         ),
     ] = None
+    waivers: Annotated[
+        list[WaiverGrant],
+        Field(
+            description="Who may waive which items (a ReleaseSignoff with decision: waive). Empty: nobody may waive.",
+            max_length=32,
+        ),
+    ] = []
+    candidate_namespaces: Annotated[
+        list[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]],
+        Field(
+            description="Candidate namespaces any release creator may point at, even without the right to list "
+            "Deployments there (otherwise the creator must be able to).",
+            max_length=256,
+        ),
+    ] = []
+
+    def waiver_roles(self, item_id: str) -> list[str]:
+        """The roles whose holders may waive `item_id`, in checklist order."""
+        roles: list[str] = []
+        for grant in self.waivers:
+            if grant.covers(item_id):
+                roles += [r for r in grant.roles if r not in roles]
+        return roles
 
 
 class ChecklistSpec(KubeModel):
@@ -223,6 +310,14 @@ class ReadinessChecklist(KubeModel, ResourceInfo):
 
     def approval(self, role: str) -> Approval | None:
         return next((a for a in self.spec.approvals if a.role == role), None)
+
+    def named_groups(self) -> set[str]:
+        """Every group this checklist gives a right to (approval roles, evidence recorders)."""
+        groups = {g for a in self.spec.approvals for g in a.groups}
+        for item in self.spec.items:
+            if item.check.evidence is not None:
+                groups.update(item.check.evidence.recorded_by.groups)
+        return groups
 
 
 class ChecklistStatus(KubeModel):

@@ -65,19 +65,24 @@ class Condition(KubeModel):
 
 
 class LabelSelectorRequirement(KubeModel):
-    key: Annotated[str, Field(description="The label key the selector applies to.")]
+    key: Annotated[str, Field(description="The label key the selector applies to.", max_length=317)]
     operator: Annotated[
         Literal["In", "NotIn", "Exists", "DoesNotExist"], Field(description="How the key relates to values.")
     ]
-    values: Annotated[list[str], Field(description="Values for In and NotIn.")] = []
+    values: Annotated[
+        list[Annotated[str, Field(max_length=63)]], Field(description="Values for In and NotIn.", max_length=64)
+    ] = []
 
 
 class LabelSelector(KubeModel):
-    """A metav1.LabelSelector."""
+    """A metav1.LabelSelector (bounded, so rules comparing it stay cheap)."""
 
-    match_labels: Annotated[dict[str, str], Field(description="Labels that must all match.")] = {}
+    match_labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]],
+        Field(description="Labels that must all match.", max_length=32),
+    ] = {}
     match_expressions: Annotated[
-        list[LabelSelectorRequirement], Field(description="Requirements that must all hold.")
+        list[LabelSelectorRequirement], Field(description="Requirements that must all hold.", max_length=16)
     ] = []
 
     def matches(self, labels: dict[str, str] | None) -> bool:
@@ -109,6 +114,7 @@ class ObjectMeta(KubeModel):
     generation: int | None = None
     resource_version: str | None = None
     creation_timestamp: dt.datetime | None = None
+    deletion_timestamp: dt.datetime | None = None
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
 

@@ -28,21 +28,35 @@ __all__ = [
     "DeploymentWindow",
     "ItemState",
     "ItemStatus",
+    "RefusedSignoff",
     "ReleaseReadiness",
     "ReleaseSpec",
     "ReleaseStatus",
     "Summary",
-    "Waiver",
 ]
 
 ItemState = Literal["Passed", "Failed", "Pending", "Waived", "NotApplicable"]
+
+
+def _fixed(field: str, what: str) -> dict[str, Any]:
+    """A CEL transition rule: the field keeps the value it was created with."""
+    return {
+        "x-kubernetes-validations": [
+            {
+                "rule": "self == oldSelf",
+                "message": f"spec.{field} is fixed at creation ({what}); create a new ReleaseReadiness instead",
+            }
+        ]
+    }
+
+
 ApprovalState = Literal["Approved", "Missing", "Stale", "Rejected"]
 
 
 class Candidate(KubeModel):
     namespace: Annotated[
         str,
-        Field(description="Where the release candidate runs (usually staging).", pattern=DNS_LABEL),
+        Field(description="Where the release candidate runs (usually staging).", pattern=DNS_LABEL, max_length=63),
     ]
     selector: Annotated[
         LabelSelector | None,
@@ -68,44 +82,65 @@ class DeploymentWindow(KubeModel):
 class DeploymentDetails(KubeModel):
     """The seed checklist's Deployment Details."""
 
-    estimated_duration: Annotated[str | None, Field(description="e.g. 30m.")] = None
-    rollback_duration: Annotated[str | None, Field(description="e.g. 10m.")] = None
-    expected_downtime: Annotated[str | None, Field(description="e.g. none.")] = None
-    on_call_lead: Annotated[str | None, Field(description="The on-call team lead.")] = None
-    on_call_members: Annotated[list[str], Field(description="The on-call team members.")] = []
-    war_room: Annotated[str | None, Field(description="War-room link.")] = None
-
-
-class Waiver(KubeModel):
-    item: Annotated[str, Field(description="The item id waived.", pattern=DNS_LABEL)]
-    reason: Annotated[str, Field(description="Why the item may be skipped.", min_length=1)]
-    expires: Annotated[dt.datetime, Field(description="When the waiver stops counting (RFC 3339).")]
-    approved_by: Annotated[str | None, Field(description="Who agreed to the waiver.")] = None
+    estimated_duration: Annotated[str | None, Field(description="e.g. 30m.", max_length=64)] = None
+    rollback_duration: Annotated[str | None, Field(description="e.g. 10m.", max_length=64)] = None
+    expected_downtime: Annotated[str | None, Field(description="e.g. none.", max_length=64)] = None
+    on_call_lead: Annotated[str | None, Field(description="The on-call team lead.", max_length=253)] = None
+    on_call_members: Annotated[
+        list[Annotated[str, Field(max_length=253)]], Field(description="The on-call team members.", max_length=32)
+    ] = []
+    war_room: Annotated[str | None, Field(description="War-room link.", max_length=2048)] = None
 
 
 class ReleaseSpec(KubeModel):
+    """What is released and how it is judged. application, version, checklist and candidate are fixed at creation:
+    approvals and evidence were given for them, so another release needs a new ReleaseReadiness.
+    Waivers are ReleaseSignoffs with decision: waive (signed, by the roles the checklist names)."""
+
     application: Annotated[
         str,
-        Field(description="Matches the workload label app.kubernetes.io/name.", min_length=1, max_length=63),
+        Field(
+            description="Matches the workload label app.kubernetes.io/name. Fixed at creation.",
+            min_length=1,
+            max_length=63,
+            json_schema_extra=_fixed("application", "signoffs were given for it"),
+        ),
     ]
     version: Annotated[
         str,
-        Field(description="Matches app.kubernetes.io/version on the pod template.", min_length=1, max_length=63),
+        Field(
+            description="Matches app.kubernetes.io/version on the pod template. Fixed at creation.",
+            min_length=1,
+            max_length=63,
+            json_schema_extra=_fixed("version", "signoffs were given for it"),
+        ),
     ]
-    checklist: Annotated[str, Field(description="The ReadinessChecklist to follow.")] = "pre-production"
-    candidate: Annotated[Candidate, Field(description="Where the release candidate runs.")]
+    checklist: Annotated[
+        str,
+        Field(
+            description="The ReadinessChecklist to follow. Fixed at creation.",
+            max_length=253,
+            json_schema_extra=_fixed("checklist", "signoffs were given against it"),
+        ),
+    ] = "pre-production"
+    candidate: Annotated[
+        Candidate,
+        Field(
+            description="Where the release candidate runs. Fixed at creation.",
+            json_schema_extra=_fixed("candidate", "its creator was checked against it and it was inspected"),
+        ),
+    ]
     window: Annotated[DeploymentWindow | None, Field(description="Optional deployment window.")] = None
     deployment: Annotated[DeploymentDetails | None, Field(description="Deployment details for the report.")] = None
-    waivers: Annotated[
-        list[Waiver],
-        Field(description="Items that may be skipped until expiry.", json_schema_extra=ListMapKeys("item")),
-    ] = []
     prometheus_url: Annotated[
-        str | None, Field(description="Prometheus URL for this release (overrides the operator's).")
+        str | None,
+        Field(
+            description="Prometheus URL for this release (overrides the operator's). Fixed at creation: the metric "
+            "gates must not be re-pointed at another server after creation.",
+            max_length=2048,
+            json_schema_extra=_fixed("prometheusUrl", "metric gates were evaluated against it"),
+        ),
     ] = None
-
-    def waiver(self, item_id: str) -> Waiver | None:
-        return next((w for w in self.waivers if w.item == item_id), None)
 
 
 class ItemStatus(KubeModel):
@@ -121,6 +156,14 @@ class ApprovalStatus(KubeModel):
     by: str | None = None
     at: dt.datetime | None = None
     message: str = ""
+
+
+class RefusedSignoff(KubeModel):
+    """A stored signoff that evaluation does not count, and why (rules hold in evaluation as at admission)."""
+
+    name: Annotated[str, Field(description="The ReleaseSignoff's name.")]
+    signer: Annotated[str, Field(description="Who signed it.")] = ""
+    reason: Annotated[str, Field(description="Why it does not count.")]
 
 
 class Summary(KubeModel):
@@ -167,6 +210,14 @@ class ReleaseStatus(KubeModel):
     summary: Summary | None = None
     items: Annotated[list[ItemStatus], Field(json_schema_extra=ListMapKeys("id"))] = []
     approvals: Annotated[list[ApprovalStatus], Field(json_schema_extra=ListMapKeys("role"))] = []
+    refused_signoffs: Annotated[
+        list[RefusedSignoff],
+        Field(description="Signoffs that do not count, with the reason (at most 50 shown).", max_length=50),
+    ] = []
+    waiver_fingerprint: Annotated[
+        str,
+        Field(description="sha256 over the counted waiver signoffs (empty: none); approvals are bound to it."),
+    ] = ""
     candidate: CandidateStatus | None = None
     admitted_at: Annotated[
         dt.datetime | None, Field(description="When the gate first admitted the release into production.")

@@ -9,18 +9,40 @@ from pydantic import Field
 
 from release_readiness.api.common import DNS_LABEL, KubeModel, ListMapKeys, ObjectMeta, ResourceInfo
 
-__all__ = ["ReleaseSignoff", "Signer", "SignoffItem", "SignoffSpec"]
+__all__ = ["LIMITS", "Decision", "ReleaseSignoff", "Signer", "SignoffItem", "SignoffSpec"]
+
+Decision = Literal["approve", "reject", "waive"]
+
+
+class LIMITS:
+    """Size limits of a signoff (in the schema, so the API server refuses oversize input before anyone reads it)."""
+
+    COMMENT = 4096
+    VALUE = 64
+    EVIDENCE_URL = 1024
+    ITEMS = 128
+    GROUPS = 256
+    NAME = 253
+    NOTE = 200
+    """How much of a veto's or waiver's comment the operator keeps in memory and shows in status."""
 
 
 class SignoffItem(KubeModel):
-    id: Annotated[str, Field(description="The checklist item attested.", pattern=DNS_LABEL)]
-    value: Annotated[str | None, Field(description="The attested value for evidence items, e.g. '84.2'.")] = None
-    evidence: Annotated[str | None, Field(description="A URL to the evidence (CI run, report).")] = None
+    id: Annotated[str, Field(description="The checklist item attested.", pattern=DNS_LABEL, max_length=63)]
+    value: Annotated[
+        str | None, Field(description="The attested value for evidence items, e.g. '84.2'.", max_length=LIMITS.VALUE)
+    ] = None
+    evidence: Annotated[
+        str | None, Field(description="A URL to the evidence (CI run, report).", max_length=LIMITS.EVIDENCE_URL)
+    ] = None
 
 
 class Signer(KubeModel):
-    username: Annotated[str, Field(description="The authenticated Kubernetes user.")]
-    groups: Annotated[list[str], Field(description="The user's groups at signing time.")] = []
+    username: Annotated[str, Field(description="The authenticated Kubernetes user.", max_length=LIMITS.NAME)]
+    groups: Annotated[
+        list[Annotated[str, Field(max_length=LIMITS.NAME)]],
+        Field(description="The user's groups at signing time.", max_length=LIMITS.GROUPS),
+    ] = []
 
 
 class SignoffSpec(KubeModel):
@@ -36,26 +58,63 @@ class SignoffSpec(KubeModel):
                     "(has(self.comment) && size(self.comment) > 0)",
                     "message": "a reject (veto) needs a comment saying why",
                 },
+                {
+                    "rule": "!has(self.decision) || self.decision != 'waive' || (has(self.role) && has(self.items) "
+                    "&& size(self.items) > 0 && has(self.comment) && size(self.comment) > 0 && has(self.expires))",
+                    "message": "a waiver needs role (the waiving role), items (what is waived), comment (the reason) "
+                    "and expires (when it stops counting)",
+                },
+                {
+                    "rule": "!has(self.expires) || (has(self.decision) && self.decision == 'waive')",
+                    "message": "expires is only for decision: waive",
+                },
             ]
         }
     }
 
-    release: Annotated[str, Field(description="The ReleaseReadiness name in this namespace.", min_length=1)]
+    release: Annotated[
+        str, Field(description="The ReleaseReadiness name in this namespace.", min_length=1, max_length=LIMITS.NAME)
+    ]
     role: Annotated[str | None, Field(description="Sign as this approval role.", pattern=DNS_LABEL, max_length=63)] = (
         None
     )
-    decision: Annotated[Literal["approve", "reject"], Field(description="approve, or reject (a veto).")] = "approve"
+    decision: Annotated[
+        Decision,
+        Field(
+            description="approve; reject (a veto: holds until its signer deletes it or approves the same role "
+            "later); or waive (items skipped until expires, allowed to the roles the checklist names)."
+        ),
+    ] = "approve"
     items: Annotated[
         list[SignoffItem],
-        Field(description="Items attested by this signoff.", json_schema_extra=ListMapKeys("id")),
+        Field(
+            description="Items attested (approve) or waived (waive) by this signoff.",
+            max_length=LIMITS.ITEMS,
+            json_schema_extra=ListMapKeys("id"),
+        ),
     ] = []
-    comment: Annotated[str | None, Field(description="Free text; required for a reject.")] = None
+    comment: Annotated[
+        str | None,
+        Field(description="Free text; required for a reject and a waive (the reason).", max_length=LIMITS.COMMENT),
+    ] = None
+    expires: Annotated[
+        dt.datetime | None,
+        Field(description="decision: waive only: when the waiver stops counting (RFC 3339), within maxWaiverDays."),
+    ] = None
     signer: Annotated[Signer | None, Field(description="Stamped by the admission webhook from the request's user.")] = (
         None
     )
     signed_at: Annotated[dt.datetime | None, Field(description="Stamped by the admission webhook.")] = None
     candidate_fingerprint: Annotated[
-        str | None, Field(description="The release's candidate fingerprint when signed (stamped).")
+        str | None,
+        Field(description="The release's candidate fingerprint when signed (stamped).", max_length=LIMITS.NAME),
+    ] = None
+    waiver_fingerprint: Annotated[
+        str | None,
+        Field(
+            description="The release's waiver fingerprint when signed (stamped); a later waiver makes it Stale.",
+            max_length=LIMITS.NAME,
+        ),
     ] = None
 
 

@@ -1,0 +1,220 @@
+"""Admission decisions on signoffs, waivers, release creators, status writers and the gate label (pure functions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from release_readiness import CREATED_BY
+from release_readiness.admission.authority import (
+    Authority,
+    validate_gate_label_change,
+    validate_signoff_change,
+    validate_status_write,
+)
+from release_readiness.admission.signoffs import (
+    Caller,
+    candidate_access_errors,
+    needs_access_review,
+    stamp_signoff,
+    validate_signoff,
+)
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from tests.unit.builders import CI_ONLY, NOW
+
+CHECKLIST = ReadinessChecklist.model_validate(
+    {
+        "metadata": {"name": "demo"},
+        "spec": {
+            "items": [
+                {"id": "limits", "section": "S", "title": "T", "check": {"workload": "resourceLimits"}},
+                {"id": "latency", "section": "S", "title": "T", "check": {"workload": "replicas"}},
+                {
+                    "id": "coverage",
+                    "section": "S",
+                    "title": "T",
+                    "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
+                },
+            ],
+            "approvals": [
+                {"role": "engineering-lead", "groups": ["eng-leads"]},
+                {"role": "vp-engineering", "groups": ["vps"]},
+            ],
+            "rules": {
+                "maxWaiverDays": 7,
+                "waivers": [{"roles": ["vp-engineering"]}, {"roles": ["engineering-lead"], "items": ["latency"]}],
+                "candidateNamespaces": ["shared-staging"],
+            },
+        },
+    }
+)
+RELEASE = ReleaseReadiness.model_validate(
+    {
+        "metadata": {"name": "r", "namespace": "prod", "uid": "uid-r", "annotations": {CREATED_BY: "rm"}},
+        "spec": {"application": "a", "version": "1", "checklist": "demo", "candidate": {"namespace": "staging"}},
+        "status": {"candidate": {"fingerprint": "sha256:images"}},
+    }
+)
+VP = Caller("vp-1", ("vps", "system:authenticated"))
+ENG = Caller("eng-1", ("eng-leads",))
+DEV = Caller("dev-1", ("developers",))
+CI = Caller("system:serviceaccount:ci:bot", ("system:serviceaccounts", "system:serviceaccounts:ci"))
+ADMINS = Authority(admin_groups=("platform-admins",), operator="system:serviceaccount:rr:operator")
+
+
+def signoff(caller: Caller, name: str = "s", **spec: Any) -> ReleaseSignoff:
+    return ReleaseSignoff.model_validate(
+        {
+            "metadata": {"name": name, "namespace": "prod"},
+            "spec": {"release": "r", "signer": {"username": caller.username, "groups": list(caller.groups)}, **spec},
+        }
+    )
+
+
+def check(caller: Caller, others: list[ReleaseSignoff] | None = None, limit: int = 200, **spec: Any) -> list[str]:
+    return validate_signoff(signoff(caller, **spec), None, caller, RELEASE, CHECKLIST, others or [], NOW, limit)
+
+
+def waive(caller: Caller, role: str, items: list[str], days: float = 3) -> list[str]:
+    expires = (NOW + dt.timedelta(days=days)).isoformat()
+    return check(caller, role=role, decision="waive", items=[{"id": i} for i in items], comment="why", expires=expires)
+
+
+def test_a_waiving_role_may_waive_within_max_waiver_days() -> None:
+    assert waive(VP, "vp-engineering", ["limits", "latency"]) == []
+    assert waive(ENG, "engineering-lead", ["latency"]) == []
+
+
+def test_a_waiver_outside_the_grant_names_who_may() -> None:
+    assert waive(ENG, "engineering-lead", ["limits"]) == [
+        "ReleaseSignoff prod/s: user eng-1 (groups: eng-leads) tried to waive 'limits' (spec.items[0]) as "
+        "engineering-lead, which may not waive it; it may be waived by vp-engineering (groups vps)"
+    ]
+    assert waive(DEV, "vp-engineering", ["limits"]) == [
+        "ReleaseSignoff prod/s: user dev-1 (groups: developers) tried to waive as vp-engineering but does not hold "
+        "that role; it may be signed by groups vps"
+    ]
+
+
+def test_a_waiver_too_long_or_already_expired_is_refused() -> None:
+    assert waive(VP, "vp-engineering", ["limits"], days=30) == [
+        "ReleaseSignoff prod/s: spec.expires 2026-12-27T12:00:00Z is more than maxWaiverDays (7) away; set it no "
+        "later than 2026-12-04T12:00:00Z"
+    ]
+    assert "is in the past" in waive(VP, "vp-engineering", ["limits"], days=-1)[0]
+
+
+def test_evidence_only_from_the_identities_the_checklist_names() -> None:
+    assert check(CI, items=[{"id": "coverage", "value": "61"}]) == []
+    assert check(DEV, items=[{"id": "coverage", "value": "95"}]) == [
+        "ReleaseSignoff prod/s: user dev-1 (groups: developers) tried to record evidence 'coverage' (spec.items[0]); "
+        "checklist demo takes coverage-percent only from groups system:serviceaccounts:ci (check.evidence.recordedBy): "
+        "let CI record it"
+    ]
+
+
+def test_live_signoffs_per_release_are_limited() -> None:
+    others = [signoff(CI, name=f"o{i}", items=[{"id": "coverage", "value": "1"}]) for i in range(3)]
+    assert check(CI, others, limit=4, items=[{"id": "coverage", "value": "90"}]) == []
+    assert check(CI, others, limit=3, items=[{"id": "coverage", "value": "90"}]) == [
+        "ReleaseSignoff prod/s: release r already has 3 signoffs, the limit per release (3); delete signoffs that no "
+        "longer matter (kubectl get rso -n prod) or ask a platform admin"
+    ]
+
+
+def test_a_veto_is_never_refused_for_distinct_approvers() -> None:
+    both = Caller("alice", ("eng-leads", "vps"))
+    approved = signoff(both, name="first", role="vp-engineering")
+    assert check(both, [approved], role="engineering-lead", decision="reject", comment="no") == []
+    assert "distinctApprovers allows one role per person" in check(both, [approved], role="engineering-lead")[0]
+
+
+def test_stamping_binds_approvals_to_the_candidate_and_the_waivers() -> None:
+    approval = stamp_signoff(signoff(ENG, role="engineering-lead"), ENG, RELEASE, NOW, "sha256:waivers")
+    assert approval.spec["candidateFingerprint"] == "sha256:images"
+    assert approval.spec["waiverFingerprint"] == "sha256:waivers"
+    assert approval.spec["signedAt"] == "2026-11-27T12:00:00.000000Z"
+    evidence = stamp_signoff(signoff(CI, items=[{"id": "coverage", "value": "1"}]), CI, RELEASE, NOW, "sha256:w")
+    assert evidence.spec["waiverFingerprint"] is None
+
+
+def body(signer: str, **metadata: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "s", "namespace": "prod", **metadata}, "spec": {"signer": {"username": signer}}}
+
+
+def test_only_the_signer_a_platform_admin_or_a_cleaning_controller_deletes_a_signoff() -> None:
+    old = body("eng-1")
+    assert validate_signoff_change("DELETE", old, None, ENG, ADMINS) == []
+    assert validate_signoff_change("DELETE", old, None, Caller("boss", ("platform-admins",)), ADMINS) == []
+    for controller in (
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        "system:serviceaccount:kube-system:namespace-controller",
+    ):
+        assert validate_signoff_change("DELETE", old, None, Caller(controller), ADMINS) == []
+    assert validate_signoff_change("DELETE", old, None, DEV, ADMINS) == [
+        "ReleaseSignoff prod/s: user dev-1 (groups: developers) tried to delete a signoff signed by eng-1; only its "
+        "signer or a platform admin (groups: platform-admins) may delete it (a veto holds until its signer "
+        "withdraws it)"
+    ]
+
+
+def test_nobody_else_pins_or_relabels_a_signoff() -> None:
+    old = body("eng-1")
+    pinned = body("eng-1", finalizers=["example.com/pin"])
+    assert "tried to change metadata.finalizers" in validate_signoff_change("UPDATE", old, pinned, DEV, ADMINS)[0]
+    assert validate_signoff_change("UPDATE", old, pinned, ENG, ADMINS) == []
+    relabelled = body("eng-1", labels={"x": "y"}, annotations={"a": "b"})
+    assert "metadata.labels, metadata.annotations" in validate_signoff_change("UPDATE", old, relabelled, DEV, ADMINS)[0]
+    untouched = body("eng-1", resourceVersion="9")
+    assert validate_signoff_change("UPDATE", old, untouched, DEV, ADMINS) == []
+
+
+def test_only_the_operator_writes_status() -> None:
+    operator = Caller("system:serviceaccount:rr:operator")
+    assert validate_status_write("ReleaseReadiness prod/r", operator, ADMINS) == []
+    assert validate_status_write("ReleaseReadiness prod/r", Caller("boss", ("platform-admins",)), ADMINS) == [
+        "ReleaseReadiness prod/r: user boss (groups: platform-admins) tried to write status; only the "
+        "release-readiness operator (system:serviceaccount:rr:operator) writes it. Sign, attest or waive with a "
+        "ReleaseSignoff instead (kubectl readiness ...)"
+    ]
+    assert "has not learned its own identity yet" in validate_status_write("x", operator, Authority())[0]
+
+
+def namespace(gate: str | None) -> dict[str, Any]:
+    return {"metadata": {"name": "payments-prod", "labels": {"readiness.dev/gate": gate} if gate else {}}}
+
+
+def test_only_platform_admins_change_the_gate_label() -> None:
+    boss = Caller("boss", ("platform-admins",))
+    masters = Caller("root", ("system:masters",))
+    for before, after in (("enforce", None), ("enforce", "audit"), (None, "warn")):
+        assert validate_gate_label_change(namespace(before), namespace(after), boss, ADMINS) == []
+        assert validate_gate_label_change(namespace(before), namespace(after), masters, ADMINS) == []
+        refused = validate_gate_label_change(namespace(before), namespace(after), DEV, ADMINS)
+        assert refused == [
+            f"Namespace payments-prod: user dev-1 (groups: developers) tried to change label readiness.dev/gate from "
+            f"{before or '(unset)'} to {after or '(unset)'}; only platform admins (groups: platform-admins) may, "
+            "because it decides whether rollouts in the namespace are judged. Ask a platform admin"
+        ]
+    assert validate_gate_label_change(namespace("enforce"), namespace("enforce"), DEV, ADMINS) == []
+
+
+def test_a_release_may_only_look_where_its_creator_may_look() -> None:
+    assert needs_access_review(RELEASE, CHECKLIST)
+    shared = RELEASE.model_copy(deep=True)
+    shared.spec.candidate.namespace = "shared-staging"
+    assert not needs_access_review(shared, CHECKLIST)
+    assert candidate_access_errors(RELEASE, DEV, True, "") == []
+    assert candidate_access_errors(RELEASE, DEV, False, "") == [
+        "ReleaseReadiness prod/r: user dev-1 (groups: developers) may not list Deployments in namespace staging, so "
+        "may not create a release that inspects it (spec.candidate.namespace). Point it at a namespace you can read, "
+        "ask for read access to staging, or ask a platform admin to add staging to the checklist's "
+        "spec.rules.candidateNamespaces"
+    ]
+    assert "could not check whether user dev-1" in candidate_access_errors(RELEASE, DEV, None, "timeout")[0]
+
+
+def test_only_the_groups_the_checklist_names_are_stamped() -> None:
+    many = Caller("eng-1", ("eng-leads", *(f"team-{i}" for i in range(300)), "system:serviceaccounts:ci"))
+    stamped = stamp_signoff(signoff(ENG, role="engineering-lead"), many, RELEASE, NOW, "", CHECKLIST)
+    assert stamped.spec["signer"] == {"username": "eng-1", "groups": ["eng-leads", "system:serviceaccounts:ci"]}
