@@ -30,17 +30,20 @@ from release_readiness.admission.authority import (
 from release_readiness.admission.gate import GATE_LABEL, GateRequest, gate_decision
 from release_readiness.admission.signoffs import (
     Caller,
+    candidate_access_errors,
     creator_patch,
+    needs_access_review,
     stamp_signoff,
+    validate_release_update,
     validate_signoff,
 )
-from release_readiness.api import ReadinessChecklist, ReleaseSignoff
+from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 from release_readiness.logs import ADMISSION
 from release_readiness.metrics import ADMISSION_ERRORS, ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
 from release_readiness.pki import write_serving_certificate
 from release_readiness.tally import tally, waiver_fingerprint
-from release_readiness.validation import validate_checklist
+from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
 if TYPE_CHECKING:
     from release_readiness.handlers import OperatorState
@@ -189,6 +192,7 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
             subresource="*" if gated.subresources else None,
             registry=registry,
         )(_gate_handler(gated))
+    _register_release_webhook(registry)
     _register_authority_webhooks(registry)
 
 
@@ -198,6 +202,35 @@ def _gate_handler(gated: GatedKind) -> Callable[..., Awaitable[None]]:
 
     gate.__name__ = f"gate_{gated.plural}"
     return gate
+
+
+def _register_release_webhook(registry: kopf.OperatorRegistry) -> None:
+    """Releases: semantic rules, one release per version, the creator recorded, and the creator's right to look
+    at the candidate namespace (a SubjectAccessReview at creation)."""
+    on = kopf.on
+
+    @on.validate(GROUP, VERSION, "releasereadinesses", id="validate-release", registry=registry)
+    async def check_release(
+        body: kopf.Body,
+        userinfo: kopf.UserInfo,
+        memo: Any,
+        old: Any = None,
+        operation: str | None = None,
+        **_: Any,
+    ) -> None:
+        state = _state(memo)
+        caller = Caller.from_userinfo(userinfo)
+        new = _parse(ReleaseReadiness, body, "ReleaseReadiness")
+        previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
+        checklist = state.index.checklists.get(new.spec.checklist)
+        errors = validate_release(new, checklist)
+        errors += validate_release_update(previous, new, caller)
+        if previous is None:
+            errors += validate_release_unique(new, state.index.releases.values())
+        if operation == "CREATE" and not errors and needs_access_review(new, checklist):
+            allowed, reason = await _may_list_deployments(state, userinfo, new.spec.candidate.namespace)
+            errors += candidate_access_errors(new, caller, allowed, reason)
+        _refuse(errors)
 
 
 def _register_authority_webhooks(registry: kopf.OperatorRegistry) -> None:
