@@ -117,21 +117,28 @@ def test_a_failing_reconcile_backs_off_and_recovers() -> None:
     index = ClusterIndex()
     calls: list[float] = []
 
-    class Flaky(Reconciler):
-        async def reconcile(self, key: tuple[str, str]) -> None:
-            calls.append(asyncio.get_running_loop().time())
-            if len(calls) < 3:
-                raise RuntimeError("the API server is away")
-
     async def run() -> dict[tuple[str, str], int]:
+        third = asyncio.Event()
+
+        class Flaky(Reconciler):
+            async def reconcile(self, key: tuple[str, str]) -> None:
+                calls.append(asyncio.get_running_loop().time())
+                if len(calls) == 3:
+                    third.set()
+                if len(calls) < 3:
+                    raise RuntimeError("the API server is away")
+
         reconciler = Flaky(index, api=None, settings=Settings(workers=1), retry_first_seconds=0.05)  # type: ignore[arg-type]
         worker = asyncio.create_task(reconciler._worker(0))
         reconciler.enqueue([("prod", "r")])
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(third.wait(), timeout=30)
+        await asyncio.sleep(0.3)  # time for a (wrong) fourth call to show
         worker.cancel()
         return reconciler.failures
 
     failures = asyncio.run(run())
     assert len(calls) == 3, "retried twice, then succeeded, then stopped"
-    assert calls[2] - calls[1] >= 2 * (calls[1] - calls[0]) * 0.8, "the second wait is about twice the first"
+    # A timer never fires early, so lower bounds hold however loaded the machine is: 0.05 s, then 0.1 s.
+    assert calls[1] - calls[0] >= 0.05 * 0.95, "the first retry waits the first back-off"
+    assert calls[2] - calls[1] >= 0.1 * 0.95, "the second retry waits twice as long"
     assert failures == {}
