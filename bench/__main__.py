@@ -87,7 +87,7 @@ class Setup:
         self.kubectl = Kubectl(self.cluster.kubeconfig)
         self.port = free_port()
         self.configs = prepare_local_webhook(directory / "certs", self.port)
-        self.ca = directory / "certs" / "ca.crt"
+        self.tls = self.cluster.webhook_client_context(directory / "certs" / "ca.crt")
         self.kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
         self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
         self.operator = OperatorProcess(
@@ -178,9 +178,8 @@ def review(uid: str) -> bytes:
     ).encode()
 
 
-async def gate_rate(url: str, ca: Path, rate: float, seconds: float) -> dict[str, float]:
+async def gate_rate(url: str, context: ssl.SSLContext, rate: float, seconds: float) -> dict[str, float]:
     """Open-loop load at `rate` req/s (latency measured from the scheduled send time)."""
-    context = ssl.create_default_context(cafile=str(ca))
     connector = aiohttp.TCPConnector(ssl=context, limit=64)
     latencies: list[float] = []
     errors = 0
@@ -220,8 +219,7 @@ async def gate_rate(url: str, ca: Path, rate: float, seconds: float) -> dict[str
     }
 
 
-async def gate_saturation(url: str, ca: Path, concurrency: int, seconds: float) -> dict[str, float]:
-    context = ssl.create_default_context(cafile=str(ca))
+async def gate_saturation(url: str, context: ssl.SSLContext, concurrency: int, seconds: float) -> dict[str, float]:
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     latencies: list[float] = []
     errors = 0
@@ -285,14 +283,14 @@ def bench_gate(tmp: Path) -> None:
     try:
         setup.ready_release()
         url = f"https://127.0.0.1:{setup.port}/gate-deployments"
-        asyncio.run(gate_rate(url, setup.ca, 100, 2))  # warm up
+        asyncio.run(gate_rate(url, setup.tls, 100, 2))  # warm up
         print(
             f"{'rate':>6} {'sent':>6} {'req/s':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
             "   server-side p50 / p99 (the operator's histogram)"
         )
         for rate in (200, 500, 1000, 2000):
             before = server_histogram(setup)
-            r = asyncio.run(gate_rate(url, setup.ca, rate, 10))
+            r = asyncio.run(gate_rate(url, setup.tls, rate, 10))
             server = histogram_delta(before, server_histogram(setup))
             print(
                 f"{r['rate']:>6.0f} {r['sent']:>6.0f} {r['throughput']:>8.0f} {r['errors']:>6.0f} "
@@ -300,7 +298,7 @@ def bench_gate(tmp: Path) -> None:
                 f"<= {quantile_bound(server, 0.5)} ms / <= {quantile_bound(server, 0.99)} ms"
             )
         for concurrency in (8, 32):
-            s = asyncio.run(gate_saturation(url, setup.ca, concurrency, 10))
+            s = asyncio.run(gate_saturation(url, setup.tls, concurrency, 10))
             print(
                 f"saturation, {concurrency} concurrent: {s['throughput']:.0f} req/s, errors {s['errors']:.0f}, "
                 f"p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms"

@@ -32,8 +32,6 @@ class Settings:
     """RR_RESYNC_SECONDS: every release is re-evaluated at least this often (waivers, certificate days)."""
     workers: int = 4
     """RR_WORKERS: releases evaluated concurrently."""
-    startup_grace_seconds: float = 2.0
-    """RR_STARTUP_GRACE_SECONDS: wait for the initial listings before the first evaluation."""
     secret_ttl_seconds: float = 60.0
     """RR_SECRET_TTL_SECONDS: how long a TLS Secret read for an Ingress is reused."""
     prometheus_url: str | None = None
@@ -48,6 +46,12 @@ class Settings:
     """RR_WEBHOOK_HOST: address the webhook server binds."""
     webhook_cert_dir: str | None = None
     """RR_WEBHOOK_CERT_DIR: tls.crt/tls.key (and ca.crt) for the webhook; generated when unset."""
+    webhook_client_ca: str | None = None
+    """RR_WEBHOOK_CLIENT_CA: a CA file; when set, the webhook requires a TLS client certificate signed by it (the
+    API server's, configured with an AdmissionConfiguration) and refuses every other client at the handshake."""
+    webhook_max_body_bytes: int = 8 * 1024 * 1024
+    """RR_WEBHOOK_MAX_BODY_BYTES: larger request bodies are refused with 400 without being read (the API server
+    accepts up to 3 MiB a request, and a review carries the object and the old one)."""
     break_glass_groups: tuple[str, ...] = field(default_factory=tuple)
     """RR_BREAK_GLASS_GROUPS: comma-separated groups allowed to use readiness.dev/break-glass."""
     health_port: int = 8080
@@ -90,7 +94,6 @@ class Settings:
         return cls(
             resync_seconds=float(e.get("RR_RESYNC_SECONDS", d.resync_seconds)),
             workers=int(e.get("RR_WORKERS", d.workers)),
-            startup_grace_seconds=float(e.get("RR_STARTUP_GRACE_SECONDS", d.startup_grace_seconds)),
             secret_ttl_seconds=float(e.get("RR_SECRET_TTL_SECONDS", d.secret_ttl_seconds)),
             prometheus_url=e.get("RR_PROMETHEUS_URL") or None,
             prometheus_timeout_seconds=float(e.get("RR_PROMETHEUS_TIMEOUT_SECONDS", d.prometheus_timeout_seconds)),
@@ -98,6 +101,8 @@ class Settings:
             webhook_port=int(e.get("RR_WEBHOOK_PORT", d.webhook_port)),
             webhook_host=e.get("RR_WEBHOOK_HOST", d.webhook_host),
             webhook_cert_dir=e.get("RR_WEBHOOK_CERT_DIR") or None,
+            webhook_client_ca=e.get("RR_WEBHOOK_CLIENT_CA") or None,
+            webhook_max_body_bytes=int(e.get("RR_WEBHOOK_MAX_BODY_BYTES", d.webhook_max_body_bytes)),
             break_glass_groups=_list(e.get("RR_BREAK_GLASS_GROUPS", "")),
             health_port=int(e.get("RR_HEALTH_PORT", d.health_port)),
             metrics_port=int(e.get("RR_METRICS_PORT", d.metrics_port)),

@@ -14,6 +14,8 @@ import logging
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from release_readiness.admission.configuration import prepare_local_webhook
@@ -36,11 +38,13 @@ def kubectl(*args: str) -> None:
         print(f"  {line}")
 
 
-def install(with_samples: bool = True) -> None:
+def install(with_samples: bool = True, health_port: int | None = None) -> None:
     print("installing the CRDs and the default checklist")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "deploy" / "checklists"))
+    if health_port is not None:
+        wait_ready(health_port)
     if with_samples:
         print("applying the sample release (payments-api 3.2.0)")
         samples = REPO / "deploy" / "samples"
@@ -48,15 +52,37 @@ def install(with_samples: bool = True) -> None:
             kubectl("apply", "-f", str(samples / name))
 
 
-def register_local_webhooks(settings: Settings) -> Settings:
-    """Certificates for 127.0.0.1 and the webhook configurations pointing the local API server at us."""
+def register_local_webhooks(settings: Settings, cluster: LocalCluster) -> Settings:
+    """Certificates for 127.0.0.1 and the webhook configurations pointing the local API server at us; the
+    webhook requires the API server's client certificate, as in a production install."""
     cert_dir = Path(os.environ.get("RR_CLUSTER_DIR") or REPO / ".cluster") / "webhook"
     configs = prepare_local_webhook(cert_dir, settings.webhook_port, settings.extra_gated_kinds)
     path = cert_dir / "configurations.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
     print(f"registering the admission webhooks at https://127.0.0.1:{settings.webhook_port}")
     kubectl("apply", "-f", str(path))
-    return dataclasses.replace(settings, webhook_host="127.0.0.1", webhook_cert_dir=str(cert_dir))
+    return dataclasses.replace(
+        settings,
+        webhook_host="127.0.0.1",
+        webhook_cert_dir=str(cert_dir),
+        webhook_client_ca=str(cluster.webhook_client_ca),
+    )
+
+
+def wait_ready(health_port: int, timeout: float = 60.0) -> None:
+    """Until the operator has listed everything (its /readyz): before that it refuses releases, "starting, retry"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the operator did not become ready (/readyz on port {health_port}): {err}"
+                ) from None
+        time.sleep(0.2)
 
 
 async def _port_open(port: int) -> None:
@@ -81,7 +107,7 @@ async def run_and_install(settings: Settings, webhooks: bool) -> None:
             raise RuntimeError(
                 f"the operator's webhook server did not listen on port {settings.webhook_port}"
             ) from None
-    await asyncio.to_thread(install)
+    await asyncio.to_thread(install, True, settings.health_port)
     print(f"\nTo talk to it:  export KUBECONFIG={os.environ['KUBECONFIG']}")
     print("                kubectl get readiness -A")
     print("                kubectl apply -f deploy/samples/production-deployment.yaml   # refused by the gate\n")
@@ -106,7 +132,7 @@ def main() -> int:
         print(f"local control plane ready at {cluster.server} in {cluster.startup_seconds:.1f}s")
     try:
         if cluster is not None:
-            settings = register_local_webhooks(settings)
+            settings = register_local_webhooks(settings, cluster)
         else:
             print("KUBECONFIG is set: not registering webhooks (the API server must reach them; install the chart)")
         asyncio.run(run_and_install(settings, webhooks=cluster is not None))

@@ -1,16 +1,19 @@
-"""Kopf registrations: thin handlers that feed the index and wake the reconciler.
+"""Kopf registrations: the watches, the start-up and clean-up, and the state the handlers share.
 
 Only `on.event` handlers are used for watching: they add no finalizers and write no annotations
 to the objects they watch, so the operator never changes a team's Deployments, and a release can
-be deleted while the operator is down.
+be deleted while the operator is down. The index is fed by a tap on Kopf's watch streams (sync.py),
+which also says when every kind is listed; until then admission refuses with "starting, retry" and
+nothing is evaluated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import kopf
@@ -20,18 +23,31 @@ from release_readiness.admission.authority import Authority
 from release_readiness.admission.gate import Decision, GateRequest
 from release_readiness.admission.webhooks import register_webhooks, webhook_server
 from release_readiness.config import Settings
-from release_readiness.indexes import ClusterIndex, watched
+from release_readiness.indexes import ClusterIndex, Watched, watched
 from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.kube import KubeApi
 from release_readiness.leader import LeaderElector
 from release_readiness.reconciler import Reconciler
+from release_readiness.sync import ListingSync, WatchTap, register_tap, unregister_tap
 
 __all__ = ["OperatorState", "register"]
 
 log = logging.getLogger(__name__)
 
-REFUSAL_EVENT_INTERVAL = 60.0
-"""At most one refusal event per release a minute: a CD tool retrying must not flood the release's events."""
+
+def indexed(extra_kinds: Sequence[GatedKind] = ()) -> tuple[Watched, ...]:
+    """Every kind the index holds; each must be listed before the operator answers admission or writes status."""
+    return (
+        *watched(extra_kinds),
+        Watched("", "v1", "namespaces", "Namespace"),
+        Watched(GROUP, VERSION, "readinesschecklists", "ReadinessChecklist"),
+        Watched(GROUP, VERSION, "releasereadinesses", "ReleaseReadiness"),
+        Watched(GROUP, VERSION, "releasesignoffs", "ReleaseSignoff"),
+    )
+
+
+OPTIONAL_RECHECK_SECONDS = 5.0
+"""While not synced, how often optional kinds are looked up again (a CRD installed or removed meanwhile)."""
 
 
 class OperatorState:
@@ -41,7 +57,10 @@ class OperatorState:
         self.settings = settings
         self.index = ClusterIndex(extra_kinds=settings.extra_gated_kinds)
         self.api = api or KubeApi()
-        self.reconciler = Reconciler(self.index, self.api, settings)
+        self.watched = indexed(settings.extra_gated_kinds)
+        self.sync = ListingSync(required={w.kind for w in self.watched})
+        self.reconciler = Reconciler(self.index, self.api, settings, sync=self.sync)
+        self.tap = WatchTap.of(self.index, self.sync, self.watched, self.reconciler.enqueue)
         self.elector: LeaderElector | None = None
         if settings.leader_election:
             self.elector = LeaderElector(
@@ -54,7 +73,6 @@ class OperatorState:
             elector = self.elector
             self.reconciler.is_leader = lambda: elector.is_leader
         self.background: set[asyncio.Task[Any]] = set()
-        self._last_refusal_event: dict[tuple[str, str], float] = {}
         self.operator_user: str | None = None
         """The operator's own user name (a SelfSubjectReview at start-up): the only writer of release status."""
 
@@ -75,17 +93,20 @@ class OperatorState:
                 f"{req.kind} {req.namespace}/{req.name} admitted by break-glass by {req.caller.username}: "
                 f"{decision.break_glass_reason}"
             )
-            self._post(involved, "Warning", "BreakGlass", message)
+            # One a minute per workload and user: a loop of break-glass applies is one event (each is logged, counted).
+            self._post(involved, "Warning", "BreakGlass", message, (req.kind, req.name, req.caller.username))
         elif decision.refused:
-            now = time.monotonic()
-            if now - self._last_refusal_event.get(decision.release, -1e9) >= REFUSAL_EVENT_INTERVAL:
-                self._last_refusal_event[decision.release] = now
-                # enforce: RolloutRefused; warn and audit: RolloutWouldBeRefusedWarn / ...Audit
-                mode = (decision.mode or "").capitalize()
-                reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
-                self._post(involved, "Warning", reason, decision.message)
+            # enforce: RolloutRefused; warn and audit: RolloutWouldBeRefusedWarn / ...Audit. One a minute per release.
+            mode = (decision.mode or "").capitalize()
+            reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
+            self._post(involved, "Warning", reason, decision.message)
 
-    def _post(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def _post(self, involved: dict[str, Any], type_: str, reason: str, message: str, subject: Hashable = None) -> None:
+        meta = involved.get("metadata") or {}
+        if not self.reconciler.events.allow(
+            (meta.get("namespace"), meta.get("name"), reason, subject), time.monotonic()
+        ):
+            return
         task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(self.api.post_event, involved, type_, reason, message)
         )
@@ -98,18 +119,30 @@ def _state(memo: Any) -> OperatorState:
     return state
 
 
-def _feeder(kind: str) -> Callable[..., Awaitable[None]]:
-    async def feed(event: dict[str, Any], memo: Any, **_: Any) -> None:
-        state = _state(memo)
-        obj = event.get("object")
-        if not obj:
-            return
-        deleted = event.get("type") == "DELETED"
-        keys = state.index.delete(kind, obj) if deleted else state.index.upsert(kind, obj)
-        state.reconciler.enqueue(keys)
+async def _watched(**_: Any) -> None:
+    """Kopf watches what has a handler; the index is fed by the tap on the watch stream (sync.py), in order."""
 
-    feed.__name__ = f"index_{kind.lower()}"
-    return feed
+
+async def _skip_unserved_optional_kinds(state: OperatorState) -> None:
+    """Optional kinds whose CRDs are not installed count as listed; looked up again until synced."""
+    optional = [w for w in state.watched if w.optional]
+    while not state.sync.synced:
+        for w in optional:
+            if w.kind in state.sync.required and not state.sync.is_listed(w.kind):
+                try:
+                    served = await asyncio.to_thread(state.api.served, w.group, w.version, w.plural)
+                except Exception as err:  # the API server is unreachable: keep waiting, say why
+                    log.warning("could not look up %s/%s %s: %s", w.group, w.version, w.plural, err)
+                    continue
+                if not served:
+                    log.info("%s is not served (its CRD is not installed): not waiting for it", w.kind)
+                    state.sync.not_required(w.kind)
+        if state.sync.synced:
+            return
+        log.info("waiting for the initial listing of: %s", ", ".join(state.sync.missing()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.sync.wait(), OPTIONAL_RECHECK_SECONDS)
+    log.info("every watched kind is listed: answering admission and evaluating releases")
 
 
 def register(
@@ -120,18 +153,8 @@ def register(
     registry = registry or kopf.get_default_registry()
     on = kopf.on
 
-    for w in watched(extra_kinds):
-        on.event(group=w.group, version=w.version, plural=w.plural, registry=registry, id=f"index-{w.plural}")(
-            _feeder(w.kind)
-        )
-    on.event(group="", version="v1", plural="namespaces", registry=registry, id="index-namespaces")(
-        _feeder("Namespace")
-    )
-    on.event(GROUP, VERSION, "releasereadinesses", registry=registry, id="index-releases")(_feeder("ReleaseReadiness"))
-    on.event(GROUP, VERSION, "readinesschecklists", registry=registry, id="index-checklists")(
-        _feeder("ReadinessChecklist")
-    )
-    on.event(GROUP, VERSION, "releasesignoffs", registry=registry, id="index-signoffs")(_feeder("ReleaseSignoff"))
+    for w in indexed(extra_kinds):
+        on.event(group=w.group, version=w.version, plural=w.plural, registry=registry, id=f"index-{w.plural}")(_watched)
 
     @on.event(GROUP, VERSION, "readinesschecklists", registry=registry, id="checklist-status")
     async def checklist_status(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
@@ -144,6 +167,7 @@ def register(
             "approvalCount": len(spec.get("approvals") or []),
             "observedGeneration": obj["metadata"].get("generation"),
         }
+        await _state(memo).sync.wait()  # no status writes before the listings are complete
         if (obj.get("status") or {}) != want:
             await asyncio.to_thread(_state(memo).api.patch_checklist_status, obj["metadata"]["name"], want)
 
@@ -171,14 +195,18 @@ def register(
         except Exception as err:  # retried by Kopf: until then status writes are refused (fail closed)
             raise kopf.TemporaryError(f"cannot learn the operator's own identity (SelfSubjectReview): {err}") from err
         log.info("operator identity: %s (the only writer of release status)", state.operator_user)
+        register_tap(settings, state.tap)
+        task = asyncio.create_task(_skip_unserved_optional_kinds(state))
+        state.background.add(task)
         await state.reconciler.start_soon()
         if state.elector is not None:
             task = asyncio.create_task(state.elector.run())
             state.background.add(task)
 
     @on.cleanup(registry=registry)
-    async def shutdown(memo: Any, **_: Any) -> None:
+    async def shutdown(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         state = _state(memo)
+        unregister_tap(settings)
         if state.elector is not None:
             await state.elector.stop()  # hand over at once rather than after the lease expires
         await state.reconciler.stop()

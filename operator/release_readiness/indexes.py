@@ -203,6 +203,18 @@ class ClusterIndex:
         self.objects[kind][namespace].pop(name, None)
         return self._watching(namespace)
 
+    def keys(self, kind: str) -> set[Key]:
+        """Every (namespace, name) of `kind` the index holds (cluster-scoped kinds: namespace '')."""
+        if kind == "ReleaseReadiness":
+            return set(self.release_bodies)
+        if kind == "ReadinessChecklist":
+            return {("", name) for name in (*self.checklists, *self.invalid_checklists)}
+        if kind == "ReleaseSignoff":
+            return set(self.signoffs)
+        if kind == "Namespace":
+            return {("", name) for name in self.namespaces}
+        return {(namespace, name) for namespace, names in self.objects[kind].items() for name in names}
+
     def _forget_secret_reads(self, namespace: str) -> None:
         for key in [k for k in self.tls_secret_read_at if k[0] == namespace]:
             del self.tls_secret_read_at[key]

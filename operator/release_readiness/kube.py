@@ -94,6 +94,16 @@ class KubeApi:
             raise RuntimeError("the SubjectAccessReview returned no status")
         return bool(status.allowed) and not bool(status.denied), str(status.reason or status.evaluation_error or "")
 
+    def served(self, group: str, version: str, plural: str) -> bool:
+        """Whether the API server serves group/version/plural (an optional kind's CRD is installed)."""
+        try:
+            found = self.custom.get_api_resources(group, version)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return any(r.name == plural for r in found.resources or [])
+
     def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             secret = self.core.read_namespaced_secret(name, namespace)

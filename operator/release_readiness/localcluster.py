@@ -99,6 +99,25 @@ class LocalCluster:
         return self.directory / "kubeconfig"
 
     @property
+    def webhook_client_ca(self) -> Path:
+        """The CA of the certificate the API server presents to admission webhooks (the operator's
+        RR_WEBHOOK_CLIENT_CA): only the API server can talk to a webhook that requires it."""
+        return self.directory / "pki" / "webhook-client-ca.crt"
+
+    @property
+    def webhook_client_cert(self) -> tuple[Path, Path]:
+        """(certificate, key) the API server presents to admission webhooks."""
+        pki = self.directory / "pki"
+        return pki / "webhook-client.crt", pki / "webhook-client.key"
+
+    def webhook_client_context(self, server_ca: Path) -> ssl.SSLContext:
+        """A TLS context that talks to a webhook as the API server does: trusting `server_ca`, presenting the
+        API server's webhook client certificate (for tests and benchmarks that post reviews directly)."""
+        context = ssl.create_default_context(cafile=str(server_ca))
+        context.load_cert_chain(*(str(p) for p in self.webhook_client_cert))
+        return context
+
+    @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.apiserver_port}"
 
@@ -121,6 +140,7 @@ class LocalCluster:
         ).write(pki / "apiserver.crt", pki / "apiserver.key")
         ca.issue("admin", organizations=("system:masters",), client=True).write(pki / "admin.crt", pki / "admin.key")
         write_rsa_keypair(pki / "sa.key", pki / "sa.pub")
+        admission_config = self._write_webhook_client_config(pki)
 
         try:
             etcd_client, etcd_peer = free_port(), free_port()
@@ -164,6 +184,7 @@ class LocalCluster:
                     # No controller-manager runs, so nothing would mint tokens for the
                     # ServiceAccount admission plugin to mount (envtest disables it too).
                     "--disable-admission-plugins=ServiceAccount",
+                    f"--admission-control-config-file={admission_config}",
                     "--v=1",
                 ],
             )
@@ -240,6 +261,35 @@ class LocalCluster:
             f"{name} did not become ready at {url} within {timeout:.0f}s ({last_error}); "
             f"log {proc.log_path}, last lines:\n{_tail(proc.log_path)}"
         )
+
+    def _write_webhook_client_config(self, pki: Path) -> Path:
+        """An AdmissionConfiguration making the API server present a client certificate (from a CA of its own)
+        to every admission webhook, as a production cluster is configured for the chart's RR_WEBHOOK_CLIENT_CA."""
+        ca = CertificateAuthority("release-readiness-webhook-client-ca")
+        self.webhook_client_ca.write_bytes(ca.cert_pem)
+        cert, key = self.webhook_client_cert
+        ca.issue("kube-apiserver-webhook-client", client=True).write(cert, key)
+        kubeconfig = pki / "webhook-client.kubeconfig"
+        # The user name is matched against the webhook's host:port; `*` is every webhook.
+        user = {"name": "*", "user": {"client-certificate": str(cert), "client-key": str(key)}}
+        kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "users": [user]}))
+        kubeconfig.chmod(0o600)
+        plugin_config = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "WebhookAdmissionConfiguration",
+            "kubeConfigFile": str(kubeconfig),
+        }
+        admission = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "AdmissionConfiguration",
+            "plugins": [
+                {"name": name, "configuration": plugin_config}
+                for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+            ],
+        }
+        path = pki / "admission-configuration.yaml"
+        path.write_text(yaml.safe_dump(admission, sort_keys=False))
+        return path
 
     def kubeconfig_for(self, username: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig authenticating as `username` in `groups` with a client certificate from the cluster's CA."""

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import kopf
 import prometheus_client
 
-from release_readiness import kopf_tuning
+from release_readiness import kopf_tuning, sync
 from release_readiness.config import Settings
 from release_readiness.handlers import OperatorState, register
+from release_readiness.health import start_health_server
 from release_readiness.logs import configure_logging
 
 __all__ = ["main", "run_operator"]
@@ -31,21 +32,25 @@ async def run_operator(
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     kopf_tuning.install()
+    sync.install()
     # A long-lived server: move start-up objects out of the collector's way, and collect the youngest
     # generation less often (each admission request allocates thousands of short-lived objects).
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
     registry = register(kopf.OperatorRegistry(), settings.extra_gated_kinds)
     state = state or OperatorState(settings)
-    await kopf.operator(
-        registry=registry,
-        memo=kopf.Memo(state=state),
-        clusterwide=True,
-        standalone=True,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    health = await start_health_server("0.0.0.0", settings.health_port, state.sync)  # noqa: S104 - probes come from the kubelet
+    try:
+        await kopf.operator(
+            registry=registry,
+            memo=kopf.Memo(state=state),
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await health.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,9 +16,11 @@ from release_readiness.api import ReleaseStatus
 
 __all__ = [
     "ADMISSION_LATENCY",
+    "ADMISSION_MALFORMED",
     "ADMISSION_REQUESTS",
     "BREAK_GLASS",
     "METRIC_NAMES",
+    "OTHER",
     "RECONCILE_DURATION",
     "RECONCILE_ERRORS",
     "forget_release",
@@ -50,6 +52,9 @@ RELEASE_BLOCKED_SINCE = Gauge(
     "When the release's Ready condition last became False (absent while Ready).",
     ["namespace", "release"],
 )
+OTHER = "other"
+"""The label value for a path or kind outside the fixed sets: random posts never create series."""
+
 ADMISSION_REQUESTS = Counter(
     "release_readiness_admission_requests", "Admission requests answered.", ["webhook", "kind", "mode", "decision"]
 )
@@ -61,6 +66,11 @@ ADMISSION_LATENCY = Histogram(
 )
 ADMISSION_ERRORS = Counter(
     "release_readiness_admission_errors", "Admission requests that failed with an error (not a refusal).", ["webhook"]
+)
+ADMISSION_MALFORMED = Counter(
+    "release_readiness_admission_malformed",
+    "Requests to the webhook port refused with 400/404 before any handler: not a well-formed AdmissionReview.",
+    ["webhook"],
 )
 BREAK_GLASS = Counter("release_readiness_break_glass", "Rollouts admitted by break-glass.", ["namespace", "release"])
 RECONCILE_DURATION = Histogram(
@@ -94,6 +104,7 @@ METRIC_NAMES = frozenset(
         "release_readiness_admission_duration_seconds_count",
         "release_readiness_admission_duration_seconds_sum",
         "release_readiness_admission_errors_total",
+        "release_readiness_admission_malformed_total",
         "release_readiness_break_glass_total",
         "release_readiness_reconcile_duration_seconds_bucket",
         "release_readiness_reconcile_duration_seconds_count",

@@ -1,9 +1,10 @@
 """The reconciler: re-evaluates releases when their inputs change and patches status only on change.
 
-Watches (handlers.py) feed the ClusterIndex and call `enqueue()` with the releases an object
-affects. Workers take releases off a deduplicating queue, build the inputs from the index, call
-the pure `evaluate_release`, and write the status only when it differs from what is stored. A slow
-periodic resync catches time-based changes (waiver expiry, certificate days).
+The watch tap (sync.py) feeds the ClusterIndex and calls `enqueue()` with the releases an object
+affects; workers start once every watched kind is listed. Workers take releases off a deduplicating
+queue, build the inputs from the index, call the pure `evaluate_release`, and write the status only
+when it differs from what is stored. A slow periodic resync catches time-based changes (waiver
+expiry, certificate days).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from release_readiness.evaluation import (
     evaluate_release,
     status_changed,
 )
+from release_readiness.events import EventLimiter
 from release_readiness.indexes import ClusterIndex, Key
 from release_readiness.kube import KubeApi
 from release_readiness.metricgates import MetricGates, PrometheusClient
+from release_readiness.sync import ListingSync
 
 __all__ = ["Reconciler", "transition_events"]
 
@@ -102,6 +105,10 @@ class Reconciler:
     is_leader: Callable[[], bool] = lambda: True
     metric_gates: MetricGates | None = None
     _session: aiohttp.ClientSession | None = None
+    sync: ListingSync | None = None
+    events: EventLimiter = field(default_factory=EventLimiter)
+    """Rate limits every event the operator posts (transitions here, gate refusals and break-glass in handlers)."""
+    """When given, nothing is evaluated (no status written) before every watched kind is listed."""
 
     def enqueue(self, keys: Iterable[Key]) -> None:
         for key in keys:
@@ -110,14 +117,15 @@ class Reconciler:
                 self.queue.put_nowait(key)
 
     async def start_soon(self) -> None:
-        """Start the workers after the startup grace, so the first evaluation sees the initial listings."""
+        """Start the workers once every watched kind is listed, so the first evaluation sees the whole cluster."""
         self._tasks.append(asyncio.create_task(self._start()))
 
     async def _start(self) -> None:
         self._session = aiohttp.ClientSession()
         client = PrometheusClient(self._session, self.settings.prometheus_timeout_seconds)
         self.metric_gates = MetricGates(client, self.settings.prometheus_url)
-        await asyncio.sleep(self.settings.startup_grace_seconds)
+        if self.sync is not None:
+            await self.sync.wait()
         self._tasks += [asyncio.create_task(self._worker(i)) for i in range(self.settings.workers)]
         self._tasks.append(asyncio.create_task(self._resync()))
         self._tasks.append(asyncio.create_task(self._metrics_refresh()))
@@ -284,7 +292,8 @@ class Reconciler:
             "kind": "ReleaseReadiness",
         }
         for type_, reason, message in events:
-            await asyncio.to_thread(self.api.post_event, body, type_, reason, message)
+            if self.events.allow((key[0], key[1], reason, None), time.monotonic()):
+                await asyncio.to_thread(self.api.post_event, body, type_, reason, message)
 
     def _waiver_events(self, key: Key, now: dt.datetime) -> list[Event]:
         release = self.index.releases.get(key)

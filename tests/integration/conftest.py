@@ -121,17 +121,18 @@ class OperatorProcess:
             "RR_WEBHOOK_PORT": str(webhook_port),
             "RR_WEBHOOK_HOST": "127.0.0.1",
             "RR_WEBHOOK_CERT_DIR": str(cert_dir),
+            "RR_WEBHOOK_CLIENT_CA": str(cluster.webhook_client_ca),
             "RR_BREAK_GLASS_GROUPS": "sre-oncall",
             "RR_PLATFORM_ADMIN_GROUPS": "platform-admins",
             "RR_RESYNC_SECONDS": "30",
-            "RR_STARTUP_GRACE_SECONDS": "1",
             "RR_METRICS_INTERVAL_SECONDS": "2",
             "RR_LOG_FORMAT": "json",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> OperatorProcess:
+    def start(self, ready: bool = True) -> OperatorProcess:
+        """Start it and wait until it is ready (every watched kind listed), or only live when `ready` is False."""
         import sys
         import urllib.request
 
@@ -144,14 +145,16 @@ class OperatorProcess:
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe before exec
         )
 
-        def healthy() -> bool:
+        probe = "readyz" if ready else "healthz"
+
+        def answers() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"operator exited: {self.log_path.read_text()[-3000:]}")
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/{probe}", timeout=1) as resp:
                 return bool(resp.status == 200)
 
-        eventually(healthy, timeout=60, what="operator /healthz")
+        eventually(answers, timeout=60, what=f"operator /{probe}")
         return self
 
     def stop(self) -> None:

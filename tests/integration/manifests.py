@@ -83,3 +83,30 @@ def tls_secret(namespace: str, name: str, host: str, days: int) -> tuple[dict[st
         },
     }
     return secret, pair
+
+
+def cluster_role(
+    name: str, rules: list[dict[str, Any]], users: tuple[str, ...] = (), groups: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A List of a ClusterRole with `rules` and a ClusterRoleBinding of it to `users` and `groups`."""
+    subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in users]
+    subjects += [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g} for g in groups]
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": rules,
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": subjects,
+            },
+        ],
+    }

@@ -37,6 +37,12 @@ NON_DEFAULT = [
     "operator.breakGlassGroups={sre}",
     "--set",
     "replicaCount=3",
+    "--set",
+    "webhook.clientCA.configMap=webhook-client-ca",
+    "--set",
+    "networkPolicy.podCIDRs={10.244.0.0/16,fd00:10:244::/56}",
+    "--set",
+    "networkPolicy.healthFrom[0].namespaceSelector.matchLabels.team=sre",
 ]
 
 
@@ -96,6 +102,44 @@ def test_every_rendered_object_is_accepted_server_side(chart_cluster: LocalClust
         "apply", "--dry-run=server", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     )
     assert proc.stdout.count("(server dry run)") == len(objects), proc.stdout
+
+
+def test_the_network_policy_admits_each_port_only_from_its_configured_sources() -> None:
+    def ingress(*values: str) -> dict[str, list[dict[str, Any]]]:
+        policy = next(o for o in render(*values) if o["kind"] == "NetworkPolicy")
+        return {rule["ports"][0]["port"]: rule["from"] for rule in policy["spec"]["ingress"]}
+
+    default = ingress()
+    assert default["webhook"] == [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    assert default["metrics"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    ]
+    assert "health" not in default, "nobody but the kubelet reaches the probes by default"
+    configured = ingress(*NON_DEFAULT)
+    assert configured["webhook"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]}},
+        {"ipBlock": {"cidr": "::/0", "except": ["fd00:10:244::/56"]}},
+    ], "no pod can reach the webhook"
+    assert configured["health"] == [{"namespaceSelector": {"matchLabels": {"team": "sre"}}}]
+    control_plane = ingress(
+        "--set", "networkPolicy.webhookFrom[0].ipBlock.cidr=172.18.0.0/24", "--set", "networkPolicy.metricsFrom=null"
+    )
+    assert control_plane["webhook"] == [{"ipBlock": {"cidr": "172.18.0.0/24"}}]
+    assert "metrics" not in control_plane
+
+
+def test_the_client_ca_makes_the_operator_require_the_api_servers_certificate() -> None:
+    deployment = next(o for o in render(*NON_DEFAULT) if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RR_WEBHOOK_CLIENT_CA"] == "/client-ca/ca.crt"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["client-ca"]["configMap"]["name"] == "webhook-client-ca"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    default = next(o for o in render() if o["kind"] == "Deployment")
+    assert "RR_WEBHOOK_CLIENT_CA" not in {
+        e["name"] for e in default["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
 
 
 def test_committed_kustomize_base_matches_the_chart() -> None:

@@ -21,7 +21,6 @@ def test_make_run_serves_the_sample_and_stops_everything_on_ctrl_c(tmp_path: Pat
         "RR_WEBHOOK_PORT": str(free_port()),
         "RR_HEALTH_PORT": str(free_port()),
         "RR_METRICS_PORT": str(free_port()),
-        "RR_STARTUP_GRACE_SECONDS": "1",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "release_readiness.devrun"],

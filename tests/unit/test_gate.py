@@ -454,3 +454,33 @@ def test_a_ready_status_for_an_earlier_generation_is_not_ready() -> None:
     )
     stale.status.observed_generation = 4
     assert decide(workload(), releases=[stale]).allowed
+
+
+# -- before the operator's listings are complete ---------------------------------------------------------------
+
+
+def request(obj: dict[str, Any]) -> GateRequest:
+    return GateRequest("CREATE", gated_kind("Deployment"), PROD, "payments-api", obj, None, Caller("alice", ("a",)))
+
+
+def test_starting_refuses_in_enforce_and_in_a_namespace_not_listed_yet() -> None:
+    from release_readiness.admission.gate import STARTING, starting_decision
+
+    req = request(workload())
+    for mode in ("enforce", None):
+        decision = starting_decision(req, mode, ["ReleaseReadiness", "Deployment"])
+        assert not decision.allowed
+        assert decision.verdict == "starting"
+        assert STARTING in decision.message
+        assert "ReleaseReadiness, Deployment" in decision.message
+
+
+def test_starting_passes_warn_and_audit_with_a_warning() -> None:
+    from release_readiness.admission.gate import starting_decision
+
+    for mode in ("warn", "audit"):
+        decision = starting_decision(request(workload()), mode, ["ReleaseReadiness"])
+        assert decision.allowed
+        assert decision.mode == mode
+        assert decision.warnings
+        assert "did not check this" in decision.warnings[0]

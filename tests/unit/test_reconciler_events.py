@@ -142,3 +142,25 @@ def test_a_failing_reconcile_backs_off_and_recovers() -> None:
     assert calls[1] - calls[0] >= 0.05 * 0.95, "the first retry waits the first back-off"
     assert calls[2] - calls[1] >= 0.1 * 0.95, "the second retry waits twice as long"
     assert failures == {}
+
+
+def test_events_are_limited_per_object_reason_and_subject() -> None:
+    from release_readiness.events import EventLimiter
+
+    limiter = EventLimiter(interval=60)
+    key = ("prod", "r", "RolloutRefused", None)
+    assert limiter.allow(key, 0.0)
+    assert not limiter.allow(key, 59.0)
+    assert limiter.allow(("prod", "r", "BreakGlass", ("Deployment", "api", "sre")), 1.0)
+    assert limiter.allow(("prod", "other", "RolloutRefused", None), 1.0)
+    assert limiter.allow(key, 60.0)
+
+
+def test_the_event_limiter_stays_bounded_whatever_the_keys() -> None:
+    from release_readiness import events
+
+    limiter = events.EventLimiter(interval=60)
+    for i in range(events._MAX_KEYS + 500):
+        limiter.allow(("ns", f"r{i}", "X", None), float(i // 1000))
+    assert len(limiter._last) <= events._MAX_KEYS
+    assert limiter.allow(("ns", "late", "X", None), 1000.0)  # old keys are forgotten once past the interval

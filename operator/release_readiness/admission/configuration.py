@@ -21,10 +21,24 @@ from release_readiness import GROUP, VERSION
 from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.pki import write_serving_certificate
 
-__all__ = ["WEBHOOK_NAME", "Endpoint", "gate_webhooks", "prepare_local_webhook", "webhook_configurations"]
+__all__ = [
+    "WEBHOOK_NAME",
+    "Endpoint",
+    "admission_kinds",
+    "gate_webhooks",
+    "prepare_local_webhook",
+    "webhook_configurations",
+]
 
 WEBHOOK_NAME = "release-readiness"
 TIMEOUT_SECONDS = 5
+
+
+def admission_kinds(extra_kinds: Sequence[GatedKind] = ()) -> frozenset[str]:
+    """The kinds the webhooks receive: the only values of the admission metrics' `kind` label (others: `other`)."""
+    return frozenset({"ReleaseReadiness", "ReleaseSignoff", "ReadinessChecklist", "Namespace"}) | {
+        k.kind for k in gated_kinds(extra_kinds)
+    }
 
 
 @dataclass(frozen=True)

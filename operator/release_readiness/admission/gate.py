@@ -26,17 +26,21 @@ __all__ = [
     "BREAK_GLASS",
     "GATE_LABEL",
     "MODES",
+    "STARTING",
     "TEMPLATE_CHECKS",
     "Decision",
     "GateRequest",
     "gate_decision",
     "gated_kind",
+    "starting_decision",
 ]
 
 GATE_LABEL = "readiness.dev/gate"
 BREAK_GLASS = "readiness.dev/break-glass"
 NAME_LABEL = "app.kubernetes.io/name"
 VERSION_LABEL = "app.kubernetes.io/version"
+STARTING = "starting, retry"
+"""In every answer given before the operator's listings are complete."""
 Mode = Literal["enforce", "warn", "audit"]
 MODES: tuple[Mode, ...] = ("enforce", "warn", "audit")
 
@@ -69,6 +73,7 @@ Verdict = Literal[
     "break-glass",
     "break-glass-denied",
     "not-gated",
+    "starting",
 ]
 ALLOWED_VERDICTS = frozenset({"passed", "unchanged", "controller-made", "break-glass", "not-gated"})
 
@@ -430,3 +435,22 @@ def _judge(
             release=key,
         )
     return Decision(True, "passed", f"{where}: {rname} is Ready", release=key)
+
+
+def starting_decision(req: GateRequest, mode: str | None, not_seen: Sequence[str]) -> Decision:
+    """The answer while the operator has not seen everything it judges from (`not_seen`: kinds not listed yet, or
+    the request's namespace, or its gate label). `mode` is the namespace's as listed; None when the namespace or
+    its label is not seen yet: the API server only asks about labelled namespaces, so such a namespace is never
+    "not gated" but treated as enforce. Enforce refuses (a rollout is never admitted on an incomplete index);
+    warn and audit pass with a warning."""
+    where = f"{req.kind.lower()} {req.namespace}/{req.name}"
+    message = (
+        f"{where}: release-readiness is {STARTING} in a few seconds: it has not seen "
+        f"{', '.join(not_seen)} yet, and judges no rollout before it has"
+    )
+    if mode not in ("warn", "audit"):
+        return Decision(False, "starting", message, "enforce")
+    advisory: Mode = "warn" if mode == "warn" else "audit"
+    return Decision(
+        True, "starting", message, advisory, warnings=[f"readiness gate ({mode} mode) did not check this: {message}"]
+    )

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import ssl
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp.web
 import kopf
-from kopf._cogs.structs.reviews import Request, Response, WebhookClientConfig, WebhookFn
+from kopf._cogs.structs.reviews import Request, Response, ResponsePayload, ResponseStatus, WebhookFn
 from pydantic import ValidationError
 
 from release_readiness import CREATED_BY, GROUP, VERSION
@@ -27,7 +29,9 @@ from release_readiness.admission.authority import (
     validate_signoff_change,
     validate_status_write,
 )
-from release_readiness.admission.gate import GATE_LABEL, GateRequest, gate_decision
+from release_readiness.admission.configuration import admission_kinds, webhook_configurations
+from release_readiness.admission.gate import GATE_LABEL, MODES, STARTING, GateRequest, gate_decision, starting_decision
+from release_readiness.admission.review import ReviewError, Route, parse_review, routes_of
 from release_readiness.admission.signoffs import (
     Caller,
     candidate_access_errors,
@@ -40,7 +44,14 @@ from release_readiness.admission.signoffs import (
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 from release_readiness.logs import ADMISSION
-from release_readiness.metrics import ADMISSION_ERRORS, ADMISSION_LATENCY, ADMISSION_REQUESTS, BREAK_GLASS
+from release_readiness.metrics import (
+    ADMISSION_ERRORS,
+    ADMISSION_LATENCY,
+    ADMISSION_MALFORMED,
+    ADMISSION_REQUESTS,
+    BREAK_GLASS,
+    OTHER,
+)
 from release_readiness.pki import write_serving_certificate
 from release_readiness.tally import tally, waiver_fingerprint
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
@@ -70,45 +81,135 @@ def serving_certificate(cert_dir: str | None, hosts: tuple[str, ...]) -> tuple[P
     return directory / "tls.crt", directory / "tls.key"
 
 
+def _one_line(status: int, message: str) -> aiohttp.web.Response:
+    return aiohttp.web.Response(status=status, text=message + "\n", content_type="text/plain")
+
+
+async def _read_capped(request: aiohttp.web.Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (nothing more is read)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class InstrumentedWebhookServer(kopf.WebhookServer):
-    """Kopf's webhook server, measuring each request and tagging the logs with the request's uid."""
+    """Kopf's webhook server, hardened: it serves only the configured paths, checks every body before a handler
+    sees it (400 with one line otherwise), never answers 500 or shows an exception, labels its metrics from fixed
+    sets, and tags the logs with the request's uid. With `verify_cafile` and CERT_REQUIRED (RR_WEBHOOK_CLIENT_CA)
+    a client without a certificate signed by that CA fails the TLS handshake: no request, no metric, no event."""
 
-    async def __call__(self, fn: WebhookFn) -> AsyncIterator[WebhookClientConfig]:
-        async def measured(
-            request: Request, *, webhook: str | None = None, headers: Any = None, sslpeer: Any = None
-        ) -> Response:
-            payload = request.get("request") or {}
-            context = {"uid": str(payload.get("uid", "")), "mode": "", "decision": ""}
-            token = ADMISSION.set(context)
-            started = time.perf_counter()
-            hook = webhook or "unknown"
-            try:
-                response = await fn(request, webhook=webhook, headers=headers, sslpeer=sslpeer)
-            except Exception:
-                ADMISSION_ERRORS.labels(hook).inc()
-                raise
-            finally:
-                ADMISSION_LATENCY.labels(hook).observe(time.perf_counter() - started)
-                ADMISSION.reset(token)
-            allowed = bool(response.get("response", {}).get("allowed"))
-            decision = context["decision"] or ("allowed" if allowed else "refused")
-            kind = str((payload.get("kind") or {}).get("kind", ""))
-            ADMISSION_REQUESTS.labels(hook, kind, context["mode"] or "-", decision).inc()
-            return response
+    def __init__(
+        self, *, routes: Mapping[str, frozenset[Route]], kinds: frozenset[str], max_body: int, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.routes = dict(routes)
+        self.kinds = kinds
+        self.max_body = max_body
+        for hook in [*self.routes, OTHER]:  # every series exists from the start: posts never add any
+            ADMISSION_LATENCY.labels(hook)
+            ADMISSION_ERRORS.labels(hook)
+            ADMISSION_MALFORMED.labels(hook)
 
-        async for client_config in super().__call__(measured):
-            yield client_config
+    async def _serve(  # type: ignore[override]  # Kopf's is a staticmethod; ours needs the routes
+        self, fn: WebhookFn, request: aiohttp.web.Request
+    ) -> aiohttp.web.Response:
+        hook = request.match_info.get("id", "")
+        if hook not in self.routes:
+            ADMISSION_MALFORMED.labels(OTHER).inc()
+            return _one_line(404, "no admission webhook is served at this path")
+        started = time.perf_counter()
+        try:
+            body = await _read_capped(request, self.max_body)
+            if body is None:
+                raise ReviewError(f"the body is larger than {self.max_body} bytes")
+            review = parse_review(body, hook, self.routes)
+        except ReviewError as err:
+            ADMISSION_MALFORMED.labels(hook).inc()
+            return _one_line(400, str(err))
+        payload = review["request"]
+        context = {"uid": str(payload["uid"]), "mode": "", "decision": ""}
+        token = ADMISSION.set(context)
+        sslpeer = request.transport.get_extra_info("peercert") if request.transport else None
+        try:
+            response = await fn(cast(Request, review), webhook=hook, headers=dict(request.headers), sslpeer=sslpeer)
+        except Exception:
+            # Kopf itself failed on a well-formed review: refuse (fail closed), say where to look, show nothing.
+            log.exception("webhook %s failed on request %s", hook, context["uid"])
+            response = _internal_error(review, hook)
+        finally:
+            ADMISSION_LATENCY.labels(hook).observe(time.perf_counter() - started)
+            ADMISSION.reset(token)
+        status = response.get("response", {}).get("status") or {}
+        if status.get("code") == 500:  # a handler raised something other than an AdmissionError
+            ADMISSION_ERRORS.labels(hook).inc()
+            response = _internal_error(review, hook)
+        allowed = bool(response.get("response", {}).get("allowed"))
+        decision = context["decision"] or ("allowed" if allowed else "refused")
+        kind = str(payload["kind"]["kind"])
+        ADMISSION_REQUESTS.labels(hook, kind if kind in self.kinds else OTHER, context["mode"] or "-", decision).inc()
+        return aiohttp.web.json_response(response)
+
+
+def _internal_error(review: Mapping[str, Any], hook: str) -> Response:
+    uid = str(review["request"]["uid"])
+    return Response(
+        apiVersion="admission.k8s.io/v1",
+        kind="AdmissionReview",
+        response=ResponsePayload(
+            uid=uid,
+            allowed=False,
+            status=ResponseStatus(
+                code=500,
+                message=f"release-readiness could not judge this request ({hook}, an internal error); "
+                f"the operator's log has the details under admissionUid {uid}; retry, or report it",
+            ),
+        ),
+    )
 
 
 def webhook_server(state: OperatorState) -> kopf.WebhookServer:
     s = state.settings
     certfile, keyfile = serving_certificate(s.webhook_cert_dir, ("localhost", "127.0.0.1"))
-    return InstrumentedWebhookServer(addr=s.webhook_host, port=s.webhook_port, certfile=certfile, pkeyfile=keyfile)
+    client_ca: dict[str, Any] = {}
+    if s.webhook_client_ca:
+        if not Path(s.webhook_client_ca).is_file():
+            raise SystemExit(
+                f"error: RR_WEBHOOK_CLIENT_CA={s.webhook_client_ca} is not a file; mount the CA that signs the API "
+                "server's webhook client certificate there, or unset RR_WEBHOOK_CLIENT_CA"
+            )
+        client_ca = {"verify_mode": ssl.CERT_REQUIRED, "verify_cafile": s.webhook_client_ca}
+    return InstrumentedWebhookServer(
+        routes=routes_of(webhook_configurations(b"", base_url="https://webhook", extra_kinds=s.extra_gated_kinds)),
+        kinds=admission_kinds(s.extra_gated_kinds),
+        max_body=s.webhook_max_body_bytes,
+        addr=s.webhook_host,
+        port=s.webhook_port,
+        certfile=certfile,
+        pkeyfile=keyfile,
+        **client_ca,
+    )
 
 
 def _state(memo: Any) -> OperatorState:
     state: OperatorState = memo.state
     return state
+
+
+def _require_synced(state: OperatorState, what: str) -> None:
+    """Signoffs and releases are judged against the index: never against an incomplete one."""
+    if not state.sync.synced:
+        raise kopf.AdmissionError(
+            f"{what}: release-readiness is {STARTING} in a few seconds: it has not listed "
+            f"{', '.join(state.sync.missing())} yet",
+            code=503,
+        )
 
 
 def _refuse(errors: list[str]) -> None:
@@ -133,6 +234,7 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
     @on.mutate(GROUP, VERSION, "releasesignoffs", operation="CREATE", id="stamp-signoff", registry=registry)
     async def stamp(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, memo: Any, **_: Any) -> None:
         state = _state(memo)
+        _require_synced(state, "ReleaseSignoff")
         signoff = _parse(ReleaseSignoff, body, "ReleaseSignoff")
         namespace = body.metadata.namespace or ""
         release = state.index.releases.get((namespace, signoff.spec.release))
@@ -168,6 +270,7 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
             _refuse(validate_signoff_change(operation, dict(old), after, caller, state.authority))
             if operation == "DELETE":
                 return
+        _require_synced(state, "ReleaseSignoff")
         new = _parse(ReleaseSignoff, body, "ReleaseSignoff")
         previous = _parse(ReleaseSignoff, old, "ReleaseSignoff") if old else None
         namespace = body.metadata.namespace or ""
@@ -219,6 +322,7 @@ def _register_release_webhook(registry: kopf.OperatorRegistry) -> None:
         **_: Any,
     ) -> None:
         state = _state(memo)
+        _require_synced(state, "ReleaseReadiness")
         caller = Caller.from_userinfo(userinfo)
         new = _parse(ReleaseReadiness, body, "ReleaseReadiness")
         previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
@@ -290,7 +394,9 @@ async def _gate(
 ) -> None:
     state = _state(memo)
     namespace = body.metadata.namespace or ""
-    mode = (state.index.namespaces.get(namespace, {}).get("metadata", {}).get("labels") or {}).get(GATE_LABEL)
+    # The mode comes from the listed namespaces, never from an empty index (see starting_decision).
+    listed = state.index.namespaces.get(namespace) if state.sync.is_listed("Namespace") else None
+    mode = ((listed or {}).get("metadata", {}).get("labels") or {}).get(GATE_LABEL)
     kind = gated.kind
     req = GateRequest(
         operation=operation or "CREATE",
@@ -303,16 +409,23 @@ async def _gate(
         dry_run=dryrun,
         subresource=subresource or None,
     )
-    releases = [r for (ns, _), r in state.index.releases.items() if ns == namespace]
-    decision = gate_decision(
-        req,
-        mode,
-        releases,
-        state.index.checklists,
-        state.settings.break_glass_groups,
-        dt.datetime.now(dt.UTC),
-        state.index.candidate_workloads,
-    )
+    if listed is None:
+        decision = starting_decision(req, None, state.sync.missing() or [f"namespace {namespace}"])
+    elif mode not in MODES:  # the API server asks only about labelled namespaces: the label is not seen yet
+        decision = starting_decision(req, None, [f"the {GATE_LABEL} label of namespace {namespace}"])
+    elif not state.sync.synced:
+        decision = starting_decision(req, mode, state.sync.missing())
+    else:
+        releases = [r for (ns, _), r in state.index.releases.items() if ns == namespace]
+        decision = gate_decision(
+            req,
+            mode,
+            releases,
+            state.index.checklists,
+            state.settings.break_glass_groups,
+            dt.datetime.now(dt.UTC),
+            state.index.candidate_workloads,
+        )
     warnings.extend(decision.warnings)
     context = ADMISSION.get(None)
     if context is not None:

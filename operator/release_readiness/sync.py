@@ -1,0 +1,156 @@
+"""No answer before the facts: the index is fed from Kopf's watch streams in order, and knows when each kind's
+initial listing is complete.
+
+Why a tap on the stream and not Kopf's handlers or a listing of our own:
+- Kopf has no public "synced" signal. Its watch stream (kopf._cogs.clients.watching.infinite_watch) lists each
+  kind page by page, yields every listed object as an event of type None, then a `Bookmark.LISTED` marker, then
+  the watch events from the list's resourceVersion. That marker is the one exact "this kind is listed" signal.
+- Kopf's `on.event` handlers run later, in per-object workers, batched, in no order across objects; a handler
+  can even run with an older body than one that arrived after it. Counting handler calls cannot say when a
+  listing has been processed.
+- A paged list of our own beside Kopf's watch races it: an object deleted between our list and Kopf's never
+  gets a DELETED event, and stays in the index forever (a deleted Ready release would keep admitting).
+So `WatchTap` sees every raw event in the order of the stream, before Kopf dispatches it: the index is fed
+exactly like an informer's store, a kind is listed when its LISTED marker passes, and a re-list (after a
+"410 Gone") replaces the kind's objects, dropping those deleted while the watch was down.
+
+`ListingSync` is the pure bookkeeping: which kinds must be listed, which are, and which are pending.
+Optional kinds whose CRDs the cluster does not serve count as listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from kopf._cogs.clients import watching
+
+from release_readiness.indexes import ClusterIndex, Key, Watched
+
+__all__ = ["ListingSync", "WatchTap", "install", "register_tap", "unregister_tap"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ListingSync:
+    """Which kinds must be listed before the operator answers, and which are."""
+
+    required: set[str]
+    listed: set[str] = field(default_factory=set)
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def mark_listed(self, kind: str) -> None:
+        self.listed.add(kind)
+        if self.synced:
+            self.event.set()
+
+    def not_required(self, kind: str) -> None:
+        """An optional kind the cluster does not serve: nothing to list."""
+        self.required.discard(kind)
+        if self.synced:
+            self.event.set()
+
+    def is_listed(self, kind: str) -> bool:
+        return kind in self.listed
+
+    @property
+    def synced(self) -> bool:
+        return self.required <= self.listed
+
+    def missing(self) -> list[str]:
+        return sorted(self.required - self.listed)
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+Feed = Callable[[list[Key]], None]
+
+
+@dataclass
+class WatchTap:
+    """Feeds the index from raw watch events, in stream order; marks a kind listed at its LISTED marker."""
+
+    index: ClusterIndex
+    sync: ListingSync
+    kinds: dict[tuple[str, str], str]
+    """(group, plural) -> kind of every watched resource."""
+    on_change: Feed
+    _listing: dict[str, set[Key]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, index: ClusterIndex, sync: ListingSync, watched: Iterable[Watched], on_change: Feed) -> WatchTap:
+        return cls(index, sync, {(w.group, w.plural): w.kind for w in watched}, on_change)
+
+    def __call__(self, group: str, plural: str, event: dict[str, Any] | None) -> None:
+        """One raw event of the stream of (group, plural); None is the end of a listing."""
+        kind = self.kinds.get((group, plural))
+        if kind is None:
+            return
+        if event is None:
+            self._listed(kind)
+            return
+        obj = event.get("object")
+        if not obj or event.get("type") not in (None, "ADDED", "MODIFIED", "DELETED"):
+            return  # BOOKMARKs carry no object
+        if event.get("type") is None:
+            meta = obj.get("metadata") or {}
+            self._listing.setdefault(kind, set()).add((str(meta.get("namespace") or ""), str(meta.get("name"))))
+        if event.get("type") == "DELETED":
+            self.on_change(self.index.delete(kind, obj))
+        else:
+            self.on_change(self.index.upsert(kind, obj))
+
+    def _listed(self, kind: str) -> None:
+        """A listing is over: what the index holds of this kind and the listing did not include is gone."""
+        seen = self._listing.pop(kind, set())
+        for namespace, name in self.index.keys(kind) - seen:
+            self.on_change(self.index.delete(kind, {"metadata": {"namespace": namespace, "name": name}}))
+        if not self.sync.is_listed(kind):
+            log.info("listed every %s", kind)
+        self.sync.mark_listed(kind)
+
+
+# -- the patch of Kopf's watch stream ----------------------------------------------------------------------
+
+Tap = Callable[[str, str, dict[str, Any] | None], None]
+_TAPS: dict[int, Tap] = {}
+_original = watching.infinite_watch
+
+
+def register_tap(settings: object, tap: Tap) -> None:
+    """Tap the watch streams of the operator run with these Kopf settings (several operators may share a process)."""
+    _TAPS[id(settings)] = tap
+
+
+def unregister_tap(settings: object) -> None:
+    _TAPS.pop(id(settings), None)
+
+
+async def _tapped_watch(**kwargs: Any) -> AsyncIterator[Any]:
+    resource = kwargs["resource"]
+    settings = kwargs["settings"]
+    async for raw_event in _original(**kwargs):
+        tap = _TAPS.get(id(settings))
+        if tap is not None:
+            try:
+                event = None if raw_event is watching.Bookmark.LISTED else cast(dict[str, Any], raw_event)
+                tap(resource.group, resource.plural, event)
+            except Exception:
+                log.exception("indexing an event of %s failed", resource.plural)
+        yield raw_event
+
+
+def install() -> None:
+    """Patch Kopf's watch stream (its watchers call `watching.infinite_watch` at start). Fails loudly if Kopf's
+    internals moved: an operator that could never tell it is synced must not start."""
+    if not hasattr(watching, "Bookmark") or not hasattr(watching.Bookmark, "LISTED"):
+        raise RuntimeError(
+            "this Kopf version has no watching.Bookmark.LISTED; release-readiness cannot tell when "
+            "its watches are synced (pin kopf to a version with it)"
+        )
+    watching.infinite_watch = _tapped_watch

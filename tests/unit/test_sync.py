@@ -1,0 +1,99 @@
+"""The watch tap: the index fed in stream order, a kind listed at its LISTED marker, a re-list replacing a kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kopf._cogs.clients import watching
+
+from release_readiness import sync
+from release_readiness.handlers import indexed
+from release_readiness.indexes import ClusterIndex
+from release_readiness.sync import ListingSync, WatchTap
+
+
+def pod_owner(name: str, namespace: str = "stg") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": {}}
+
+
+def tapped(required: set[str] | None = None) -> tuple[WatchTap, ListingSync, list[tuple[str, str]]]:
+    changed: list[tuple[str, str]] = []
+    listing = ListingSync(required=required or {"Deployment", "Namespace"})
+    tap = WatchTap.of(ClusterIndex(), listing, indexed(), changed.extend)
+    return tap, listing, changed
+
+
+def test_a_kind_is_listed_at_its_marker_and_synced_when_every_kind_is() -> None:
+    tap, listing, _ = tapped()
+    tap("apps", "deployments", {"type": None, "object": pod_owner("a")})
+    assert not listing.is_listed("Deployment")
+    tap("apps", "deployments", None)
+    assert listing.is_listed("Deployment")
+    assert not listing.synced
+    assert listing.missing() == ["Namespace"]
+    tap("", "namespaces", None)  # an empty listing is a listing
+    assert listing.synced
+    assert listing.event.is_set()
+    assert tap.index.keys("Deployment") == {("stg", "a")}
+
+
+def test_events_are_applied_in_stream_order() -> None:
+    tap, _, _ = tapped()
+    tap("apps", "deployments", {"type": "ADDED", "object": pod_owner("a")})
+    tap("apps", "deployments", {"type": "DELETED", "object": pod_owner("a")})
+    tap("apps", "deployments", {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}})
+    assert tap.index.keys("Deployment") == set()
+
+
+def test_a_relist_drops_what_was_deleted_while_the_watch_was_down() -> None:
+    tap, _, _ = tapped()
+    for name in ("a", "b"):
+        tap("apps", "deployments", {"type": None, "object": pod_owner(name)})
+    tap("apps", "deployments", None)
+    # "410 Gone": Kopf lists again; b was deleted meanwhile and no DELETED event ever comes for it.
+    tap("apps", "deployments", {"type": None, "object": pod_owner("a")})
+    tap("apps", "deployments", None)
+    assert tap.index.keys("Deployment") == {("stg", "a")}
+
+
+def test_a_relist_drops_releases_and_wakes_them() -> None:
+    tap, _, changed = tapped({"ReleaseReadiness"})
+    release = {
+        "apiVersion": "readiness.dev/v1alpha1",
+        "kind": "ReleaseReadiness",
+        "metadata": {"name": "r", "namespace": "prod"},
+        "spec": {"application": "a", "version": "1", "checklist": "c", "candidate": {"namespace": "stg"}},
+    }
+    tap("readiness.dev", "releasereadinesses", {"type": None, "object": release})
+    tap("readiness.dev", "releasereadinesses", None)
+    assert ("prod", "r") in tap.index.release_bodies
+    changed.clear()
+    tap("readiness.dev", "releasereadinesses", None)  # re-listed: it is gone
+    assert ("prod", "r") not in tap.index.release_bodies
+    assert changed == [("prod", "r")]
+
+
+def test_an_optional_kind_that_is_not_served_counts_as_listed() -> None:
+    listing = ListingSync(required={"Deployment", "ServiceMonitor"})
+    listing.mark_listed("Deployment")
+    assert not listing.synced
+    listing.not_required("ServiceMonitor")
+    assert listing.synced
+
+
+def test_unwatched_resources_are_ignored() -> None:
+    tap, listing, changed = tapped()
+    tap("example.com", "widgets", {"type": None, "object": pod_owner("w")})
+    tap("example.com", "widgets", None)
+    assert changed == []
+    assert listing.listed == set()
+
+
+def test_install_taps_kopfs_watch_stream() -> None:
+    original = watching.infinite_watch
+    try:
+        sync.install()
+        assert watching.infinite_watch is not original or original.__name__ == "_tapped_watch"
+        assert watching.Bookmark.LISTED  # the marker the tap relies on
+    finally:
+        watching.infinite_watch = original
