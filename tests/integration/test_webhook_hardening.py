@@ -113,7 +113,8 @@ def test_a_post_without_the_api_servers_client_certificate_fails_the_handshake(
     stranger = Poster(cluster, cert_dir, port, client_cert=False)
     with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)) as err:
         stranger.post("gate-deployments", json.dumps(valid_review()).encode())
-    assert "certificate" in str(err.value).lower() or isinstance(err.value, ConnectionError), err.value
+    reason = getattr(err.value, "reason", err.value)  # urllib wraps it; the alert or the EOF varies by timing
+    assert isinstance(reason, (ssl.SSLError, ConnectionError)), err.value
     # A certificate from another CA (a user's client certificate of the cluster) does not pass either.
     impostor = ssl.create_default_context(cafile=str(cert_dir / "ca.crt"))
     impostor.load_cert_chain(str(cluster.directory / "pki" / "admin.crt"), str(cluster.directory / "pki" / "admin.key"))
