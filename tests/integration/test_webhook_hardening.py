@@ -239,10 +239,10 @@ def test_until_everything_is_listed_enforce_refuses_warn_warns_and_the_replica_i
     cluster, kubectl = bare_cluster
     port = free_port()
     configs = prepare_local_webhook(tmp_path / "certs", port)
-    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
     for name, mode in (("prod-enforce", "enforce"), ("prod-warn", "warn")):
         kubectl.run("create", "namespace", name)
         kubectl.run("label", "namespace", name, f"readiness.dev/gate={mode}")
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
     proc = OperatorProcess(cluster, tmp_path / "operator.log", tmp_path / "certs", port).start(ready=False)
     try:
         status, text = readyz(proc)
