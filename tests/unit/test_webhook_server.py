@@ -22,7 +22,7 @@ def allowed(request: Any, **_: Any) -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u", "allowed": True}}
 
 
-async def call(fn: Any, path: str, body: bytes, max_body: int = 1 << 20) -> tuple[int, str]:
+async def call(fn: Any, path: str, body: Any, max_body: int = 1 << 20) -> tuple[int, str]:
     server = InstrumentedWebhookServer(routes=ROUTES, kinds=admission_kinds(), max_body=max_body)
 
     async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
@@ -35,7 +35,7 @@ async def call(fn: Any, path: str, body: bytes, max_body: int = 1 << 20) -> tupl
         return resp.status, await resp.text()
 
 
-def run(fn: Any, path: str, body: bytes, **kwargs: Any) -> tuple[int, str]:
+def run(fn: Any, path: str, body: Any, **kwargs: Any) -> tuple[int, str]:
     return asyncio.run(call(fn, path, body, **kwargs))
 
 
@@ -100,3 +100,18 @@ def test_a_handler_error_in_kopfs_answer_is_replaced() -> None:
     assert "KeyError" not in text
     assert json.loads(text)["response"]["allowed"] is False
     assert sample("release_readiness_admission_errors_total", {"webhook": "validate-release"}) == before + 1
+
+
+def test_a_body_that_trickles_in_is_cut_off(monkeypatch: Any) -> None:
+    from release_readiness.admission import webhooks
+
+    monkeypatch.setattr(webhooks, "BODY_TIMEOUT_SECONDS", 0.2)
+
+    async def slow() -> Any:
+        yield b"{"
+        await asyncio.sleep(1.0)
+        yield b"}"
+
+    status, text = run(answer, "gate-deployments", slow())
+    assert status == 400
+    assert text == "the body did not arrive within 0.2 seconds\n"

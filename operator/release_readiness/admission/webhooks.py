@@ -81,6 +81,10 @@ def serving_certificate(cert_dir: str | None, hosts: tuple[str, ...]) -> tuple[P
     return directory / "tls.crt", directory / "tls.key"
 
 
+BODY_TIMEOUT_SECONDS = 10.0
+"""The API server gives a webhook at most 30 s (ours: 5 s) for the whole call; a body arrives long before."""
+
+
 def _one_line(status: int, message: str) -> aiohttp.web.Response:
     return aiohttp.web.Response(status=status, text=message + "\n", content_type="text/plain")
 
@@ -126,7 +130,11 @@ class InstrumentedWebhookServer(kopf.WebhookServer):
             return _one_line(404, "no admission webhook is served at this path")
         started = time.perf_counter()
         try:
-            body = await _read_capped(request, self.max_body)
+            try:
+                async with asyncio.timeout(BODY_TIMEOUT_SECONDS):  # a slow client holds no connection for long
+                    body = await _read_capped(request, self.max_body)
+            except TimeoutError:
+                raise ReviewError(f"the body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds") from None
             if body is None:
                 raise ReviewError(f"the body is larger than {self.max_body} bytes")
             review = parse_review(body, hook, self.routes)
