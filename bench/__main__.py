@@ -88,6 +88,7 @@ class Setup:
         self.port = free_port()
         self.configs = prepare_local_webhook(directory / "certs", self.port)
         self.tls = self.cluster.webhook_client_context(directory / "certs" / "ca.crt")
+        self.rollout: dict[str, Any] = {}
         self.kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
         self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
         self.operator = OperatorProcess(
@@ -146,15 +147,21 @@ class Setup:
             )
         )
         k.run("wait", "--for=condition=Ready", "rr/payments-api-3.2.0", "-n", "prod", "--timeout=60s")
+        # What the API server would send for the production rollout: the candidate as stored (defaulted; the
+        # gate compares pod templates), in prod.
+        stored = json.loads(k.run("get", "deployment", "payments-api", "-n", "stg", "-o", "json").stdout)
+        meta = {key: stored["metadata"][key] for key in ("name", "labels", "annotations") if key in stored["metadata"]}
+        self.rollout = {**stored, "metadata": {**meta, "namespace": "prod"}}
+        self.rollout.pop("status", None)
 
     def close(self) -> None:
         self.operator.stop()
         self.cluster.stop()
 
 
-def review(uid: str) -> bytes:
-    obj = deployment("prod")
-    obj["metadata"]["uid"] = str(uuid.uuid4())
+def review(uid: str, obj: dict[str, Any]) -> bytes:
+    """The AdmissionReview the API server sends: `obj` as it stores it (defaulted), a fresh uid."""
+    obj = {**obj, "metadata": {**obj["metadata"], "uid": str(uuid.uuid4())}}
     return json.dumps(
         {
             "apiVersion": "admission.k8s.io/v1",
@@ -178,12 +185,14 @@ def review(uid: str) -> bytes:
     ).encode()
 
 
-async def gate_rate(url: str, context: ssl.SSLContext, rate: float, seconds: float) -> dict[str, float]:
+async def gate_rate(
+    url: str, context: ssl.SSLContext, rate: float, seconds: float, obj: dict[str, Any]
+) -> dict[str, float]:
     """Open-loop load at `rate` req/s (latency measured from the scheduled send time)."""
     connector = aiohttp.TCPConnector(ssl=context, limit=64)
     latencies: list[float] = []
     errors = 0
-    body = review("x")
+    body = review("x", obj)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(scheduled: float) -> None:
@@ -219,11 +228,13 @@ async def gate_rate(url: str, context: ssl.SSLContext, rate: float, seconds: flo
     }
 
 
-async def gate_saturation(url: str, context: ssl.SSLContext, concurrency: int, seconds: float) -> dict[str, float]:
+async def gate_saturation(
+    url: str, context: ssl.SSLContext, concurrency: int, seconds: float, obj: dict[str, Any]
+) -> dict[str, float]:
     connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
     latencies: list[float] = []
     errors = 0
-    body = review("x")
+    body = review("x", obj)
     deadline = time.perf_counter() + seconds
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -283,14 +294,14 @@ def bench_gate(tmp: Path) -> None:
     try:
         setup.ready_release()
         url = f"https://127.0.0.1:{setup.port}/gate-deployments"
-        asyncio.run(gate_rate(url, setup.tls, 100, 2))  # warm up
+        asyncio.run(gate_rate(url, setup.tls, 100, 2, setup.rollout))  # warm up
         print(
             f"{'rate':>6} {'sent':>6} {'req/s':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
             "   server-side p50 / p99 (the operator's histogram)"
         )
         for rate in (200, 500, 1000, 2000):
             before = server_histogram(setup)
-            r = asyncio.run(gate_rate(url, setup.tls, rate, 10))
+            r = asyncio.run(gate_rate(url, setup.tls, rate, 10, setup.rollout))
             server = histogram_delta(before, server_histogram(setup))
             print(
                 f"{r['rate']:>6.0f} {r['sent']:>6.0f} {r['throughput']:>8.0f} {r['errors']:>6.0f} "
@@ -298,7 +309,7 @@ def bench_gate(tmp: Path) -> None:
                 f"<= {quantile_bound(server, 0.5)} ms / <= {quantile_bound(server, 0.99)} ms"
             )
         for concurrency in (8, 32):
-            s = asyncio.run(gate_saturation(url, setup.tls, concurrency, 10))
+            s = asyncio.run(gate_saturation(url, setup.tls, concurrency, 10, setup.rollout))
             print(
                 f"saturation, {concurrency} concurrent: {s['throughput']:.0f} req/s, errors {s['errors']:.0f}, "
                 f"p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms"

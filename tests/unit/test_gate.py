@@ -484,3 +484,18 @@ def test_starting_passes_warn_and_audit_with_a_warning() -> None:
         assert decision.mode == mode
         assert decision.warnings
         assert "did not check this" in decision.warnings[0]
+
+
+def test_a_passed_template_is_remembered_only_for_that_version_of_the_release_and_checklist() -> None:
+    def versioned(rv: str, template: str | None = None) -> ReleaseReadiness:
+        r = release(template=template)
+        r.metadata.uid, r.metadata.resource_version = "uid-r", rv
+        return r
+
+    checklist = CHECKLIST.model_copy(deep=True)
+    checklist.metadata.uid, checklist.metadata.resource_version = "uid-c", "1"
+    assert decide(workload(), releases=[versioned("1")], checklist=checklist).verdict == "passed"
+    assert decide(workload(), releases=[versioned("1")], checklist=checklist).verdict == "passed"
+    # The candidate was inspected again with another template: a new resourceVersion, judged afresh.
+    changed = decide(workload(), releases=[versioned("2", template="sha256:other")], checklist=checklist)
+    assert (changed.allowed, changed.verdict) == (False, "template-mismatch")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -267,6 +268,37 @@ def _apply_mode(decision: Decision, mode: Mode) -> Decision:
     return decision
 
 
+class _PassedTemplates:
+    """Pod templates found equal to an inspected one and passing the template checks, per version of the
+    release and of its checklist (uid and resourceVersion: any change to either is a new key). A CD tool's
+    retries, dry-runs and a rollout's ReplicaSets pay for the comparison once. Refusals are never memoized."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[str, ...], None] = OrderedDict()
+
+    def key(self, req: GateRequest, release: ReleaseReadiness, checklist: ReadinessChecklist) -> tuple[str, ...] | None:
+        r, c = release.metadata, checklist.metadata
+        if not (r.uid and r.resource_version and c.uid and c.resource_version):
+            return None
+        template = json.dumps(req.gated.template(req.obj), sort_keys=True, separators=(",", ":"))
+        return (r.uid, r.resource_version, c.uid, c.resource_version, req.kind, req.subresource or "", template)
+
+    def __contains__(self, key: tuple[str, ...]) -> bool:
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: tuple[str, ...]) -> None:
+        self._keys[key] = None
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+
+_PASSED = _PassedTemplates()
+
+
 def _inspected_none(_: ReleaseReadiness) -> Sequence[Workload]:
     return ()
 
@@ -416,6 +448,9 @@ def _judge(
             f"{where}: its images are not the ones {rname} inspected:{_list(problems)}",
             release=key,
         )
+    memo = _PASSED.key(req, release, checklist)
+    if memo is not None and memo in _PASSED:
+        return Decision(True, "passed", f"{where}: {rname} is Ready", release=key)
     if req.subresource is None:
         problems = _template_problems(req, release, checklist, inspected)
         if problems:
@@ -434,6 +469,8 @@ def _judge(
             f"{_list(problems)}",
             release=key,
         )
+    if memo is not None:
+        _PASSED.add(memo)
     return Decision(True, "passed", f"{where}: {rname} is Ready", release=key)
 
 
