@@ -37,5 +37,6 @@ def test_a_signoff_is_kept_without_evidence_urls_and_with_at_most_a_short_note()
     assert veto.spec.comment.endswith("…")
     # Item ids and group names are shared between signoffs, not copied.
     assert approval.spec.items[0].id is veto.spec.items[0].id
-    assert approval.spec.signer is not None and veto.spec.signer is not None
+    assert approval.spec.signer is not None
+    assert veto.spec.signer is not None
     assert approval.spec.signer.groups[0] is veto.spec.signer.groups[0]
