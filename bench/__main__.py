@@ -501,7 +501,8 @@ def maximal_signoff(namespace: str, release: str, name: str) -> dict[str, Any]:
             ],
             "signer": {
                 "username": "u" * LIMITS.NAME,
-                "groups": [f"g{i:03d}-" + "g" * (LIMITS.NAME - 5) for i in range(LIMITS.GROUPS)],
+                # The role's group first (so the veto counts), then long ones up to the limit.
+                "groups": ["security-leads", *(f"g{i:03d}-" + "g" * 248 for i in range(LIMITS.GROUPS - 1))],
             },
             "signedAt": "2026-11-27T12:00:00.000000Z",
         },
