@@ -40,6 +40,10 @@ tools: ## Build etcd, kube-apiserver, kubectl and helm from Go modules into bin/
 prometheus: ## Install Prometheus and promtool from Debian's packages when missing (for metric-gate tests).
 	bash hack/install-prometheus.sh
 
+.PHONY: image-tools
+image-tools: ## Install buildah, skopeo and mmdebstrap from Debian's packages when missing (for `make image`).
+	bash hack/install-image-tools.sh
+
 ##@ Development
 
 .PHONY: manifests
@@ -103,6 +107,14 @@ run: $(STAMP) tools ## Run the operator and webhook (against KUBECONFIG, or a lo
 	$(PY) -m release_readiness.devrun
 
 ##@ Deployment
+
+.PHONY: image
+image: image-tools ## Build the operator image with buildah (no Docker engine) into dist/release-readiness-<version>.oci.tar.
+	bash hack/build-image.sh
+
+.PHONY: test-image
+test-image: $(STAMP) tools image ## Run the built image's entrypoint against a local control plane (tests/image).
+	$(PY) -m pytest tests/image $(PYTEST_ARGS)
 
 .PHONY: build-installer
 build-installer: tools ## Render deploy/install.yaml (one file: CRDs, operator, default checklist) from deploy/.
