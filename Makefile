@@ -78,9 +78,9 @@ integration: $(STAMP) tools prometheus ## Integration tests against a real etcd 
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint ## Everything CI runs: lint, unit and integration tests, with all their set-up.
+test: lint ## Lint, unit and integration tests, with all their set-up (CI also runs `make test-image`).
 	$(MAKE) tools prometheus
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/image $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: $(STAMP) tools ## Benchmarks that print figures (no assertions on time).

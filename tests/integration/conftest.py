@@ -131,14 +131,19 @@ class OperatorProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        """How the operator is started (tests/image runs the built image's entrypoint instead)."""
+        import sys
+
+        return [sys.executable, "-m", "release_readiness.main"]
+
     def start(self, ready: bool = True) -> OperatorProcess:
         """Start it and wait until it is ready (every watched kind listed), or only live when `ready` is False."""
-        import sys
         import urllib.request
 
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "release_readiness.main"],
+            self.command(),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
