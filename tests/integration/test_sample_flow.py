@@ -87,7 +87,11 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     )
     for name in ("namespaces.yaml", "candidate.yaml", "release.yaml"):
         kubectl.run("apply", "-f", str(SAMPLES / name))
-    eventually(lambda: condition(api_client, "Ready").get("status") == "False", what="sample release evaluated")
+    # Evaluated with the candidate seen (Ready=False alone may come from a first pass without it).
+    eventually(
+        lambda: items(api_client).get("no-secrets-in-environment-variables", {}).get("state") == "Failed",
+        what="sample release evaluated with its candidate",
+    )
 
     # 1. The rollout is refused, and the refusal says what is missing.
     refused = kubectl.run("apply", "-f", str(SAMPLES / "production-deployment.yaml"), check=False)
