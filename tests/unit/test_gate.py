@@ -427,6 +427,30 @@ def test_template_checks_that_passed_on_the_candidate_run_on_production() -> Non
     assert decide(obj, releases=[release(template=inspected)]).verdict == "passed"
 
 
+def test_template_checks_on_production_judge_the_template_not_the_rollout() -> None:
+    """readinessProbe with requireReady passed on the candidate; production's pods are not all Ready (that may be
+    why it is being updated): the gate judges the template, which has the probe."""
+    strict = CHECKLIST.model_copy(deep=True)
+    for item in strict.spec.items:
+        if item.id == "secrets":
+            item.check.workload = "readinessProbe"
+            item.check.params = {"requireReady": True}
+    obj = workload()
+    obj["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}}
+    obj["metadata"]["generation"] = 4
+    obj["spec"]["replicas"] = 3
+    obj["status"] = {"observedGeneration": 4, "updatedReplicas": 3, "availableReplicas": 1}
+    inspected = inspected_hash(obj["spec"]["template"])
+    d = decide(obj, checklist=strict, releases=[release(passed=("secrets",), template=inspected)])
+    assert d.verdict == "passed", d.message
+    del obj["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    missing = decide(
+        obj, checklist=strict, releases=[release(passed=("secrets",), template=inspected_hash(obj["spec"]["template"]))]
+    )
+    assert missing.verdict == "check-failed"
+    assert "has no readinessProbe" in missing.message
+
+
 # -- one release decides ---------------------------------------------------------------------------------------
 
 

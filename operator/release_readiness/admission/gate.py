@@ -241,7 +241,9 @@ def _check_problems(
         for s in (release.status.items if release.status else [])
         if s.id in template_items and s.state == "Passed"
     ]
-    snapshot = CandidateSnapshot(release.spec.application, release.spec.version, req.namespace, [workload], now)
+    snapshot = CandidateSnapshot(
+        release.spec.application, release.spec.version, req.namespace, [workload], now, template_only=True
+    )
     problems = []
     for item in passed:
         name = item.check.workload or ""

@@ -181,6 +181,8 @@ class CandidateSnapshot:
     grafana_dashboards: list[Body] = field(default_factory=list)
     installed: frozenset[str] = frozenset()
     """Optional kinds seen in the cluster (their CRDs are installed): VulnerabilityReport, PrometheusRule, ..."""
+    template_only: bool = False
+    """Judge pod templates alone (the gate, on a production object): checks skip what the workload's status says."""
     production_namespace: str = ""
     """The release's own namespace: where the gate admits the rollout."""
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -267,6 +267,8 @@ def _with_rollout(snap: CandidateSnapshot, problems: list[str], ok: str) -> Chec
     """Failed on `problems`; otherwise the rollout decides (Pending while rolling out, Failed if replicas are down)."""
     if problems:
         return CheckResult.failed(problems)
+    if snap.template_only:
+        return CheckResult.passed(ok)
     states = [_rollout(wl) for wl in snap.workloads]
     failed = [m for s, m in states if s == "Failed"]
     pending = [m for s, m in states if s == "Pending"]
