@@ -59,11 +59,14 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def substitute(query: str, release: ReleaseReadiness) -> str:
+def substitute(query: str, release: ReleaseReadiness, phase: str = "pre") -> str:
+    """Fill in $application, $version and $namespace: the candidate's namespace before the rollout, the
+    release's own (production) namespace for post-deployment items, which watch what was admitted."""
+    namespace = release.metadata.namespace if phase == "post" else release.spec.candidate.namespace
     values = {
         "application": release.spec.application,
         "version": release.spec.version,
-        "namespace": release.spec.candidate.namespace,
+        "namespace": namespace or "",
     }
     return re.sub(r"\$\{?(application|version|namespace)\}?", lambda m: _quote(values[m.group(1)]), query)
 
@@ -262,7 +265,7 @@ class MetricGates:
     ) -> CheckResult:
         check = item.check.prometheus
         assert check is not None
-        query = substitute(check.query, release)
+        query = substitute(check.query, release, item.phase)
         shown = abbreviate(query)
         if item.phase == "post" and admitted_at is not None:
             window = parse_duration(check.for_) if check.for_ else dt.timedelta(hours=1)

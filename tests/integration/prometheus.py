@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import threading
@@ -24,6 +25,8 @@ class TrafficExporter:
     def __init__(self, apps: dict[str, tuple[float, float, float]], namespace: str) -> None:
         self.apps = apps
         self.namespace = namespace
+        self.namespaces = [namespace]
+        """Every namespace the apps' series are reported in (a test adds production once it deploys there)."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "http_requests", "Requests", ["app", "namespace", "version", "code"], registry=self.registry
@@ -48,13 +51,13 @@ class TrafficExporter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for app, (rate, latency, errors) in self.apps.items():
+            for (app, (rate, latency, errors)), namespace in itertools.product(self.apps.items(), self.namespaces):
                 n = int(rate / 10)
                 bad = round(n * errors)
-                self.requests.labels(app, self.namespace, "3.2.0", "200").inc(n - bad)
-                self.requests.labels(app, self.namespace, "3.2.0", "500").inc(bad)
+                self.requests.labels(app, namespace, "3.2.0", "200").inc(n - bad)
+                self.requests.labels(app, namespace, "3.2.0", "500").inc(bad)
                 for _ in range(n):
-                    self.latency.labels(app, self.namespace, "3.2.0").observe(latency)
+                    self.latency.labels(app, namespace, "3.2.0").observe(latency)
             time.sleep(0.1)
 
     def stop(self) -> None:

@@ -67,13 +67,13 @@ ITEMS = [
 
 
 @pytest.fixture(scope="module")
-def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, str]]:
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, str, TrafficExporter]]:
     namespace = f"stg-{uuid.uuid4().hex[:6]}"
     # fast-api: 600 req/s at 0.2 s, no errors; slow-api: 300 req/s at 0.8 s, 5 % errors.
     exporter = TrafficExporter({"fast-api": (600, 0.2, 0.0), "slow-api": (300, 0.8, 0.05)}, namespace).start()
     directory: Path = tmp_path_factory.mktemp("prometheus")
     server = PrometheusServer(directory, [exporter.port]).start()
-    yield server, namespace
+    yield server, namespace, exporter
     server.stop()
     exporter.stop()
 
@@ -117,7 +117,7 @@ def wait_states(items: Any, want: dict[str, str], timeout: float = 60) -> dict[s
 def test_latency_throughput_and_error_rate_pass_on_real_promql(
     traffic: Any, kubectl: Kubectl, api_client: client.ApiClient
 ) -> None:
-    server, namespace = traffic
+    server, namespace, _ = traffic
     _, items = release(kubectl, api_client, "fast-api", namespace, server.url)
     got = wait_states(items, {"latency-p95": "Passed", "throughput": "Passed", "error-rate": "Passed"})
     assert "within <= 0.5: histogram_quantile(0.95" in got["latency-p95"]["message"]
@@ -128,7 +128,7 @@ def test_latency_throughput_and_error_rate_pass_on_real_promql(
 def test_slow_and_failing_app_fails_with_value_and_threshold(
     traffic: Any, kubectl: Kubectl, api_client: client.ApiClient
 ) -> None:
-    server, namespace = traffic
+    server, namespace, _ = traffic
     _, items = release(kubectl, api_client, "slow-api", namespace, server.url)
     got = wait_states(items, {"latency-p95": "Failed", "throughput": "Failed", "error-rate": "Failed"})
     assert "outside <= 0.5" in got["latency-p95"]["message"]
@@ -139,7 +139,7 @@ def test_slow_and_failing_app_fails_with_value_and_threshold(
 def test_prometheus_down_turns_items_pending_and_they_recover(
     traffic: Any, kubectl: Kubectl, api_client: client.ApiClient
 ) -> None:
-    server, namespace = traffic
+    server, namespace, _ = traffic
     _, items = release(kubectl, api_client, "fast-api", namespace, server.url)
     wait_states(items, {"throughput": "Passed"})
     server.stop()
@@ -153,8 +153,10 @@ def test_prometheus_down_turns_items_pending_and_they_recover(
 
 
 def test_post_deployment_watch_after_admission(traffic: Any, kubectl: Kubectl, api_client: client.ApiClient) -> None:
-    server, namespace = traffic
+    server, namespace, exporter = traffic
     prod, items = release(kubectl, api_client, "fast-api", namespace, server.url)
+    # After the rollout the watch reads production's series (not staging's): they appear once it runs there.
+    exporter.namespaces.append(prod)
     labels = {"app.kubernetes.io/name": "fast-api", "app.kubernetes.io/version": "3.2.0"}
     kubectl.apply(
         json.dumps(

@@ -45,6 +45,12 @@ def test_substitute_quotes_values() -> None:
     assert q == 'rate(x{app="pay\\"ments", v="3.2.0", ns="stg"}[5m])'
 
 
+def test_post_deployment_queries_watch_the_production_namespace() -> None:
+    rel = release()
+    assert substitute('x{ns="$namespace"}', rel, "post") == f'x{{ns="{rel.metadata.namespace}"}}'
+    assert substitute('x{ns="$namespace"}', rel, "pre") == 'x{ns="stg"}'
+
+
 def test_parse_duration() -> None:
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)
     assert parse_duration("10s") == dt.timedelta(seconds=10)
