@@ -203,6 +203,14 @@ class ClusterIndex:
         self.objects[kind][namespace].pop(name, None)
         return self._watching(namespace)
 
+    def listed(self, kind: str) -> list[Key]:
+        """The API server listed this kind: it is served (an optional kind's CRD is installed, even with no
+        objects yet), so checks that read it judge what is there instead of saying what to install."""
+        if kind in self.installed or not (kind in OPTIONAL_KINDS or any(k.kind == kind for k in self.extra_kinds)):
+            return []
+        self.installed.add(kind)
+        return list(self.releases)
+
     def keys(self, kind: str) -> set[Key]:
         """Every (namespace, name) of `kind` the index holds (cluster-scoped kinds: namespace '')."""
         if kind == "ReleaseReadiness":

@@ -112,6 +112,7 @@ class WatchTap:
             self.on_change(self.index.delete(kind, {"metadata": {"namespace": namespace, "name": name}}))
         if not self.sync.is_listed(kind):
             log.info("listed every %s", kind)
+        self.on_change(self.index.listed(kind))
         self.sync.mark_listed(kind)
 
 

@@ -98,10 +98,14 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     assert refused.returncode != 0
     assert "ReleaseReadiness payments-prod/payments-api-3.2.0 is not Ready" in refused.stderr
     assert "5 approval(s) missing" in refused.stderr
+    # Failed items come first (the cluster must change), each naming the workload; the list is cut at ten.
     assert (
-        "no-secrets-in-environment-variables (Failed: deployment payments-staging/payments-api: container 'api' "
-        "sets secret-looking env DB_PASSWORD to a literal value" in refused.stderr
+        "required item(s) outstanding:\n  - tls-https-enforced (Failed: deployment payments-staging/payments-api:"
+        in (refused.stderr)
     )
+    literal = items(api_client)["no-secrets-in-environment-variables"]
+    assert literal["state"] == "Failed"
+    assert "container 'api' sets secret-looking env DB_PASSWORD to a literal value" in literal["message"]
 
     # 2. The team fixes the candidate; cert-manager, the controllers and CI do their part.
     # (The operators' CRDs it uses, prometheus-operator's, external-secrets' and grafana-operator's, are served:

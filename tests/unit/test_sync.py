@@ -97,3 +97,22 @@ def test_install_taps_kopfs_watch_stream() -> None:
         assert watching.Bookmark.LISTED  # the marker the tap relies on
     finally:
         watching.infinite_watch = original
+
+
+def test_an_optional_kind_listed_empty_is_installed_and_wakes_releases() -> None:
+    """A served CRD with no objects yet: checks judge what is there (none), not 'install it'."""
+    tap, _, changed = tapped({"PrometheusRule"})
+    release = {
+        "metadata": {"name": "r", "namespace": "prod"},
+        "spec": {"application": "a", "version": "1", "checklist": "c", "candidate": {"namespace": "stg"}},
+    }
+    tap("readiness.dev", "releasereadinesses", {"type": "ADDED", "object": release})
+    changed.clear()
+    assert "PrometheusRule" not in tap.index.installed
+    tap("monitoring.coreos.com", "prometheusrules", None)
+    assert "PrometheusRule" in tap.index.installed
+    assert changed == [("prod", "r")]
+    changed.clear()
+    tap("apps", "deployments", None)  # a core kind is always served: nothing to record
+    assert "Deployment" not in tap.index.installed
+    assert changed == []
