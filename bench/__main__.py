@@ -494,7 +494,7 @@ def maximal_signoff(namespace: str, release: str, name: str) -> dict[str, Any]:
             "items": [
                 {
                     "id": f"item-{i:03d}-" + "x" * (63 - 9),
-                    "value": "9" * LIMITS.VALUE,
+                    "value": f"{name}-{i}".rjust(LIMITS.VALUE, "9"),  # unique: nothing to share
                     "evidence": "https://ci.example.com/" + "e" * (LIMITS.EVIDENCE_URL - 23),
                 }
                 for i in range(LIMITS.ITEMS)

@@ -97,12 +97,22 @@ def _slim(body: Any) -> Body:
     return data
 
 
+_ITEM_FIELDS = {"id", "value"}
+"""Shared by every compact SignoffItem (never mutated: index copies are read-only)."""
+
+
 def compact_signoff(signoff: ReleaseSignoff) -> ReleaseSignoff:
     """The part of a signoff evaluation and admission need: no evidence URLs, a comment only as the short note
     status shows for a veto or waiver, and item ids and group names shared between signoffs (interned)."""
     spec = signoff.spec
     keep_note = spec.decision in ("reject", "waive")
-    items = [SignoffItem(id=sys.intern(i.id), value=i.value) for i in spec.items]
+    # Already validated: constructed without validation, sharing one fields-set (a third of an item's memory).
+    items = [
+        SignoffItem.model_construct(
+            _fields_set=_ITEM_FIELDS, id=sys.intern(i.id), value=sys.intern(i.value) if i.value is not None else None
+        )
+        for i in spec.items
+    ]
     signer = spec.signer
     if signer is not None:
         signer = signer.model_copy(update={"groups": [sys.intern(g) for g in signer.groups]})
