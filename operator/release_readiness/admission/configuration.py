@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from release_readiness import GROUP, VERSION
+from release_readiness.admission.authority import SYSTEM_DELETERS
 from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.pki import write_serving_certificate
 
@@ -128,6 +129,9 @@ GATE_LABEL_CHANGED = (
 ).format(label=f"{GROUP}/gate")
 
 
+NOT_CLEANING = "!(request.userInfo.username in [{}])".format(", ".join(f"'{user}'" for user in sorted(SYSTEM_DELETERS)))
+
+
 def _namespace_gate_webhook(name: str, at: Endpoint) -> dict[str, Any]:
     """Changes of a namespace's readiness.dev/gate label go to the webhook (platform admins only), and nothing
     else: the objectSelector sends only namespaces that carry the label before or after, the matchCondition only
@@ -175,6 +179,10 @@ def webhook_configurations(
             ("checklist", "readinesschecklists", ("CREATE", "UPDATE")),
         )
     ]
+    # Cleaning controllers (garbage collector, namespace controller) are allowed anyway; not calling the webhook
+    # for them means deleting a release or a namespace never waits for the operator to be up.
+    signoffs = next(hook for hook in validating if hook["name"] == f"validate-signoff.{GROUP}")
+    signoffs["matchConditions"] = [{"name": "not-a-cleaning-controller", "expression": NOT_CLEANING}]
     validating += gate_webhooks(at, gated_kinds(extra_kinds))
     validating.append(_namespace_gate_webhook(name, at))
     labels = {"app.kubernetes.io/name": "release-readiness", "app.kubernetes.io/component": "admission"}
