@@ -341,3 +341,21 @@ def test_only_platform_admins_move_the_gate_label(attack: AttackFlow, kubectl: K
     assert attack.run_as(DEV, "label", "namespace", ns, "team=payments").returncode == 0
     assert attack.run_as(ADMIN, "label", "namespace", ns, "readiness.dev/gate=warn", "--overwrite").returncode == 0
     kubectl.run("delete", "namespace", ns, "--wait=false")
+
+
+def test_deleting_a_vetoed_release_does_not_lift_the_veto(attack: AttackFlow) -> None:
+    attack.kubectl.run("create", "role", "release-deleter", "--verb=delete", "--resource=rr", "-n", attack.prod)
+    attack.kubectl.run(
+        "create", "rolebinding", "deleters", "--role=release-deleter", "--group=developers", "-n", attack.prod
+    )
+    attack.sign(OPS, name="veto", role="devops-lead", decision="reject", comment="no rollback plan")
+    attack.wait(lambda: attack.condition("Stalled").get("status") == "True", "Stalled")
+    proc = attack.run_as(DEV, "delete", "rr", attack.release, "-n", attack.prod)
+    assert proc.returncode != 0
+    assert "tried to delete a vetoed release (devops-lead by ops-lead-1 (ReleaseSignoff veto))" in proc.stderr
+    assert attack.get("releasereadinesses", attack.release)["metadata"]["name"] == attack.release
+    assert attack.run_as(OPS, "delete", "releasesignoff", "veto", "-n", attack.prod).returncode == 0
+    eventually(
+        lambda: attack.run_as(DEV, "delete", "rr", attack.release, "-n", attack.prod).returncode == 0,
+        what="the release deleted once its veto is withdrawn",
+    )

@@ -218,3 +218,17 @@ def test_only_the_groups_the_checklist_names_are_stamped() -> None:
     many = Caller("eng-1", ("eng-leads", *(f"team-{i}" for i in range(300)), "system:serviceaccounts:ci"))
     stamped = stamp_signoff(signoff(ENG, role="engineering-lead"), many, RELEASE, NOW, "", CHECKLIST)
     assert stamped.spec["signer"] == {"username": "eng-1", "groups": ["eng-leads", "system:serviceaccounts:ci"]}
+
+
+def test_a_vetoed_release_is_deleted_only_by_a_platform_admin() -> None:
+    from release_readiness.admission.authority import validate_release_delete
+
+    vetoes = [("security-lead", "sasha", "veto-1")]
+    assert validate_release_delete("ReleaseReadiness prod/r", vetoes, DEV, ADMINS) == [
+        "ReleaseReadiness prod/r: user dev-1 (groups: developers) tried to delete a vetoed release (security-lead by "
+        "sasha (ReleaseSignoff veto-1)); deleting it would delete the veto. The veto's signer withdraws it first "
+        "(kubectl readiness withdraw), or a platform admin (groups: platform-admins) deletes the release"
+    ]
+    boss = Caller("boss", ("platform-admins",))
+    assert validate_release_delete("ReleaseReadiness prod/r", vetoes, boss, ADMINS) == []
+    assert validate_release_delete("ReleaseReadiness prod/r", [], DEV, ADMINS) == []

@@ -6,6 +6,7 @@ release status" or "only platform admins change the readiness.dev/gate label". T
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "SYSTEM_DELETERS",
     "Authority",
     "validate_gate_label_change",
+    "validate_release_delete",
     "validate_signoff_change",
     "validate_status_write",
 ]
@@ -130,4 +132,19 @@ def validate_gate_label_change(
         f"Namespace {name}: {caller} tried to change label {GATE_LABEL} from {before or '(unset)'} to "
         f"{after or '(unset)'}; only platform admins (groups: {groups}) may, because it decides whether rollouts "
         "in the namespace are judged. Ask a platform admin"
+    ]
+
+
+def validate_release_delete(
+    name: str, vetoes: Sequence[tuple[str, str, str]], caller: Caller, authority: Authority
+) -> list[str]:
+    """Deleting a release deletes its signoffs (they are owned by it): not while a veto holds, except by a platform
+    admin, so a veto cannot be lifted by deleting and recreating the release. `vetoes`: (role, signer, signoff)."""
+    if not vetoes or authority.overrides(caller):
+        return []
+    held = "; ".join(f"{role} by {signer} (ReleaseSignoff {signoff})" for role, signer, signoff in vetoes)
+    return [
+        f"{name}: {caller} tried to delete a vetoed release ({held}); deleting it would delete the veto. The veto's "
+        f"signer withdraws it first (kubectl readiness withdraw), or a platform admin "
+        f"(groups: {', '.join(authority.admin_groups) or 'none configured'}) deletes the release"
     ]

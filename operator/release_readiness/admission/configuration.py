@@ -173,7 +173,8 @@ def webhook_configurations(
         for what, plural, operations in (
             # DELETE and UPDATE: only a signoff's signer (or a platform admin) may revoke it or touch its metadata.
             ("signoff", "releasesignoffs", ("CREATE", "UPDATE", "DELETE")),
-            ("release", "releasereadinesses", ("CREATE", "UPDATE")),
+            # DELETE: not while a veto holds (deleting the release would delete the veto).
+            ("release", "releasereadinesses", ("CREATE", "UPDATE", "DELETE")),
             # Only the operator writes status (a Ready=True written by anyone else would open the gate).
             ("release-status", "releasereadinesses/status", ("UPDATE",)),
             ("checklist", "readinesschecklists", ("CREATE", "UPDATE")),
@@ -181,8 +182,9 @@ def webhook_configurations(
     ]
     # Cleaning controllers (garbage collector, namespace controller) are allowed anyway; not calling the webhook
     # for them means deleting a release or a namespace never waits for the operator to be up.
-    signoffs = next(hook for hook in validating if hook["name"] == f"validate-signoff.{GROUP}")
-    signoffs["matchConditions"] = [{"name": "not-a-cleaning-controller", "expression": NOT_CLEANING}]
+    for hook in validating:
+        if hook["name"] in (f"validate-signoff.{GROUP}", f"validate-release.{GROUP}"):
+            hook["matchConditions"] = [{"name": "not-a-cleaning-controller", "expression": NOT_CLEANING}]
     validating += gate_webhooks(at, gated_kinds(extra_kinds))
     validating.append(_namespace_gate_webhook(name, at))
     labels = {"app.kubernetes.io/name": "release-readiness", "app.kubernetes.io/component": "admission"}

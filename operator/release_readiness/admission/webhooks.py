@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from release_readiness import CREATED_BY, GROUP, VERSION
 from release_readiness.admission.authority import (
     validate_gate_label_change,
+    validate_release_delete,
     validate_signoff_change,
     validate_status_write,
 )
@@ -53,7 +54,7 @@ from release_readiness.metrics import (
     OTHER,
 )
 from release_readiness.pki import write_serving_certificate
-from release_readiness.tally import tally, waiver_fingerprint
+from release_readiness.tally import signer_of, tally, waiver_fingerprint
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
 if TYPE_CHECKING:
@@ -333,6 +334,9 @@ def _register_release_webhook(registry: kopf.OperatorRegistry) -> None:
         _require_synced(state, "ReleaseReadiness")
         caller = Caller.from_userinfo(userinfo)
         new = _parse(ReleaseReadiness, body, "ReleaseReadiness")
+        if operation == "DELETE":
+            _refuse(validate_release_delete(_name(new), _vetoes(state, new), caller, state.authority))
+            return
         previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
         checklist = state.index.checklists.get(new.spec.checklist)
         errors = validate_release(new, checklist)
@@ -361,6 +365,20 @@ def _register_authority_webhooks(registry: kopf.OperatorRegistry) -> None:
         previous = dict(old) if old else None
         caller = Caller.from_userinfo(userinfo)
         _refuse(validate_gate_label_change(previous, dict(body), caller, _state(memo).authority))
+
+
+def _name(release: ReleaseReadiness) -> str:
+    return f"ReleaseReadiness {release.metadata.namespace}/{release.metadata.name}"
+
+
+def _vetoes(state: OperatorState, release: ReleaseReadiness) -> list[tuple[str, str, str]]:
+    """(role, signer, signoff) of the vetoes that hold on `release`, by the index."""
+    checklist = state.index.checklists.get(release.spec.checklist)
+    if checklist is None:
+        return []
+    signoffs = state.index.signoffs_for((release.metadata.namespace or "", release.metadata.name))
+    counted = tally(checklist, release.metadata.annotations.get(CREATED_BY), signoffs)
+    return [(role, signer_of(veto), veto.metadata.name) for role, vetoes in counted.vetoes.items() for veto in vetoes]
 
 
 async def _may_list_deployments(state: OperatorState, userinfo: Any, namespace: str) -> tuple[bool | None, str]:
