@@ -359,3 +359,32 @@ def test_deleting_a_vetoed_release_does_not_lift_the_veto(attack: AttackFlow) ->
         lambda: attack.run_as(DEV, "delete", "rr", attack.release, "-n", attack.prod).returncode == 0,
         what="the release deleted once its veto is withdrawn",
     )
+
+
+def test_rules_hold_in_evaluation_when_admission_could_not_see_them(attack: AttackFlow) -> None:
+    """Deterministic twin of the race: both roles are signed while the checklist allows it, then the platform team
+    turns distinctApprovers on. The earlier signoff counts; the later one is shown as refused, with the reason."""
+    body = attack.get_checklist()
+    body["metadata"] = {"name": attack.checklist}
+    body["spec"]["rules"]["distinctApprovers"] = False
+    attack.kubectl.apply(json.dumps(body))
+    attack.wait(
+        lambda: attack.sign(ENG, name="first", role="engineering-lead", check=False).returncode == 0, "first signed"
+    )
+    attack.sign(ENG, name="second", role="devops-lead")
+    attack.wait(lambda: attack.approval("devops-lead").get("state") == "Approved", "both roles approved")
+    body["spec"]["rules"]["distinctApprovers"] = True
+    attack.kubectl.apply(json.dumps(body))
+    refused = attack.wait(lambda: attack.status().get("refusedSignoffs"), "the later signoff refused")
+    assert refused == [
+        {
+            "name": "second",
+            "signer": "eng-lead-1",
+            "reason": "eng-lead-1 already counts as engineering-lead (ReleaseSignoff first); distinctApprovers allows "
+            "one role per person, so devops-lead must be signed by someone else",
+        }
+    ]
+    assert attack.approval("engineering-lead")["state"] == "Approved"
+    devops = attack.approval("devops-lead")
+    assert devops["state"] == "Missing"
+    assert "not counted: ReleaseSignoff second: eng-lead-1 already counts as engineering-lead" in devops["message"]
