@@ -405,3 +405,29 @@ def test_helm_install_yields_a_working_object_set(chart_cluster: LocalCluster) -
     again = json.loads(kubectl.run("get", "secret", "rr-demo-webhook-tls", "-n", "rr-demo", "-o", "json").stdout)
     assert again["data"]["tls.crt"] == secret["data"]["tls.crt"], "upgrades keep the webhook certificate"
     helm("uninstall", "rr-demo", "-n", "rr-demo", env_kubeconfig)
+
+
+def test_user_roles_aggregate_where_right_and_nobody_gets_status() -> None:
+    roles = {o["metadata"]["name"]: o for o in render() if o["kind"] == "ClusterRole"}
+    aggregated = {
+        name.removeprefix("rr-"): sorted(k for k in role["metadata"]["labels"] if k.startswith("rbac.authorization"))
+        for name, role in roles.items()
+        if name != "rr"
+    }
+    assert aggregated == {
+        "viewer": ["rbac.authorization.k8s.io/aggregate-to-view"],
+        "signer": ["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "release-manager": ["rbac.authorization.k8s.io/aggregate-to-admin"],
+        "platform-admin": [],
+    }
+    for name, role in roles.items():
+        resources = {r for rule in role["rules"] for r in rule.get("resources", [])}
+        if name != "rr":  # only the operator writes release status
+            assert "releasereadinesses/status" not in resources, name
+    signer = {r for rule in roles["rr-signer"]["rules"] for r in rule["resources"] if "delete" in rule["verbs"]}
+    assert signer == {"releasesignoffs"}  # deleting releases (and with them their signoffs) is not for `edit`
+    operator = [rule for rule in roles["rr"]["rules"] if "subjectaccessreviews" in rule.get("resources", [])]
+    assert operator == [
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}
+    ]
+    assert render("--set", "userRoles.enabled=false").count(roles["rr-viewer"]) == 0
