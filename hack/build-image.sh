@@ -77,7 +77,7 @@ debian_base() {
     [[ -s "$sources" ]] || sources=/etc/apt/sources.list
     local logfile="$cache_root/image-base-$suite.log" t=$SECONDS
     log "base: mmdebstrap $suite (python3, python3-venv) from $sources; log: $logfile"
-    mmdebstrap --mode=root --format=tar "${recipe[@]}" "$suite" "$rootfs.tmp.$$" "$sources" >"$logfile" 2>&1 || {
+    mmdebstrap --format=tar "${recipe[@]}" "$suite" "$rootfs.tmp.$$" "$sources" >"$logfile" 2>&1 || {
       log "FAILED: mmdebstrap; last lines of $logfile:"; tail -n 25 "$logfile" >&2; rm -f "$rootfs.tmp.$$"; exit 1; }
     mv "$rootfs.tmp.$$" "$rootfs"
     log "base: root filesystem in $((SECONDS - t))s ($(du -h "$rootfs" | cut -f1))"

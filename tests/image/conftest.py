@@ -86,12 +86,30 @@ class OciArchive:
     def labels(self) -> dict[str, str]:
         return dict(self.config["config"].get("Labels") or {})
 
+    def size_report(self) -> str:
+        mib = 1024 * 1024
+        return (
+            f"image {self.reference}: {self.unpacked_bytes / mib:.0f} MiB unpacked, "
+            f"{self.compressed_bytes / mib:.0f} MiB compressed ({self.path.stat().st_size / mib:.0f} MiB archive)"
+        )
+
+
+SIZE_REPORT = pytest.StashKey[str]()
+
 
 @pytest.fixture(scope="session")
-def archive() -> OciArchive:
+def archive(request: pytest.FixtureRequest) -> OciArchive:
     path = REPO / "dist" / f"release-readiness-{project_version()}.oci.tar"
     assert path.is_file(), f"{path} is missing: `make test-image` builds it first (or run `make image`)"
-    return OciArchive.read(path)
+    read = OciArchive.read(path)
+    request.config.stash[SIZE_REPORT] = read.size_report()
+    return read
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The image's size, in every run's summary (CI's log included)."""
+    if SIZE_REPORT in config.stash:
+        terminalreporter.write_line(config.stash[SIZE_REPORT])
 
 
 class Image:
