@@ -10,16 +10,23 @@
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
 RUN python3 -m venv /opt/release-readiness
-COPY pyproject.toml README.md /src/
-COPY operator /src/operator
 # ca-bundle (an optional build secret): the builder's trust store, for a network whose TLS a proxy re-signs; it
-# is mounted for this step only and is in no layer. The pip cache mount makes a rebuild after a code change quick.
-# kubernetes/aio is the client's asyncio copy (68 MB), which nothing here imports (kube.py uses the synchronous one).
-RUN --mount=type=secret,id=ca-bundle --mount=type=cache,id=release-readiness-pip,target=/root/.cache/pip \
+# is mounted for the step that reads it only, and is in no layer.
+# The dependencies first, in a layer of their own (keyed by pyproject.toml): a code change reinstalls the package only.
+COPY pyproject.toml /src/
+RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
- && /opt/release-readiness/bin/python -m pip install --no-warn-script-location /src \
+ && /opt/release-readiness/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /src/requirements.txt \
+ && /opt/release-readiness/bin/python -m pip install --requirement /src/requirements.txt
+COPY README.md /src/
+COPY operator /src/operator
+# kubernetes/aio is the client's asyncio copy (68 MB), which nothing here imports (kube.py uses the synchronous one).
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && /opt/release-readiness/bin/python -m pip install --no-deps --no-warn-script-location /src \
+ && /opt/release-readiness/bin/python -m pip check \
  && /opt/release-readiness/bin/python -m pip uninstall --yes --quiet pip setuptools \
  && rm -rf /opt/release-readiness/lib/python3*/site-packages/kubernetes/aio
 
