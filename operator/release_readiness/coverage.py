@@ -52,7 +52,7 @@ def verified_by(item: ChecklistItem) -> str:
             if b
         )
         held = f", held for {prom.for_}" if prom.for_ else ""
-        return f"PromQL {bounds}{held}"
+        return f"PromQL {bounds}{held}: `{' '.join(prom.query.split())}`"
     if check.evidence is not None:
         ev = check.evidence
         if ev.equals is not None:
@@ -128,7 +128,9 @@ def render(checklist: ReadinessChecklist, source: str) -> str:
         lines.append(f"| {_cell(component)} | {len(ids)}: {', '.join(ids)} |")
     lines += [
         "",
-        "Conventions the queries rely on: the application's own series carry `namespace`, `app` and `version`",
+        "In queries `$application` and `$version` are the release's, `$namespace` the candidate's namespace (the",
+        "release's own, production, namespace for post-deployment items). Conventions the queries rely on: the",
+        "application's own series carry `namespace`, `app` and `version`",
         "labels; kube-state-metrics runs with `--metric-labels-allowlist=pods=[app.kubernetes.io/name,"
         "app.kubernetes.io/version],jobs=[app.kubernetes.io/name,app.kubernetes.io/version,readiness.dev/suite]`;",
         "blackbox probes carry `namespace`, `app` and `readiness_check` labels. Load-window queries answer only",
