@@ -523,3 +523,36 @@ def test_a_passed_template_is_remembered_only_for_that_version_of_the_release_an
     # The candidate was inspected again with another template: a new resourceVersion, judged afresh.
     changed = decide(workload(), releases=[versioned("2", template="sha256:other")], checklist=checklist)
     assert (changed.allowed, changed.verdict) == (False, "template-mismatch")
+
+
+def test_distinct_huge_passing_templates_leave_the_memo_bounded_by_entries_and_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Red-team finding 4: 1,400 dry-runs with distinct 250 KB annotations grew the memo by the templates."""
+    from release_readiness.admission import gate
+
+    memo = gate._PassedTemplates(size=64, max_bytes=20_000)
+    monkeypatch.setattr(gate, "_PASSED", memo)
+    r = release()
+    r.metadata.uid, r.metadata.resource_version = "uid-r", "1"
+    lenient = CHECKLIST.model_copy(deep=True)
+    lenient.metadata.uid, lenient.metadata.resource_version = "uid-c", "1"
+    lenient.spec.rules.environment_fields = ["metadata.annotations"]
+    huge = "x" * 250_000
+    for i in range(200):
+        obj = workload()
+        obj["spec"]["template"]["metadata"]["annotations"] = {"note": f"{i}{huge}"}
+        assert decide(obj, releases=[r], checklist=lenient).verdict == "passed"
+        assert len(memo) <= 64
+        assert memo.bytes <= 20_000
+    # Each entry costs a few hundred bytes whatever the template's size: the byte bound keeps ~40 of them.
+    assert 20 < len(memo) < 64
+    assert all(len(part) <= 64 for key in memo._keys for part in key)
+    assert memo.bytes == sum(memo._keys.values())
+    # The newest is still remembered, the oldest went first.
+    newest = workload()
+    newest["spec"]["template"]["metadata"]["annotations"] = {"note": f"199{huge}"}
+    oldest = workload()
+    oldest["spec"]["template"]["metadata"]["annotations"] = {"note": f"0{huge}"}
+    assert memo.key(request(newest), r, lenient) in memo
+    assert memo.key(request(oldest), r, lenient) not in memo

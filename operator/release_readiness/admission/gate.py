@@ -8,8 +8,10 @@ what it is given (the release index and the inspected candidates), never the API
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -273,17 +275,26 @@ def _apply_mode(decision: Decision, mode: Mode) -> Decision:
 class _PassedTemplates:
     """Pod templates found equal to an inspected one and passing the template checks, per version of the
     release and of its checklist (uid and resourceVersion: any change to either is a new key). A CD tool's
-    retries, dry-runs and a rollout's ReplicaSets pay for the comparison once. Refusals are never memoized."""
+    retries, dry-runs and a rollout's ReplicaSets pay for the comparison once. Refusals are never memoized.
 
-    def __init__(self, size: int = 4096) -> None:
+    A key holds the sha256 of the canonical template, never the template: whoever may dry-run a rollout chooses
+    the template (a 250 KB annotation a request), so the memo is bounded by entries and by bytes, oldest out."""
+
+    def __init__(self, size: int = 4096, max_bytes: int = 2 * 1024 * 1024) -> None:
         self.size = size
-        self._keys: OrderedDict[tuple[str, ...], None] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._keys: OrderedDict[tuple[str, ...], int] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
     def key(self, req: GateRequest, release: ReleaseReadiness, checklist: ReadinessChecklist) -> tuple[str, ...] | None:
         r, c = release.metadata, checklist.metadata
         if not (r.uid and r.resource_version and c.uid and c.resource_version):
             return None
-        template = json.dumps(req.gated.template(req.obj), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(req.gated.template(req.obj), sort_keys=True, separators=(",", ":"))
+        template = hashlib.sha256(canonical.encode()).hexdigest()
         return (r.uid, r.resource_version, c.uid, c.resource_version, req.kind, req.subresource or "", template)
 
     def __contains__(self, key: tuple[str, ...]) -> bool:
@@ -293,9 +304,15 @@ class _PassedTemplates:
         return False
 
     def add(self, key: tuple[str, ...]) -> None:
-        self._keys[key] = None
-        while len(self._keys) > self.size:
-            self._keys.popitem(last=False)
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return
+        cost = sys.getsizeof(key) + sum(sys.getsizeof(part) for part in key)
+        self._keys[key] = cost
+        self.bytes += cost
+        while self._keys and (len(self._keys) > self.size or self.bytes > self.max_bytes):
+            _, dropped = self._keys.popitem(last=False)
+            self.bytes -= dropped
 
 
 _PASSED = _PassedTemplates()
