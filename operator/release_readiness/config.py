@@ -35,7 +35,11 @@ class Settings:
     secret_ttl_seconds: float = 60.0
     """RR_SECRET_TTL_SECONDS: how long a TLS Secret read for an Ingress is reused."""
     prometheus_url: str | None = None
-    """RR_PROMETHEUS_URL: default Prometheus for prometheus checks (a release may override it)."""
+    """RR_PROMETHEUS_URL: default Prometheus for prometheus checks (the platform's: a release may only pick another
+    server the platform allows, see prometheus_urls)."""
+    prometheus_urls: tuple[str, ...] = field(default_factory=tuple)
+    """RR_PROMETHEUS_URLS: comma-separated further Prometheus servers a release may pick with spec.prometheusUrl
+    (with RR_PROMETHEUS_URL and its checklist's spec.rules.prometheusUrls; any other URL is refused)."""
     prometheus_timeout_seconds: float = 5.0
     """RR_PROMETHEUS_TIMEOUT_SECONDS: how long one Prometheus query may take."""
     metrics_interval_seconds: float = 30.0
@@ -96,6 +100,7 @@ class Settings:
             workers=int(e.get("RR_WORKERS", d.workers)),
             secret_ttl_seconds=float(e.get("RR_SECRET_TTL_SECONDS", d.secret_ttl_seconds)),
             prometheus_url=e.get("RR_PROMETHEUS_URL") or None,
+            prometheus_urls=_list(e.get("RR_PROMETHEUS_URLS", "")),
             prometheus_timeout_seconds=float(e.get("RR_PROMETHEUS_TIMEOUT_SECONDS", d.prometheus_timeout_seconds)),
             metrics_interval_seconds=float(e.get("RR_METRICS_INTERVAL_SECONDS", d.metrics_interval_seconds)),
             webhook_port=int(e.get("RR_WEBHOOK_PORT", d.webhook_port)),

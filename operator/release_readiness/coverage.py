@@ -21,7 +21,7 @@ from release_readiness.checks.workload import CATALOG
 
 __all__ = ["components", "render", "verified_by"]
 
-PROMETHEUS = "Prometheus (the operator's RR_PROMETHEUS_URL or the release's spec.prometheusUrl)"
+PROMETHEUS = "Prometheus (the platform's: the operator's RR_PROMETHEUS_URL, or one the operator or checklist allows)"
 CI = "CI recording evidence as a ReleaseSignoff"
 
 # Metric-name patterns -> the exporter that produces them.

@@ -1,9 +1,15 @@
 """Metric gates: PromQL checks evaluated against the Prometheus HTTP API.
 
-Pure parts (substitution, reading a result, judging a range) are functions over plain data;
-`PrometheusClient` does the HTTP with a timeout, and `MetricGates` evaluates a release's items with
+Pure parts (substitution, reading a result, judging a range, choosing the judge) are functions over plain
+data; `PrometheusClient` does the HTTP with a timeout, and `MetricGates` evaluates a release's items with
 back-off per Prometheus URL, so a slow or absent Prometheus turns items Pending, never the
 reconciler.
+
+The judge is the platform's: the servers a release's metric items may be judged by are the operator's
+(RR_PROMETHEUS_URL, RR_PROMETHEUS_URLS) and its checklist's (spec.rules.prometheusUrls, cluster-scoped and
+platform-owned). A release may pick one of them (spec.prometheusUrl); any other URL is refused at admission
+and never queried (a server the release's creator runs could answer every query with its threshold, and
+the operator would fetch URLs of the creator's choosing from its own network position).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from release_readiness.api import ChecklistItem, ReleaseReadiness
+from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.api.checklist import PrometheusCheck
 from release_readiness.checks.model import CheckResult
 from release_readiness.evaluation import abbreviate
@@ -29,9 +35,12 @@ __all__ = [
     "PrometheusClient",
     "PrometheusError",
     "QueryError",
+    "allowed_servers",
+    "choose_server",
     "judge_instant",
     "judge_range",
     "parse_duration",
+    "prometheus_url_errors",
     "substitute",
 ]
 
@@ -43,6 +52,74 @@ NO_SERIES = (
     "no data yet (the query returned no series: nothing in its window, such as a load test, or a metric it reads "
     "is not collected)"
 )
+
+
+WHERE_SERVERS = (
+    "the operator's RR_PROMETHEUS_URL or RR_PROMETHEUS_URLS (chart operator.prometheusUrl, "
+    "operator.prometheusUrls) or the checklist's spec.rules.prometheusUrls"
+)
+
+
+def _norm(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def allowed_servers(checklist: ReadinessChecklist | None, default: str | None, extra: Sequence[str]) -> list[str]:
+    """The Prometheus servers the platform allows to judge releases following `checklist`: the checklist's
+    own (spec.rules.prometheusUrls) first, then the operator's default and its allow-list; without trailing
+    slashes, each once."""
+    urls = [*(checklist.spec.rules.prometheus_urls if checklist else []), *([default] if default else []), *extra]
+    out: list[str] = []
+    for url in urls:
+        if _norm(url) and _norm(url) not in out:
+            out.append(_norm(url))
+    return out
+
+
+def _not_allowed(release: ReleaseReadiness, checklist: ReadinessChecklist | None, allowed: list[str]) -> str:
+    url = abbreviate(release.spec.prometheus_url or "")
+    missing = "" if checklist else f" (checklist {release.spec.checklist} not found, so its servers are unknown)"
+    if not allowed:
+        return (
+            f"spec.prometheusUrl {url!r} is not an allowed Prometheus: none is allowed{missing}; the platform "
+            f"names the servers that judge metric items ({WHERE_SERVERS}): remove spec.prometheusUrl"
+        )
+    return (
+        f"spec.prometheusUrl {url!r} is not an allowed Prometheus{missing}; allowed: {', '.join(allowed)} "
+        f"(set one of them, or remove spec.prometheusUrl to be judged by {allowed[0]})"
+    )
+
+
+def prometheus_url_errors(
+    release: ReleaseReadiness, checklist: ReadinessChecklist | None, default: str | None, extra: Sequence[str]
+) -> list[str]:
+    """Admission: a release may only pick one of the servers the platform allows."""
+    if release.spec.prometheus_url is None:
+        return []
+    allowed = allowed_servers(checklist, default, extra)
+    if _norm(release.spec.prometheus_url) in allowed:
+        return []
+    name = f"ReleaseReadiness {release.metadata.namespace}/{release.metadata.name or '(new)'}"
+    return [f"{name}: {_not_allowed(release, checklist, allowed)}"]
+
+
+def choose_server(
+    release: ReleaseReadiness, checklist: ReadinessChecklist | None, default: str | None, extra: Sequence[str]
+) -> tuple[str | None, str]:
+    """(the server that judges the release's metric items, "") or (None, why none does and what to do).
+
+    The release's spec.prometheusUrl when it is allowed (a URL that is not, e.g. one allowed when the release
+    was created and taken off the list since, judges nothing); otherwise the checklist's first server, then the
+    operator's default."""
+    allowed = allowed_servers(checklist, default, extra)
+    if release.spec.prometheus_url is not None:
+        url = _norm(release.spec.prometheus_url)
+        return (url, "") if url in allowed else (None, _not_allowed(release, checklist, allowed))
+    if checklist is not None and checklist.spec.rules.prometheus_urls:
+        return _norm(checklist.spec.rules.prometheus_urls[0]), ""
+    if default:
+        return _norm(default), ""
+    return None, f"no Prometheus configured: set {WHERE_SERVERS}"
 
 
 class PrometheusError(Exception):
@@ -171,7 +248,7 @@ class PrometheusClient:
         except (aiohttp.ClientError, ValueError) as err:
             raise PrometheusError(f"Prometheus at {url} is unreachable ({err.__class__.__name__}: {err})") from None
         if body.get("status") != "success":
-            raise QueryError(f"Prometheus rejected the query: {body.get('errorType')}: {body.get('error')}")
+            raise QueryError(f"Prometheus at {url} rejected the query: {body.get('errorType')}: {body.get('error')}")
         data: dict[str, Any] = body["data"]
         return data
 
@@ -199,31 +276,30 @@ class _Backoff:
 
 @dataclass
 class MetricGates:
-    """Evaluates a release's prometheus items; backs off per URL while Prometheus is away."""
+    """Evaluates a release's prometheus items against the server the platform allows (see `choose_server`);
+    backs off per URL while Prometheus is away. Every judged item's message names the server that answered."""
 
     client: PrometheusClient
     default_url: str | None
+    allowed_urls: Sequence[str] = ()
     min_backoff: float = 2.0
     max_backoff: float = 300.0
     _backoff: dict[str, _Backoff] = field(default_factory=dict)
 
-    def _url(self, release: ReleaseReadiness) -> str | None:
-        return release.spec.prometheus_url or self.default_url
-
     async def evaluate(
         self,
         release: ReleaseReadiness,
-        items: Sequence[ChecklistItem],
+        checklist: ReadinessChecklist,
         now: dt.datetime,
         admitted_at: dt.datetime | None,
     ) -> dict[str, CheckResult]:
+        items = checklist.spec.items
         wanted = [i for i in items if i.check.prometheus is not None and (i.phase == "pre" or admitted_at)]
         if not wanted:
             return {}
-        url = self._url(release)
+        url, why = choose_server(release, checklist, self.default_url, self.allowed_urls)
         if url is None:
-            msg = "no Prometheus configured: set the operator's RR_PROMETHEUS_URL or the release's spec.prometheusUrl"
-            return {i.id: CheckResult.pending(msg) for i in wanted}
+            return {i.id: CheckResult.pending(why) for i in wanted}
         state = self._backoff.setdefault(url, _Backoff())
         if time.monotonic() < state.retry_at:
             wait = state.retry_at - time.monotonic()
@@ -241,7 +317,7 @@ class MetricGates:
             elif isinstance(result, BaseException):
                 raise result
             else:
-                out[item.id] = result
+                out[item.id] = CheckResult(result.state, f"{result.message} (Prometheus at {url})")
         if down is not None:
             state.failures += 1
             delay = min(self.max_backoff, self.min_backoff * 2 ** (state.failures - 1))

@@ -123,7 +123,7 @@ class Reconciler:
     async def _start(self) -> None:
         self._session = aiohttp.ClientSession()
         client = PrometheusClient(self._session, self.settings.prometheus_timeout_seconds)
-        self.metric_gates = MetricGates(client, self.settings.prometheus_url)
+        self.metric_gates = MetricGates(client, self.settings.prometheus_url, self.settings.prometheus_urls)
         if self.sync is not None:
             await self.sync.wait()
         self._tasks += [asyncio.create_task(self._worker(i)) for i in range(self.settings.workers)]
@@ -256,7 +256,7 @@ class Reconciler:
         admitted_at = release.status.admitted_at if release.status else None
         if admitted_at is None and admitted:
             admitted_at = now
-        return await self.metric_gates.evaluate(release, checklist.spec.items, now, admitted_at)
+        return await self.metric_gates.evaluate(release, checklist, now, admitted_at)
 
     async def reconcile(self, key: Key) -> None:
         release = self.index.releases.get(key)

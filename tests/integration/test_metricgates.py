@@ -91,7 +91,7 @@ def release(
                 "apiVersion": "readiness.dev/v1alpha1",
                 "kind": "ReadinessChecklist",
                 "metadata": {"name": checklist},
-                "spec": {"items": items},
+                "spec": {"items": items, "rules": {"prometheusUrls": [url]}},
             }
         )
     )

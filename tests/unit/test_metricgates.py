@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from release_readiness.api import ChecklistItem, ReleaseReadiness
+from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.api.checklist import PrometheusCheck
 from release_readiness.evaluation import abbreviate
 from release_readiness.metricgates import (
@@ -16,9 +16,12 @@ from release_readiness.metricgates import (
     MetricGates,
     PrometheusError,
     QueryError,
+    allowed_servers,
+    choose_server,
     judge_instant,
     judge_range,
     parse_duration,
+    prometheus_url_errors,
     substitute,
 )
 
@@ -119,21 +122,101 @@ ITEM = ChecklistItem.model_validate(
 )
 
 
-def evaluate(gates: MetricGates, rel: ReleaseReadiness) -> Any:
-    return asyncio.run(gates.evaluate(rel, [ITEM], NOW, None))
+def checklist(items: list[ChecklistItem], urls: list[str] | None = None) -> ReadinessChecklist:
+    return ReadinessChecklist.model_validate(
+        {
+            "metadata": {"name": "c"},
+            "spec": {
+                "items": [i.model_dump(by_alias=True, exclude_none=True) for i in items],
+                "rules": {"prometheusUrls": urls or []},
+            },
+        }
+    )
+
+
+def evaluate(gates: MetricGates, rel: ReleaseReadiness, urls: list[str] | None = None) -> Any:
+    return asyncio.run(gates.evaluate(rel, checklist([ITEM], urls), NOW, None))
+
+
+class RecordingClient(FakeClient):
+    def __init__(self, answer: Any) -> None:
+        super().__init__(answer)
+        self.urls: list[str] = []
+
+    async def query(self, url: str, query: str) -> dict[str, Any]:
+        self.urls.append(url)
+        return await super().query(url, query)
 
 
 def test_no_prometheus_configured_is_pending_with_the_fix() -> None:
     result = evaluate(MetricGates(FakeClient(vector("0.1")), None), release())  # type: ignore[arg-type]
     assert result["p95"].state == "Pending"
-    assert "set the operator's RR_PROMETHEUS_URL or the release's spec.prometheusUrl" in result["p95"].message
+    assert "no Prometheus configured: set the operator's RR_PROMETHEUS_URL" in result["p95"].message
+    assert "the checklist's spec.rules.prometheusUrls" in result["p95"].message
 
 
-def test_release_url_overrides_and_a_rejected_query_fails() -> None:
-    gates = MetricGates(FakeClient(QueryError("Prometheus rejected the query: bad_data: parse error")), None)  # type: ignore[arg-type]
-    result = evaluate(gates, release("http://prom:9090"))
+def test_an_allowed_release_url_is_used_and_a_rejected_query_fails() -> None:
+    error = QueryError("Prometheus at http://prom:9090 rejected the query: bad_data: parse error")
+    gates = MetricGates(FakeClient(error), None, ["http://prom:9090"])  # type: ignore[arg-type]
+    result = evaluate(gates, release("http://prom:9090/"))
     assert result["p95"].state == "Failed"
     assert "parse error" in result["p95"].message
+
+
+def test_the_judge_is_the_platforms_and_every_verdict_names_it() -> None:
+    client = RecordingClient(vector("0.1"))
+    gates = MetricGates(client, "http://platform:9090", ["http://team:9090"])  # type: ignore[arg-type]
+    judged = evaluate(gates, release())
+    assert judged["p95"].state == "Passed"
+    assert judged["p95"].message == "0.1 within <= 0.5: p95 (Prometheus at http://platform:9090)"
+    assert evaluate(gates, release("http://team:9090"))["p95"].message.endswith("(Prometheus at http://team:9090)")
+    # The checklist's own server is its releases' default; the release may still pick the operator's.
+    assert evaluate(gates, release(), ["http://checklist:9090"])["p95"].message.endswith("http://checklist:9090)")
+    assert client.urls == ["http://platform:9090", "http://team:9090", "http://checklist:9090"]
+
+
+def test_a_url_the_creator_chose_is_never_queried() -> None:
+    client = RecordingClient(vector("0.5"))
+    gates = MetricGates(client, "http://platform:9090")  # type: ignore[arg-type]
+    for url in ["http://evil.example:9090", "http://169.254.169.254/latest", "http://platform:9090.evil"]:
+        result = evaluate(gates, release(url))
+        assert result["p95"].state == "Pending"
+        assert f"spec.prometheusUrl '{url}' is not an allowed Prometheus" in result["p95"].message
+        assert "allowed: http://platform:9090" in result["p95"].message
+    assert client.urls == []
+
+
+def test_allowed_servers_checklist_first_each_once_without_trailing_slash() -> None:
+    with_urls = checklist([ITEM], ["http://c:9090/", "http://p:9090"])
+    assert allowed_servers(with_urls, "http://p:9090", ["http://x:9090/"]) == [
+        "http://c:9090",
+        "http://p:9090",
+        "http://x:9090",
+    ]
+    assert allowed_servers(None, None, []) == []
+    assert choose_server(release(), None, None, [])[0] is None
+
+
+def test_admission_refuses_a_url_outside_the_allow_list_naming_the_field_and_the_allowed_values() -> None:
+    listed = checklist([ITEM], ["http://c:9090"])
+    assert prometheus_url_errors(release(), listed, None, []) == []
+    assert prometheus_url_errors(release("http://c:9090"), listed, None, []) == []
+    assert prometheus_url_errors(release("http://p:9090/"), listed, "http://p:9090", []) == []
+    (error,) = prometheus_url_errors(release("http://evil:9090"), listed, "http://p:9090", ["http://x:9090"])
+    assert error == (
+        "ReleaseReadiness prod/r: spec.prometheusUrl 'http://evil:9090' is not an allowed Prometheus; allowed: "
+        "http://c:9090, http://p:9090, http://x:9090 (set one of them, or remove spec.prometheusUrl to be judged by "
+        "http://c:9090)"
+    )
+    (none,) = prometheus_url_errors(release("http://evil:9090"), None, None, [])
+    assert "none is allowed (checklist pre-production not found, so its servers are unknown)" in none
+    assert none.endswith("remove spec.prometheusUrl")
+
+
+@pytest.mark.parametrize("url", ["ftp://p", "http://user:pw@p:9090", "http://p:9090/?x=1", "http:// p", "p:9090"])
+def test_checklist_servers_are_plain_http_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="prometheusUrls"):
+        checklist([ITEM], [url])
 
 
 def test_prometheus_down_backs_off_then_recovers() -> None:
@@ -163,8 +246,8 @@ def test_post_items_wait_for_admission(phase: str) -> None:
         }
     )
     gates = MetricGates(FakeClient(matrix([0.1] * 5, NOW - dt.timedelta(minutes=5), 15)), "http://p")  # type: ignore[arg-type]
-    assert asyncio.run(gates.evaluate(release(), [post], NOW, None)) == {}
-    watching = asyncio.run(gates.evaluate(release(), [post], NOW, NOW - dt.timedelta(minutes=5)))
+    assert asyncio.run(gates.evaluate(release(), checklist([post]), NOW, None)) == {}
+    watching = asyncio.run(gates.evaluate(release(), checklist([post]), NOW, NOW - dt.timedelta(minutes=5)))
     assert watching["watch"].state == "Pending"
     assert "holding <= 0.5" in watching["watch"].message
 

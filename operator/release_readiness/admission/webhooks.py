@@ -45,6 +45,7 @@ from release_readiness.admission.signoffs import (
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 from release_readiness.logs import ADMISSION
+from release_readiness.metricgates import prometheus_url_errors
 from release_readiness.metrics import (
     ADMISSION_ERRORS,
     ADMISSION_LATENCY,
@@ -340,6 +341,9 @@ def _register_release_webhook(registry: kopf.OperatorRegistry) -> None:
         previous = _parse(ReleaseReadiness, old, "ReleaseReadiness") if old else None
         checklist = state.index.checklists.get(new.spec.checklist)
         errors = validate_release(new, checklist)
+        if previous is None:
+            settings = state.settings
+            errors += prometheus_url_errors(new, checklist, settings.prometheus_url, settings.prometheus_urls)
         errors += validate_release_update(previous, new, caller)
         if previous is None:
             errors += validate_release_unique(new, state.index.releases.values())

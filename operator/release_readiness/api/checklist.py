@@ -265,6 +265,16 @@ class ChecklistRules(KubeModel):
         ),
     ] = []
 
+    prometheus_urls: Annotated[
+        list[Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/@?#]+(/[^\s?#]*)?$")]],
+        Field(
+            description="Prometheus servers that may judge the metric items of releases following this checklist "
+            "(besides the operator's RR_PROMETHEUS_URL and RR_PROMETHEUS_URLS); the first is their default. A "
+            "release may pick one of these with spec.prometheusUrl, never another server.",
+            max_length=16,
+        ),
+    ] = []
+
     def waiver_roles(self, item_id: str) -> list[str]:
         """The roles whose holders may waive `item_id`, in checklist order."""
         roles: list[str] = []

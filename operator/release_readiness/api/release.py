@@ -135,8 +135,10 @@ class ReleaseSpec(KubeModel):
     prometheus_url: Annotated[
         str | None,
         Field(
-            description="Prometheus URL for this release (overrides the operator's). Fixed at creation: the metric "
-            "gates must not be re-pointed at another server after creation.",
+            description="The Prometheus that judges this release's metric items, one of the servers the platform "
+            "allows (the operator's RR_PROMETHEUS_URL and RR_PROMETHEUS_URLS, the checklist's "
+            "spec.rules.prometheusUrls); any other is refused. Unset: the checklist's first server, else the "
+            "operator's. Fixed at creation: the metric gates must not be re-pointed at another server after creation.",
             max_length=2048,
             json_schema_extra=_fixed("prometheusUrl", "metric gates were evaluated against it"),
         ),
