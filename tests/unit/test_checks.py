@@ -509,6 +509,8 @@ def test_alert_rules() -> None:
     assert run("alertRules", None, prometheus_rules=[rule(LABELS)], installed=installed).state == "Passed"
     by_expr = rule({}, 'rate(errors{app="payments-api"}[5m]) > 1')
     assert run("alertRules", None, prometheus_rules=[by_expr], installed=installed).state == "Passed"
+    other_app = rule({}, 'rate(errors{app="payments-api-legacy"}[5m]) > 1')
+    assert run("alertRules", None, prometheus_rules=[other_app], installed=installed).state == "Failed"
 
 
 def done(kind: str) -> dict[str, Any]:

@@ -1010,7 +1010,9 @@ def _app_alerts(snap: CandidateSnapshot) -> list[tuple[str, Body]]:
         groups = (rule.get("spec") or {}).get("groups") or []
         alerts = [r for g in groups for r in g.get("rules") or [] if r.get("alert")]
         mine = labels.get("app.kubernetes.io/name") == snap.application
-        out += [(rule["metadata"]["name"], r) for r in alerts if mine or snap.application in str(r.get("expr", ""))]
+        # An expr names the application as a quoted label value ("payments-api"), not as a substring of another.
+        quoted = re.compile(r"[\"'`]" + re.escape(snap.application) + r"[\"'`]")
+        out += [(rule["metadata"]["name"], r) for r in alerts if mine or quoted.search(str(r.get("expr", "")))]
     return out
 
 
