@@ -385,6 +385,15 @@ CHECKS: dict[str, tuple[dict[str, Any], str]] = {
         "NetworkPolicies select the pods and restrict both directions (a rule allowing everything does not count); "
         "the CNI must enforce NetworkPolicy.",
     ),
+    "backup-storage-configured": (
+        workload("backupSchedule"),
+        "A velero Schedule that velero validated and that is not paused backs up the production namespace to a "
+        "BackupStorageLocation velero reports Available.",
+    ),
+    "backup-retention-policy-set": (
+        workload("backupSchedule", requireRetention=True),
+        "The same Schedule sets how long its backups are kept (spec.template.ttl).",
+    ),
     "restore-procedures-tested": (
         evidence("restore-drill-age-days", max=30),
         "Days since the last automated restore into a scratch namespace that passed its validation.",

@@ -62,8 +62,13 @@ WATCHED: tuple[Watched, ...] = (
     Watched("external-secrets.io", "v1", "externalsecrets", "ExternalSecret", optional=True),
     Watched("bitnami.com", "v1alpha1", "sealedsecrets", "SealedSecret", optional=True),
     Watched("grafana.integreatly.org", "v1beta1", "grafanadashboards", "GrafanaDashboard", optional=True),
+    # Velero's backup schedules and where they store, in velero's own namespace: they cover other namespaces.
+    Watched("velero.io", "v1", "schedules", "Schedule", optional=True),
+    Watched("velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", optional=True),
 )
 OPTIONAL_KINDS = frozenset(w.kind for w in WATCHED if w.optional)
+CLUSTER_WIDE_KINDS = frozenset({"Schedule", "BackupStorageLocation"})
+"""Kinds that concern every release wherever they live (a velero Schedule names the namespaces it backs up)."""
 
 
 def watched(extra_kinds: Sequence[GatedKind] = ()) -> tuple[Watched, ...]:
@@ -190,7 +195,7 @@ class ClusterIndex:
         if kind == "Ingress":
             self._forget_secret_reads(namespace)
         self.objects[kind][namespace][name] = slim
-        return self._watching(namespace)
+        return list(self.releases) if kind in CLUSTER_WIDE_KINDS else self._watching(namespace)
 
     def delete(self, kind: str, body: Any) -> list[Key]:
         namespace, name = _key(_slim(body))
@@ -211,7 +216,7 @@ class ClusterIndex:
         if kind == "Ingress":
             self._forget_secret_reads(namespace)
         self.objects[kind][namespace].pop(name, None)
-        return self._watching(namespace)
+        return list(self.releases) if kind in CLUSTER_WIDE_KINDS else self._watching(namespace)
 
     def listed(self, kind: str) -> list[Key]:
         """The API server listed this kind: it is served (an optional kind's CRD is installed, even with no
@@ -248,6 +253,9 @@ class ClusterIndex:
 
     def of_kind(self, kind: str, namespace: str) -> list[Body]:
         return list(self.objects[kind][namespace].values())
+
+    def of_kind_everywhere(self, kind: str) -> list[Body]:
+        return [body for bodies in list(self.objects[kind].values()) for body in bodies.values()]
 
     def candidate_selector(self, release: ReleaseReadiness) -> LabelSelector:
         selector = release.spec.candidate.selector
@@ -315,6 +323,8 @@ class ClusterIndex:
             external_secrets=self.of_kind("ExternalSecret", ns),
             sealed_secrets=self.of_kind("SealedSecret", ns),
             grafana_dashboards=self.of_kind("GrafanaDashboard", ns),
+            backup_schedules=self.of_kind_everywhere("Schedule"),
+            backup_locations=self.of_kind_everywhere("BackupStorageLocation"),
             installed=frozenset(self.installed),
             production_namespace=release.metadata.namespace or "",
             namespace_labels={

@@ -32,6 +32,7 @@ CHECKS: dict[str, dict[str, Any]] = {
     "store": {"workload": "secretsFromStore"},
     "dashboard": {"workload": "grafanaDashboard", "params": {"panelTypes": ["alertlist"]}},
     "load": {"workload": "smokeTests", "params": {"suites": ["load-light", "load-heavy"]}},
+    "backup": {"workload": "backupSchedule", "params": {"requireRetention": True}},
 }
 HOST = "pay.stg.example.com"
 
@@ -244,3 +245,23 @@ def test_every_load_suite_must_complete(rel: Release, kubectl: Kubectl) -> None:
     until(rel, "load", "Pending", "(load-heavy) has not completed yet")
     complete_job(kubectl, rel.candidate, "load-heavy")
     rel.wait_item("load", "Passed")
+
+
+def test_backup_schedule_of_the_production_namespace(rel: Release, kubectl: Kubectl) -> None:
+    """velero's objects live in its own namespace and name the namespaces they back up."""
+    velero = f"velero-{rel.prod}"
+    kubectl.run("create", "namespace", velero)
+    assert "no velero Schedule backs up namespace" in until(rel, "backup", "Failed", rel.prod)["message"]
+    location = custom("velero.io/v1", "BackupStorageLocation", velero, "default", {"default": True, "provider": "aws"})
+    template: dict[str, Any] = {"includedNamespaces": [rel.prod]}
+    schedule = custom("velero.io/v1", "Schedule", velero, "nightly", {"schedule": "0 2 * * *", "template": template})
+    rel.apply(location, schedule)
+    until(rel, "backup", "Pending", "not validated yet")
+    set_status(kubectl, "schedules.velero.io", velero, "nightly", {"phase": "Enabled"})
+    set_status(kubectl, "backupstoragelocations.velero.io", velero, "default", {"phase": "Unavailable"})
+    until(rel, "backup", "Failed", "BackupStorageLocation default, which is Unavailable")
+    set_status(kubectl, "backupstoragelocations.velero.io", velero, "default", {"phase": "Available"})
+    until(rel, "backup", "Failed", "sets no retention (spec.template.ttl)")
+    template["ttl"] = "720h0m0s"
+    rel.apply(schedule)
+    until(rel, "backup", "Passed", f"backs up {rel.prod} to BackupStorageLocation default (Available), kept 720h0m0s")

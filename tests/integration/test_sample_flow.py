@@ -123,6 +123,10 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     set_status(
         kubectl, "ingress", "payments-staging", "payments-api", {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}
     )
+    # velero backs production up: the platform team's Schedule, which velero validates, to a location it checked.
+    kubectl.run("apply", "-f", str(SAMPLES / "backup.yaml"))
+    set_status(kubectl, "backupstoragelocations.velero.io", "velero", "default", {"phase": "Available"})
+    set_status(kubectl, "schedules.velero.io", "velero", "payments-prod-nightly", {"phase": "Enabled"})
     # trivy-operator scans the images the candidate runs (the default checklist does not take the annotation).
     kubectl.run("apply", "-f", str(REPO / "tests" / "integration" / "fixtures" / "vulnerabilityreports-crd.yaml"))
     kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io")

@@ -948,3 +948,53 @@ def test_image_scan_ignores_a_report_of_an_earlier_image() -> None:
     report["report"]["artifact"]["tag"] = "3.2.0"
     fresh = run("imageScan", {"annotation": False}, vulnerability_reports=[report], installed=installed)
     assert fresh.state == "Passed"
+
+
+def velero(kind: str, name: str, spec: dict[str, Any], phase: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": kind, "metadata": {"name": name, "namespace": "velero"}, "spec": spec}
+    if phase is not None:
+        body["status"] = {"phase": phase}
+    return body
+
+
+def test_backup_schedule() -> None:
+    installed = frozenset({"Schedule", "BackupStorageLocation"})
+
+    def backup(schedule: dict[str, Any], bsl_phase: str | None = "Available", **params: Any) -> Any:
+        location = velero("BackupStorageLocation", "default", {"default": True}, bsl_phase)
+        return run(
+            "backupSchedule",
+            params or None,
+            production_namespace="payments-prod",
+            backup_schedules=[schedule],
+            backup_locations=[location],
+            installed=installed,
+        )
+
+    def schedule(phase: str | None = "Enabled", **template: Any) -> dict[str, Any]:
+        return velero("Schedule", "nightly", {"schedule": "0 2 * * *", "template": template}, phase)
+
+    ok = backup(schedule(includedNamespaces=["payments-prod"], ttl="720h0m0s"), requireRetention=True)
+    assert ok.state == "Passed", ok.message
+    assert "Schedule velero/nightly (0 2 * * *) backs up payments-prod to BackupStorageLocation default" in ok.message
+    assert backup(schedule()).state == "Passed"  # no includedNamespaces: every namespace
+    other = backup(schedule(includedNamespaces=["billing"]))
+    assert other.state == "Failed"
+    assert "no velero Schedule backs up namespace payments-prod" in other.message
+    excluded = backup(schedule(excludedNamespaces=["payments-prod"]))
+    assert excluded.state == "Failed"
+    paused = schedule()
+    paused["spec"]["paused"] = True
+    assert "is paused (spec.paused)" in backup(paused).message
+    assert "FailedValidation (status.phase), not Enabled" in backup(schedule("FailedValidation")).message
+    assert backup(schedule(None)).state == "Pending"
+    unavailable = backup(schedule(), "Unavailable")
+    assert unavailable.state == "Failed"
+    assert "BackupStorageLocation default, which is Unavailable" in unavailable.message
+    assert backup(schedule(), None).state == "Pending"
+    missing = backup(schedule(storageLocation="offsite"))
+    assert "BackupStorageLocation offsite, which does not exist" in missing.message
+    no_ttl = backup(schedule(), requireRetention=True)
+    assert no_ttl.state == "Failed"
+    assert "sets no retention (spec.template.ttl)" in no_ttl.message
+    assert run("backupSchedule", None, production_namespace="payments-prod").state == "Pending"

@@ -53,6 +53,7 @@ WorkloadCheckName = Literal[
     "alertRouting",
     "secretsFromStore",
     "grafanaDashboard",
+    "backupSchedule",
     "smokeTests",
 ]
 WORKLOAD_CHECKS: tuple[str, ...] = get_args(WorkloadCheckName)

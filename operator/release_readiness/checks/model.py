@@ -179,6 +179,9 @@ class CandidateSnapshot:
     external_secrets: list[Body] = field(default_factory=list)
     sealed_secrets: list[Body] = field(default_factory=list)
     grafana_dashboards: list[Body] = field(default_factory=list)
+    backup_schedules: list[Body] = field(default_factory=list)
+    """velero Schedules of every namespace (they name the namespaces they back up)."""
+    backup_locations: list[Body] = field(default_factory=list)
     installed: frozenset[str] = frozenset()
     """Optional kinds seen in the cluster (their CRDs are installed): VulnerabilityReport, PrometheusRule, ..."""
     template_only: bool = False

@@ -131,6 +131,11 @@ class PortsParams(Params):
     allow_node_ports: bool = Field(False, alias="allowNodePorts")
 
 
+class BackupParams(Params):
+    require_retention: bool = Field(False, alias="requireRetention")
+    """Also require the schedule to set how long its backups are kept (spec.template.ttl)."""
+
+
 class AlertRoutingParams(Params):
     receiver_types: list[str] = Field([], alias="receiverTypes")
     """Receiver integrations that count (e.g. pagerdutyConfigs); empty: any integration."""
@@ -175,6 +180,7 @@ NEEDS = {
     "ingressRateLimit": _INGRESS,
     "tlsCertificate": _INGRESS,
     "smokeTests": "CI running the suite Jobs in the candidate namespace",
+    "backupSchedule": "velero (Schedule, BackupStorageLocation)",
 }
 
 
@@ -1236,6 +1242,69 @@ def grafana_dashboard(snap: CandidateSnapshot, params: DashboardParams) -> Check
     return CheckResult.pending("; ".join(unreadable))
 
 
+def _covers(schedule: Body, namespace: str) -> bool:
+    """Velero backs up includedNamespaces (none or '*': all) minus excludedNamespaces."""
+    template = (schedule.get("spec") or {}).get("template") or {}
+    included = template.get("includedNamespaces") or ["*"]
+    return ("*" in included or namespace in included) and namespace not in (template.get("excludedNamespaces") or [])
+
+
+def backup_schedule(snap: CandidateSnapshot, params: BackupParams) -> CheckResult:
+    """A velero Schedule that velero validated (phase Enabled), not paused, backs up the production namespace to
+    a BackupStorageLocation that velero reports Available; with requireRetention, its backups have a ttl."""
+    if "Schedule" not in snap.installed:
+        return CheckResult.pending("velero's Schedule CRD is not installed: install velero and schedule backups")
+    ns = snap.production_namespace
+    covering = [s for s in snap.backup_schedules if _covers(s, ns)]
+    if not covering:
+        return CheckResult.failed([f"no velero Schedule backs up namespace {ns} (spec.template.includedNamespaces)"])
+    problems: list[str] = []
+    waiting: list[str] = []
+    for sched in covering:
+        meta, spec = sched["metadata"], sched.get("spec") or {}
+        name = f"Schedule {meta.get('namespace', '')}/{meta['name']}"
+        phase = (sched.get("status") or {}).get("phase")
+        template = spec.get("template") or {}
+        if spec.get("paused"):
+            problems.append(f"{name} is paused (spec.paused)")
+            continue
+        if phase != "Enabled":
+            (waiting if phase in (None, "", "New") else problems).append(
+                f"{name} is {phase or 'not validated yet'} (status.phase), not Enabled"
+            )
+            continue
+        wanted = template.get("storageLocation")
+        locations = [
+            b
+            for b in snap.backup_locations
+            if b["metadata"].get("namespace") == meta.get("namespace")
+            and (b["metadata"]["name"] == wanted if wanted else (b.get("spec") or {}).get("default"))
+        ]
+        if not locations:
+            problems.append(f"{name} stores to BackupStorageLocation {wanted or '(the default)'}, which does not exist")
+            continue
+        bsl = locations[0]
+        bsl_phase = (bsl.get("status") or {}).get("phase")
+        if bsl_phase != "Available":
+            (waiting if bsl_phase is None else problems).append(
+                f"{name} stores to BackupStorageLocation {bsl['metadata']['name']}, which is "
+                f"{bsl_phase or 'not checked by velero yet'} (status.phase)"
+            )
+            continue
+        ttl = template.get("ttl")
+        if params.require_retention and (not ttl or ttl in ("0", "0s")):
+            problems.append(f"{name} sets no retention (spec.template.ttl)")
+            continue
+        kept = f", kept {ttl}" if ttl else ""
+        return CheckResult.passed(
+            f"{name} ({spec.get('schedule', '?')}) backs up {ns} to BackupStorageLocation "
+            f"{bsl['metadata']['name']} (Available){kept}"
+        )
+    if problems:
+        return CheckResult.failed(problems + waiting)
+    return CheckResult.pending("; ".join(waiting))
+
+
 SUITE_LABEL = "readiness.dev/suite"
 
 
@@ -1347,6 +1416,9 @@ CATALOG: dict[str, WorkloadCheck] = {
             "a GrafanaDashboard for the application with the panels",
             DashboardParams,
             grafana_dashboard,
+        ),
+        WorkloadCheck(
+            "backupSchedule", "a velero Schedule backs up the production namespace", BackupParams, backup_schedule
         ),
         WorkloadCheck("smokeTests", "a test Job per suite for this version completed", SmokeParams, smoke_tests),
     ]
