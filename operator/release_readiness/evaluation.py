@@ -30,7 +30,12 @@ from release_readiness.api.checklist import Approval
 from release_readiness.api.release import CandidateImage, CandidateStatus, CandidateWorkload
 from release_readiness.checks.model import CandidateSnapshot, CheckResult
 from release_readiness.checks.workload import run_workload_check
-from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
+from release_readiness.podtemplate import (
+    DEFAULT_ENVIRONMENT_FIELDS,
+    controller_labels,
+    normalize_template,
+    template_hash,
+)
 from release_readiness.tally import (
     MAX_REFUSED_SHOWN,
     Tally,
@@ -128,7 +133,8 @@ def candidate_status(
         for c in wl.containers(include_init=True):
             digest = c.image.partition("@")[2] or None
             images.append(CandidateImage(container=c.name, image=c.image, digest=digest))
-        digest = template_hash(normalize_template(wl.template, fields))
+        generated = controller_labels(wl.kind, wl.body, wl.template)
+        digest = template_hash(normalize_template(wl.template, fields, generated))
         workloads.append(CandidateWorkload(kind=wl.kind, name=wl.name, images=images, template_hash=digest))
     lines = [f"{w.kind}/{w.name}/{i.container}={i.image}" for w in workloads for i in w.images]
     lines += [f"{w.kind}/{w.name}#template={w.template_hash}" for w in workloads]

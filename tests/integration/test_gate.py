@@ -67,6 +67,7 @@ class Gate:
         mode: str = "enforce",
         checks: dict[str, dict[str, Any]] | None = None,
         env: list[dict[str, Any]] | None = None,
+        environment_fields: list[str] | None = None,
     ) -> None:
         self.kubectl = kubectl
         self.custom = client.CustomObjectsApi(api)
@@ -103,7 +104,10 @@ class Gate:
             self.prod,
         )
         approvals = [{"role": "engineering-lead", "groups": ["eng-leads"]}]
-        kubectl.apply(json.dumps(manifests.checklist(self.checklist, checks or {"limits": LIMITS}, approvals)))
+        checklist = manifests.checklist(self.checklist, checks or {"limits": LIMITS}, approvals)
+        if environment_fields is not None:
+            checklist["spec"]["rules"] = {"environmentFields": environment_fields}
+        kubectl.apply(json.dumps(checklist))
         kubectl.apply(json.dumps(deployment(self.candidate, env=env)))
         kubectl.apply(
             json.dumps(

@@ -213,6 +213,70 @@ def test_patching_a_ready_releases_deployment_keeping_the_image_is_refused_namin
     assert f"{field} is {value}, but the candidate inspected (deployment {ready.candidate}/payments-api)" in proc.stderr
 
 
+# Red-team finding 8: what the former default allow-list admitted, each changing what runs.
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+@pytest.mark.parametrize(
+    ("patch", "differences"),
+    [
+        (
+            {"metadata": {"annotations": {"vault.hashicorp.com/agent-inject": "true"}}},
+            ['spec.template.metadata.annotations.vault.hashicorp.com/agent-inject is "true"'],
+        ),
+        (
+            {"metadata": {"annotations": {"sidecar.istio.io/inject": "false"}}},
+            ['spec.template.metadata.annotations.sidecar.istio.io/inject is "false"'],
+        ),
+        (
+            {"metadata": {"annotations": {"k8s.v1.cni.cncf.io/networks": "host-macvlan"}}},
+            ['spec.template.metadata.annotations.k8s.v1.cni.cncf.io/networks is "host-macvlan"'],
+        ),
+        (
+            {
+                "spec": {
+                    "tolerations": [{"operator": "Exists"}],
+                    "nodeSelector": {CONTROL_PLANE: ""},
+                    "priorityClassName": "system-node-critical",
+                }
+            },
+            [
+                f'spec.template.spec.nodeSelector.{CONTROL_PLANE} is ""',
+                'spec.template.spec.priorityClassName is "system-node-critical"',
+                'spec.template.spec.tolerations[0].operator is "Exists"',
+            ],
+        ),
+        (
+            {"metadata": {"labels": {"statefulset.kubernetes.io/pod-name": "payments-db-0"}}},
+            ['spec.template.metadata.labels.statefulset.kubernetes.io/pod-name is "payments-db-0"'],
+        ),
+    ],
+)
+def test_annotations_scheduling_and_controller_labels_are_compared_by_default(
+    ready: Gate, patch: dict[str, Any], differences: list[str]
+) -> None:
+    proc = ready.kubectl.run(
+        "patch",
+        "deployment",
+        "payments-api",
+        "-n",
+        ready.prod,
+        "--type=strategic",
+        "-p",
+        json.dumps({"spec": {"template": patch}}),
+        as_user=DEPLOYER[0],
+        as_groups=DEPLOYER[1],
+        check=False,
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert f"its pod template is not the one ReleaseReadiness {ready.prod}/payments-api-3-2-0 inspected" in proc.stderr
+    for difference in differences:
+        assert (
+            f"{difference}, but the candidate inspected (deployment {ready.candidate}/payments-api) has (not set)"
+            in proc.stderr
+        )
+
+
 def test_rollout_restart_and_scaling_of_an_admitted_release_keep_working(ready: Gate) -> None:
     who = {"as_user": DEPLOYER[0], "as_groups": DEPLOYER[1]}
     restart = ready.kubectl.run("rollout", "restart", "deployment/payments-api", "-n", ready.prod, check=False, **who)
@@ -239,9 +303,11 @@ def test_a_check_that_passed_on_the_candidate_runs_on_the_production_template(
 ) -> None:
     from_secret = [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}]
     checks = {"limits": LIMITS, "secrets": {"workload": "noHardcodedSecrets"}}
-    gate = Gate(kubectl, api_client, checks=checks, env=from_secret)
+    # A checklist that lets env values and their sources differ per environment (the default compares valueFrom).
+    lenient = ["spec.containers[*].env[*].value", "spec.containers[*].env[*].valueFrom"]
+    gate = Gate(kubectl, api_client, checks=checks, env=from_secret, environment_fields=lenient)
     gate.approve()
-    # Env values may differ per environment; a literal secret in one still fails noHardcodedSecrets.
+    # A literal secret in production still fails noHardcodedSecrets, which passed on the candidate.
     proc = gate.rollout(deployment(gate.prod, env=[{"name": "API_TOKEN", "value": "s3cr3t"}]))
     assert proc.returncode != 0
     assert "the production pod template fails checks that passed on the candidate" in proc.stderr
@@ -251,6 +317,23 @@ def test_a_check_that_passed_on_the_candidate_runs_on_the_production_template(
     ) in proc.stderr
     other_secret = [{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api-prod", "key": "token"}}}]
     admitted = gate.rollout(deployment(gate.prod, env=other_secret))
+    assert admitted.returncode == 0, admitted.stderr
+
+
+def test_env_value_from_another_secret_is_refused_by_default(kubectl: Kubectl, api_client: client.ApiClient) -> None:
+    """Red-team finding 8: DB_PASSWORD taken from another Secret (another application's) was admitted."""
+    from_secret = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "payments-db", "key": "password"}}}]
+    gate = Gate(kubectl, api_client, env=from_secret)
+    gate.approve()
+    other = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "billing-db", "key": "password"}}}]
+    refused = gate.rollout(deployment(gate.prod, env=other))
+    assert refused.returncode != 0, refused.stdout
+    assert (
+        'spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name is "billing-db", but the candidate '
+        f'inspected (deployment {gate.candidate}/payments-api) has "payments-db"'
+    ) in refused.stderr
+    # The Secret of the same name holds production's value in production's namespace: the inspected template.
+    admitted = gate.rollout(deployment(gate.prod, env=from_secret))
     assert admitted.returncode == 0, admitted.stderr
 
 

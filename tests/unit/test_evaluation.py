@@ -413,8 +413,9 @@ def test_fingerprint_follows_the_pod_template_but_not_its_environment_fields() -
     privileged = good_container()
     privileged["securityContext"]["privileged"] = True
     changed = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(containers=[privileged]))).candidate
+    restart = {"kubectl.kubernetes.io/restartedAt": "now"}
     restarted = evaluate(
-        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(template_annotations={"restartedAt": "now"}))
+        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(template_annotations=restart))
     ).candidate
     assert base.workloads[0].template_hash.startswith("sha256:")
     assert changed.workloads[0].template_hash != base.workloads[0].template_hash

@@ -392,7 +392,7 @@ def test_environment_fields_may_differ_and_a_checklist_can_narrow_them() -> None
     template = obj["spec"]["template"]
     template["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "2026-11-27T12:00:00Z"}
     template["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "4"}}
-    template["spec"]["nodeSelector"] = {"pool": "prod"}
+    template["spec"]["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "zone"}]
     assert decide(obj).verdict == "passed"
     strict = CHECKLIST.model_copy(deep=True)
     strict.spec.rules.environment_fields = ["spec.nodeSelector"]
@@ -404,27 +404,49 @@ def test_environment_fields_may_differ_and_a_checklist_can_narrow_them() -> None
     )
     assert (d.allowed, d.verdict) == (False, "template-mismatch")
     assert (
-        'spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt is "2026-11-27T12:00:00Z", but the '
-        "candidate inspected (deployment payments-staging/payments-api) has (not set)" in d.message
+        'spec.template.spec.containers[0].resources.limits.cpu is "4", but the candidate inspected '
+        "(deployment payments-staging/payments-api) has (not set)" in d.message
     )
+    # restartedAt is never compared: `kubectl rollout restart` works under any checklist.
+    assert "restartedAt" not in d.message
+
+
+def test_a_checklist_may_let_one_annotation_or_a_prefix_differ() -> None:
+    obj = workload()
+    obj["spec"]["template"]["metadata"]["annotations"] = {"checksum/config": "abc", "checksum/secret": "def"}
+    assert decide(obj, inspected=[candidate_workload()]).verdict == "template-mismatch"
+    for fields in (["metadata.annotations['checksum/*']"], ["metadata.annotations['checksum/config']"]):
+        lenient = CHECKLIST.model_copy(deep=True)
+        lenient.spec.rules.environment_fields = fields
+        d = decide(obj, checklist=lenient, releases=[release(template=inspected_hash(fields=fields))])
+        prefix = fields[0].endswith("*']")
+        assert d.verdict == ("passed" if prefix else "template-mismatch")
 
 
 def test_template_checks_that_passed_on_the_candidate_run_on_production() -> None:
+    # A checklist that lets env valueFrom differ (the default does not): the literal still fails the check.
+    lenient = CHECKLIST.model_copy(deep=True)
+    fields = ["spec.containers[*].env[*].value", "spec.containers[*].env[*].valueFrom"]
+    lenient.spec.rules.environment_fields = fields
     obj = workload()
     obj["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": "hunter2"}]
     candidate = workload()
     candidate["spec"]["template"]["spec"]["containers"][0]["env"] = [
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}
     ]
-    inspected = inspected_hash(candidate["spec"]["template"])
-    d = decide(obj, releases=[release(passed=("secrets",), template=inspected)])
+    inspected = inspected_hash(candidate["spec"]["template"], fields)
+    d = decide(obj, checklist=lenient, releases=[release(passed=("secrets",), template=inspected)])
     assert (d.allowed, d.verdict) == (False, "check-failed")
     assert (
         "check secrets (noHardcodedSecrets) fails on it: deployment payments-prod/payments-api: container 'api' "
         "sets secret-looking env DB_PASSWORD to a literal value (spec.template.spec.containers[0].env[0].value)"
     ) in d.message
     # An item that did not pass on the candidate (waived, failed) is not judged again here.
-    assert decide(obj, releases=[release(template=inspected)]).verdict == "passed"
+    assert decide(obj, checklist=lenient, releases=[release(template=inspected)]).verdict == "passed"
+    # Under the default fields, switching from the Secret to a literal is a template change.
+    was = inspected_hash(candidate["spec"]["template"])
+    default = decide(obj, releases=[release(passed=("secrets",), template=was)])
+    assert default.verdict == "template-mismatch"
 
 
 def test_template_checks_on_production_judge_the_template_not_the_rollout() -> None:

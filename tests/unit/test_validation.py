@@ -161,7 +161,8 @@ def test_environment_fields_must_be_paths_inside_the_pod_template() -> None:
     bad.spec.rules.environment_fields = ["spec.containers[*].resources", "containers[0].image"]
     assert one(validate_checklist(bad)) == (
         "ReadinessChecklist demo: spec.rules.environmentFields[1]: 'containers[0].image': segment 'containers[0]' is "
-        "not a field name optionally followed by [*] (e.g. spec.containers[*].env[*].value)"
+        "not a field name optionally followed by [*] or ['key'] (e.g. spec.containers[*].env[*].value, "
+        "metadata.annotations['example.com/key'])"
     )
 
 

@@ -23,7 +23,7 @@ from release_readiness.checks.model import CandidateSnapshot, Workload
 from release_readiness.checks.workload import run_workload_check
 from release_readiness.evaluation import environment_fields, outstanding
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
-from release_readiness.podtemplate import differences, normalize_template, template_hash
+from release_readiness.podtemplate import controller_labels, differences, normalize_template, template_hash
 
 __all__ = [
     "BREAK_GLASS",
@@ -210,12 +210,13 @@ def _template_problems(
     )
     if not recorded:
         return ["the release has not recorded the candidate's pod template yet; wait for its next evaluation"]
-    running = normalize_template(req.gated.template(req.obj), fields)
+    template = req.gated.template(req.obj)
+    running = normalize_template(template, fields, controller_labels(req.kind, req.obj, template))
     if template_hash(running) in recorded:
         return []
     same_name = sorted(inspected(release), key=lambda w: (w.name != req.name, w.kind != req.kind))
     for wl in same_name:
-        normalized = normalize_template(wl.template, fields)
+        normalized = normalize_template(wl.template, fields, controller_labels(wl.kind, wl.body, wl.template))
         if template_hash(normalized) not in recorded:
             continue  # changed since it was inspected: not what was approved
         found = list(itertools.islice(differences(normalized, running), MAX_DIFFERENCES + 1))

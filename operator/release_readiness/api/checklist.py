@@ -243,9 +243,12 @@ class ChecklistRules(KubeModel):
         Field(
             description=(
                 "Pod-template fields that may differ between the inspected candidate and production, as dotted "
-                "paths inside the pod template ([*]: every list element), e.g. spec.containers[*].resources. "
-                "Unset: metadata.annotations, container resources, env values, nodeSelector, affinity, "
-                "tolerations, topologySpreadConstraints, priorityClassName. Everything else must be identical."
+                "paths inside the pod template ([*]: every list element; ['key']: one map key, ['prefix*']: keys "
+                "with that prefix), e.g. spec.containers[*].resources, metadata.annotations['checksum/*']. "
+                "Unset: container resources, literal env values (spec.containers[*].env[*].value) and "
+                "topologySpreadConstraints. Everything else must be identical: annotations (but "
+                "kubectl.kubernetes.io/restartedAt), env valueFrom, nodeSelector, affinity, tolerations, "
+                "priorityClassName."
             ),
             max_length=64,
         ),
