@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import Kubectl, complete_job, eventually, roll_out, set_status
+from tests.integration.conftest import Kubectl, apply_as_ci, complete_job, eventually, roll_out, set_status
 from tests.integration.test_reconciler import LABELS, Release, container, deployment
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -238,10 +238,10 @@ def test_every_load_suite_must_complete(rel: Release, kubectl: Kubectl) -> None:
             "spec": {"template": {"spec": {"containers": [container()], "restartPolicy": "Never"}}},
         }
 
-    rel.apply(job("load-light"))
+    apply_as_ci(kubectl, job("load-light"))
     complete_job(kubectl, rel.candidate, "load-light")
     until(rel, "load", "Pending", "readiness.dev/suite=load-heavy")
-    rel.apply(job("load-heavy"))
+    apply_as_ci(kubectl, job("load-heavy"))
     until(rel, "load", "Pending", "(load-heavy) has not completed yet")
     complete_job(kubectl, rel.candidate, "load-heavy")
     rel.wait_item("load", "Passed")

@@ -12,7 +12,16 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests
-from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, complete_job, eventually, roll_out
+from tests.integration.conftest import (
+    BIN,
+    REPO,
+    Kubectl,
+    OperatorProcess,
+    apply_as_ci,
+    complete_job,
+    eventually,
+    roll_out,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -232,7 +241,7 @@ def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubec
             "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "smoke", "image": "curl:8"}]}}
         },
     }
-    rel.apply(job)
+    apply_as_ci(kubectl, job)
     complete_job(kubectl, rel.candidate, "smoke-3-2-0")
     rel.wait_item("smoke", "Passed")
 

@@ -13,7 +13,7 @@ import yaml
 from kubernetes import client
 
 from tests.integration import manifests
-from tests.integration.conftest import REPO, Kubectl, complete_job, eventually, roll_out, set_status, sign
+from tests.integration.conftest import REPO, Kubectl, apply_as_ci, complete_job, eventually, roll_out, set_status, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac", "checklist_installed")
 
@@ -117,9 +117,11 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     secret, _ = manifests.tls_secret("payments-staging", "payments-api-tls", "payments.staging.example.com", 120)
     kubectl.apply(json.dumps(secret))
     roll_out(kubectl, "payments-staging", "payments-api")
-    for doc in yaml.safe_load_all((SAMPLES / "candidate-fixed.yaml").read_text()):
-        if doc and doc["kind"] == "Job":
-            complete_job(kubectl, "payments-staging", doc["metadata"]["name"])
+    # CI runs the test suites (only Jobs CI created count for the smokeTests items), and they pass.
+    suite_jobs = [doc for doc in yaml.safe_load_all((SAMPLES / "ci-suite-jobs.yaml").read_text()) if doc]
+    apply_as_ci(kubectl, *suite_jobs)
+    for doc in suite_jobs:
+        complete_job(kubectl, "payments-staging", doc["metadata"]["name"])
     set_status(
         kubectl, "ingress", "payments-staging", "payments-api", {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}
     )

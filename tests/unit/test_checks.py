@@ -12,6 +12,7 @@ import pytest
 from release_readiness.api import WORKLOAD_CHECKS
 from release_readiness.checks import CATALOG, parse_params, run_workload_check
 from release_readiness.pki import CertificateAuthority
+from release_readiness.suites import SUITE_CREATOR, creator_of, suite_stamp
 from tests.unit.builders import LABELS, NOW, NS, deployment, good_container, obj, snapshot
 
 REF = f"deployment {NS}/payments-api"
@@ -517,8 +518,16 @@ def done(kind: str) -> dict[str, Any]:
     return {"conditions": [{"type": kind, "status": "True"}]}
 
 
+CI_BOT = ("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts", "system:serviceaccounts:ci"))
+DEVELOPER = ("dev-1", ("developers",))
+
+
 def job(
-    status: dict[str, Any], version: str = "3.2.0", suite: str = "smoke", created: str = "2026-11-27T10:00:00Z"
+    status: dict[str, Any],
+    version: str = "3.2.0",
+    suite: str = "smoke",
+    created: str = "2026-11-27T10:00:00Z",
+    by: tuple[str, tuple[str, ...]] | None = CI_BOT,
 ) -> dict[str, Any]:
     body = obj(
         "Job",
@@ -528,6 +537,9 @@ def job(
         status=status,
     )
     body["metadata"]["creationTimestamp"] = created
+    if by is not None:  # what the stamp-suite-job webhook writes at creation
+        stamp = suite_stamp("CREATE", body, None, by[0], by[1])
+        body["metadata"]["annotations"] = {SUITE_CREATOR: stamp}
     return body
 
 
@@ -549,13 +561,71 @@ def test_smoke_tests() -> None:
     assert "Job payments-staging/smoke-3.2.0-10 (smoke) failed" in failed.message
 
 
-def test_smoke_tests_newest_job_decides_and_every_suite_is_needed() -> None:
+def test_smoke_tests_a_failed_run_fails_until_a_newer_run_succeeds_and_every_suite_is_needed() -> None:
     old_pass, new_fail = job(done("Complete")), job(done("Failed"), created="2026-11-27T11:00:00Z")
     assert run("smokeTests", None, jobs=[old_pass, new_fail]).state == "Failed"
-    assert (
-        run("smokeTests", None, jobs=[new_fail, job(done("Complete"), created="2026-11-27T12:00:00Z")]).state
-        == "Passed"
+    rerun = job({"active": 1}, created="2026-11-27T12:00:00Z")
+    running = run("smokeTests", None, jobs=[old_pass, new_fail, rerun])
+    assert running.state == "Failed", "a rerun in progress does not hide the failure"
+    assert "smoke-3.2.0-11 (smoke) failed: a newer run must succeed (Job payments-staging/smoke-3.2.0-12 has not" in (
+        running.message
     )
+    same_second = job(done("Complete"), created="2026-11-27T11:00:00Z")
+    same_second["metadata"]["name"] = "smoke-zz"
+    assert run("smokeTests", None, jobs=[new_fail, same_second]).state == "Failed", "not newer: the failure holds"
+    newer_pass = job(done("Complete"), created="2026-11-27T12:00:00Z")
+    assert run("smokeTests", None, jobs=[new_fail, newer_pass]).state == "Passed"
+    # A developer's later "success" does not clear CI's failure, and their failures do not fail CI's success.
+    dev_pass = job(done("Complete"), created="2026-11-27T12:00:00Z", by=DEVELOPER)
+    assert run("smokeTests", None, jobs=[new_fail, dev_pass]).state == "Failed"
+    dev_fail = job(done("Failed"), created="2026-11-27T13:00:00Z", by=DEVELOPER)
+    assert run("smokeTests", None, jobs=[old_pass, dev_fail]).state == "Passed"
+    suites = {"suites": ["load-light", "load-heavy"]}
+    light = job(done("Complete"), suite="load-light")
+    partial = run("smokeTests", suites, jobs=[light])
+    assert partial.state == "Pending"
+    assert "readiness.dev/suite=load-heavy" in partial.message
+    both = run("smokeTests", suites, jobs=[light, job(done("Complete"), suite="load-heavy")])
+    assert both.state == "Passed"
+
+
+def test_smoke_tests_count_only_jobs_the_checklists_creators_made() -> None:
+    unstamped = job(done("Complete"), by=None)
+    forged = job(done("Complete"), by=None)
+    forged["metadata"]["annotations"] = {SUITE_CREATOR: "not json"}
+    by_dev = job(done("Complete"), by=DEVELOPER, created="2026-11-27T11:00:00Z")
+    for jobs in ([unstamped], [forged], [by_dev]):
+        assert run("smokeTests", None, jobs=jobs).state == "Pending"
+    ignored = run("smokeTests", None, jobs=[unstamped, by_dev]).message
+    assert ignored.startswith(
+        "no smoke Job created by groups system:serviceaccounts:ci in payments-staging; ignored: "
+        "Job payments-staging/smoke-3.2.0-11 (created by dev-1), Job payments-staging/smoke-3.2.0-10 (its creator "
+        "is unknown (not stamped at creation))"
+    )
+    # The checklist names who runs the suites: a user, or other groups.
+    by_user = {"createdBy": {"users": ["dev-1"]}}
+    assert run("smokeTests", by_user, jobs=[by_dev]).state == "Passed"
+    assert run("smokeTests", by_user, jobs=[job(done("Complete"))]).state == "Pending"
+    with pytest.raises(ValueError, match="name at least one user or group"):
+        parse_params("smokeTests", {"createdBy": {}})
+
+
+def test_suite_stamp_is_the_api_servers_word() -> None:
+    body = job({}, by=None)
+    body["metadata"]["annotations"] = {SUITE_CREATOR: '{"username":"ci","groups":["system:serviceaccounts:ci"]}'}
+    stamp = suite_stamp("CREATE", body, None, "dev-1", ("developers", "system:authenticated"))
+    assert stamp == '{"username":"dev-1","groups":["developers"]}', "a client-set value is replaced"
+    stamped = job({}, by=DEVELOPER)
+    # An update keeps the stamp the Job had (whatever the update claims), and it never changes.
+    assert suite_stamp("UPDATE", body, stamped, *CI_BOT) == stamped["metadata"]["annotations"][SUITE_CREATOR]
+    # A Job labelled by an update: its creator is unknown (its annotations never reached the webhook).
+    unlabelled = job({}, by=None)
+    del unlabelled["metadata"]["labels"]["readiness.dev/suite"]
+    assert suite_stamp("UPDATE", body, unlabelled, *CI_BOT) is None
+    assert suite_stamp("UPDATE", unlabelled, stamped, *CI_BOT) is None  # no longer a suite Job: no stamp
+    assert creator_of(stamped) == ("dev-1", ("developers",))
+    for bad in ("[]", '{"username": 1, "groups": []}', '{"username": "x", "groups": "ci"}'):
+        assert creator_of({"metadata": {"annotations": {SUITE_CREATOR: bad}}}) is None
     suites = {"suites": ["load-light", "load-heavy"]}
     light = job(done("Complete"), suite="load-light")
     partial = run("smokeTests", suites, jobs=[light])

@@ -21,6 +21,7 @@ from release_readiness import GROUP, VERSION
 from release_readiness.admission.authority import SYSTEM_DELETERS
 from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.pki import write_serving_certificate
+from release_readiness.suites import SUITE_LABEL
 
 __all__ = [
     "WEBHOOK_NAME",
@@ -148,6 +149,23 @@ def _namespace_gate_webhook(name: str, at: Endpoint) -> dict[str, Any]:
     )
 
 
+def _suite_job_webhook(at: Endpoint) -> dict[str, Any]:
+    """Suite Jobs (labelled readiness.dev/suite, before or after the request) get their creator stamped from the
+    request's user info (see suites.py), and nothing else reaches it: no other Job, no status update, no deletion.
+    Fails closed: while the webhook is down suite Jobs cannot be created or changed (an unstamped or client-stamped
+    suite Job would not count anyway, but must not be stored as if stamped)."""
+    return _webhook(
+        "stamp-suite-job",
+        "stamp-suite-job",
+        [_rule("batch", "v1", "jobs", "CREATE", "UPDATE")],
+        at,
+        failure_policy="Fail",
+        mutating=True,
+        object_selector={"matchExpressions": [{"key": SUITE_LABEL, "operator": "Exists"}]},
+        match_conditions=[{"name": "not-a-cleaning-controller", "expression": NOT_CLEANING}],
+    )
+
+
 def webhook_configurations(
     ca_bundle: bytes,
     base_url: str | None = None,
@@ -162,6 +180,7 @@ def webhook_configurations(
         _webhook(name, name, [_rule(GROUP, VERSION, plural, "CREATE")], at, failure_policy="Fail", mutating=True)
         for name, plural in (("stamp-signoff", "releasesignoffs"), ("record-creator", "releasereadinesses"))
     ]
+    mutating.append(_suite_job_webhook(at))
     validating = [
         _webhook(
             f"validate-{what}",

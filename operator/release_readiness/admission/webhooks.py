@@ -55,6 +55,7 @@ from release_readiness.metrics import (
     OTHER,
 )
 from release_readiness.pki import write_serving_certificate
+from release_readiness.suites import SUITE_CREATOR, suite_stamp
 from release_readiness.tally import signer_of, tally, waiver_fingerprint
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
@@ -259,6 +260,16 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         if stamped.owner_references:
             existing = list(body.metadata.get("ownerReferences") or [])
             patch["metadata"] = {"ownerReferences": existing + stamped.owner_references}
+
+    @on.mutate("batch", "v1", "jobs", operations=["CREATE", "UPDATE"], id="stamp-suite-job", registry=registry)
+    async def stamp_suite_job(
+        body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, old: Any = None, operation: str = "", **_: Any
+    ) -> None:
+        # Who created a suite Job, from the request's authenticated user (see suites.py); needs no index.
+        caller = Caller.from_userinfo(userinfo)
+        value = suite_stamp(operation, body, old, caller.username, caller.groups)
+        if (body.metadata.annotations or {}).get(SUITE_CREATOR) != value:
+            patch["metadata"] = {"annotations": {SUITE_CREATOR: value}}
 
     @on.mutate(GROUP, VERSION, "releasereadinesses", operation="CREATE", id="record-creator", registry=registry)
     async def record_creator(userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from release_readiness.checks.model import (
     Body,
@@ -26,6 +26,7 @@ from release_readiness.checks.model import (
     Workload,
     selector_of,
 )
+from release_readiness.suites import SUITE_LABEL, creator_of
 
 __all__ = ["CATALOG", "SCAN_ANNOTATION", "WorkloadCheck", "parse_params", "run_workload_check"]
 
@@ -95,12 +96,36 @@ class ProbeParams(Params):
     """Also require every replica Ready: the probe is not only configured but passing."""
 
 
+class SuiteCreators(Params):
+    users: list[Annotated[str, Field(max_length=253)]] = Field([], max_length=32)
+    groups: list[Annotated[str, Field(max_length=253)]] = Field([], max_length=32)
+
+    @model_validator(mode="after")
+    def _someone(self) -> SuiteCreators:
+        if not self.users and not self.groups:
+            raise ValueError("createdBy: name at least one user or group")
+        return self
+
+    def include(self, username: str, groups: Iterable[str]) -> bool:
+        return username in self.users or any(g in self.groups for g in groups)
+
+    def __str__(self) -> str:
+        groups = f"groups {', '.join(self.groups)}" if self.groups else ""
+        users = f"users {', '.join(self.users)}" if self.users else ""
+        return " or ".join(p for p in (groups, users) if p)
+
+
+CI_GROUP = "system:serviceaccounts:ci"
+
+
 class SmokeParams(Params):
     suites: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]] = Field(
         ["smoke"], min_length=1
     )
     """Each suite needs a Job labelled readiness.dev/suite=<suite> (and the app and version) that completed."""
     selector: dict[str, str] = {}
+    created_by: SuiteCreators = Field(default_factory=lambda: SuiteCreators(groups=[CI_GROUP]), alias="createdBy")
+    """Who may run the suites: only Jobs these identities created count (recorded by the stamp-suite-job webhook)."""
 
 
 class PodSecurityParams(Params):
@@ -1305,9 +1330,6 @@ def backup_schedule(snap: CandidateSnapshot, params: BackupParams) -> CheckResul
     return CheckResult.pending("; ".join(waiting))
 
 
-SUITE_LABEL = "readiness.dev/suite"
-
-
 def _job_finished(job: Body) -> str | None:
     """'Complete' or 'Failed' from the Job's conditions (the Job controller's verdict), else None."""
     for cond in (job.get("status") or {}).get("conditions") or []:
@@ -1316,8 +1338,27 @@ def _job_finished(job: Body) -> str | None:
     return None
 
 
+def _created(job: Body) -> str:
+    return str(job["metadata"].get("creationTimestamp", ""))
+
+
+def _untrusted(jobs: list[Body], namespace: str) -> str:
+    shown = []
+    for job in jobs[:3]:
+        who = creator_of(job)
+        by = f"created by {who[0]}" if who else "its creator is unknown (not stamped at creation)"
+        shown.append(f"Job {namespace}/{job['metadata']['name']} ({by})")
+    more = f" and {len(jobs) - 3} more" if len(jobs) > 3 else ""
+    return ", ".join(shown) + more
+
+
 def smoke_tests(snap: CandidateSnapshot, params: SmokeParams) -> CheckResult:
-    """For each suite, the newest Job of this application and version labelled with it completed."""
+    """For each suite, the Jobs of this application and version labelled with it that an identity the checklist
+    names (createdBy) created: the newest completed, and no run failed since the last success.
+
+    Jobs anyone else created are ignored (anyone who may create Jobs could otherwise pass the item with a Job
+    that does nothing); a failed run fails the item until a newer run succeeds (a later success by itself does
+    not hide an earlier failure unless it is newer)."""
     passed: list[str] = []
     failed: list[str] = []
     waiting: list[str] = []
@@ -1331,15 +1372,31 @@ def smoke_tests(snap: CandidateSnapshot, params: SmokeParams) -> CheckResult:
         jobs = [j for j in snap.jobs if all((j["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())]
         labels = ",".join(f"{k}={v}" for k, v in want.items())
         if not jobs:
-            waiting.append(f"no Job labelled {labels} in {snap.namespace}: run the {suite} suite as a Job")
+            waiting.append(
+                f"no Job labelled {labels} in {snap.namespace}: {params.created_by} must run the {suite} suite as a Job"
+            )
             continue
-        newest = max(jobs, key=lambda j: (str(j["metadata"].get("creationTimestamp", "")), j["metadata"]["name"]))
+        trusted = [j for j in jobs if (who := creator_of(j)) is not None and params.created_by.include(*who)]
+        if not trusted:
+            ignored = sorted(jobs, key=lambda j: (_created(j), j["metadata"]["name"]), reverse=True)
+            waiting.append(
+                f"no {suite} Job created by {params.created_by} in {snap.namespace}; ignored: "
+                f"{_untrusted(ignored, snap.namespace)}"
+            )
+            continue
+        order = sorted(trusted, key=lambda j: (_created(j), j["metadata"]["name"]))
+        runs = [(j, _job_finished(j)) for j in order]
+        last_failure = next((j for j, v in reversed(runs) if v == "Failed"), None)
+        last_success = next((j for j, v in reversed(runs) if v == "Complete"), None)
+        newest = order[-1]
         name = f"Job {snap.namespace}/{newest['metadata']['name']}"
-        verdict = _job_finished(newest)
-        if verdict == "Complete":
+        if last_failure is not None and (last_success is None or _created(last_success) <= _created(last_failure)):
+            failed.append(
+                f"Job {snap.namespace}/{last_failure['metadata']['name']} ({suite}) failed: a newer run must succeed"
+                + (f" ({name} has not completed yet)" if newest is not last_failure else "")
+            )
+        elif _job_finished(newest) == "Complete":
             passed.append(f"{name} ({suite}) completed")
-        elif verdict == "Failed":
-            failed.append(f"{name} ({suite}) failed")
         else:
             waiting.append(f"{name} ({suite}) has not completed yet")
     if failed:

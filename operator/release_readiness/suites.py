@@ -1,0 +1,74 @@
+"""Test-suite Jobs and who created them, on the API server's word rather than the Job's.
+
+A Job labelled `readiness.dev/suite` counts for the `smokeTests` check only when an identity the checklist names
+(by default CI: group `system:serviceaccounts:ci`) created it: otherwise anyone who may create Jobs in the
+candidate namespace satisfies the item with a Job that does nothing. A Job does not say who created it
+(managedFields' manager is whatever the client claims), so the mutating webhook `stamp-suite-job` (objectSelector:
+the suite label, so only suite Jobs reach it; CREATE and UPDATE; fails closed) writes the annotation
+`readiness.dev/suite-creator` from the request's authenticated user info:
+
+- CREATE of a suite Job: the caller, replacing any value the client set;
+- UPDATE of a Job that already was a suite Job: the value it had (the stamp never changes);
+- UPDATE that makes a Job a suite Job (adds the label): no stamp. Its creator is unknown: an unlabelled Job never
+  reached the webhook, so its annotations are the client's.
+
+By induction every labelled Job's stamp was written by the webhook (as long as the webhook was registered when
+the Job was created or labelled; see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from release_readiness import GROUP
+
+__all__ = ["SUITE_CREATOR", "SUITE_LABEL", "creator_of", "suite_stamp"]
+
+SUITE_LABEL = f"{GROUP}/suite"
+SUITE_CREATOR = f"{GROUP}/suite-creator"
+
+
+def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return ((obj or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def _stamp(username: str, groups: Sequence[str]) -> str:
+    kept = sorted({g for g in groups if g != "system:authenticated"})
+    return json.dumps({"username": username, "groups": kept}, separators=(",", ":"))
+
+
+def suite_stamp(
+    operation: str, new: Mapping[str, Any], old: Mapping[str, Any] | None, username: str, groups: Sequence[str]
+) -> str | None:
+    """The value `readiness.dev/suite-creator` must have after this request (None: the annotation is removed)."""
+    if SUITE_LABEL not in _labels(new):
+        return None
+    if operation == "CREATE":
+        return _stamp(username, groups)
+    if old is not None and SUITE_LABEL in _labels(old):
+        before = _annotations(old).get(SUITE_CREATOR)
+        return before if isinstance(before, str) else None
+    return None
+
+
+def creator_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    """(username, groups) that created the suite Job, from the webhook's stamp; None when unstamped or malformed."""
+    raw = _annotations(job).get(SUITE_CREATOR)
+    if not isinstance(raw, str):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    username, groups = data.get("username"), data.get("groups")
+    if not isinstance(username, str) or not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        return None
+    return username, tuple(groups)
