@@ -44,6 +44,8 @@ class Suite:
             "create", "role", "jobs", "--verb=get,list,create,update,patch", "--resource=jobs", "-n", self.candidate
         )
         kubectl.run("create", "rolebinding", "devs", "--role=jobs", "--group=developers", "-n", self.candidate)
+        api = manifests.deployment(self.candidate, "payments-api", LABELS, [{"name": "api", "image": "reg/api:3.2.0"}])
+        kubectl.apply(json.dumps(api))
         rel = manifests.release("payments-api", self.prod, "payments-api", "3.2.0", self.checklist, self.candidate)
         kubectl.apply(json.dumps(rel))
 
@@ -97,14 +99,19 @@ class Suite:
         return value
 
     def item(self, state: str, text: str = "") -> dict[str, Any]:
+        seen: list[dict[str, Any]] = [{}]
+
         def reached() -> dict[str, Any] | None:
             body = self.custom.get_namespaced_custom_object(
                 "readiness.dev", "v1alpha1", self.prod, "releasereadinesses", "payments-api"
             )
-            found = {i["id"]: i for i in (body.get("status") or {}).get("items", [])}.get("smoke", {})
+            seen[0] = found = {i["id"]: i for i in (body.get("status") or {}).get("items", [])}.get("smoke", {})
             return found if found.get("state") == state and text in found.get("message", "") else None
 
-        result: dict[str, Any] = eventually(reached, timeout=60, what=f"smoke {state} {text!r}")
+        try:
+            result: dict[str, Any] = eventually(reached, timeout=60, what=f"smoke {state} {text!r}")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; the item: {seen[0]}") from None
         return result
 
 
