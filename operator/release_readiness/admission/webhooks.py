@@ -195,7 +195,14 @@ def webhook_server(state: OperatorState) -> kopf.WebhookServer:
                 f"error: RR_WEBHOOK_CLIENT_CA={s.webhook_client_ca} is not a file; mount the CA that signs the API "
                 "server's webhook client certificate there, or unset RR_WEBHOOK_CLIENT_CA"
             )
-        client_ca = {"verify_mode": ssl.CERT_REQUIRED, "verify_cafile": s.webhook_client_ca}
+        # cafile too: Kopf re-reads certfile, pkeyfile and cafile every minute and restarts the server when one
+        # changes, so a rotated client CA takes effect without a restart (cafile is otherwise only the caBundle of
+        # Kopf's managed webhook configurations, which this project does not use).
+        client_ca = {
+            "verify_mode": ssl.CERT_REQUIRED,
+            "verify_cafile": s.webhook_client_ca,
+            "cafile": s.webhook_client_ca,
+        }
     return InstrumentedWebhookServer(
         routes=routes_of(webhook_configurations(b"", base_url="https://webhook", extra_kinds=s.extra_gated_kinds)),
         kinds=admission_kinds(s.extra_gated_kinds),
