@@ -4,8 +4,10 @@ What chroot isolation gives here, and so what these tests can hold the image to:
 seccomp filter, the image's user (65532 has no capabilities) and bind-mounted volumes; the network, PID, IPC and
 user namespaces are the host's. buildah run has no read-only-root option: the rootfs is made read-only by
 re-binding it read-only in a private mount namespace before buildah binds it as the container's root (the flag
-carries over), and /tmp is a writable volume, as the chart's emptyDir. The process also runs with no_new_privs, as
-the chart's allowPrivilegeEscalation: false. No cgroup limits (there is no runtime to apply the chart's resources).
+carries over), and /tmp is a writable volume, as the chart's emptyDir. /run is a separate root-owned directory (buildah
+writes /run/.containerenv into the root before a run and removes it after, which a read-only root would refuse); the
+operator's user cannot write it either. The process also runs with no_new_privs, as the chart's
+allowPrivilegeEscalation: false. No cgroup limits (there is no runtime to apply the chart's resources).
 """
 
 from __future__ import annotations
