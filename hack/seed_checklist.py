@@ -634,6 +634,12 @@ CHECKS: dict[str, tuple[dict[str, Any], str]] = {
         evidence("restore-drill-age-days", max=30),
         "Days since the last automated restore drill passed.",
     ),
+    "deployment-procedure-validated": (
+        workload("imageTagPinned", requireDigest=True),
+        "Every image the candidate runs is pinned by digest (image@sha256:...), and the gate admits in production "
+        "only the image strings inspected, digest included: the bytes inspected, scanned and approved are the bytes "
+        "that run, even if someone pushes the tag again after the approvals.",
+    ),
     "vulnerability-scan-passed": (
         workload("imageScan", maxCritical=0, maxHigh=5, annotation=False),
         "The same image scan as docker-image-scanned-for-vulnerabilities.",

@@ -3,6 +3,7 @@ refused at the gate, the candidate fixed, signed off by five people and CI, then
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import time
@@ -27,6 +28,8 @@ PEOPLE = {
 }
 CI = ("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts", "system:serviceaccounts:ci"))
 RELEASE = "payments-api-3.2.0"
+API_DIGEST = "sha256:e1748cab7b1e9d2d0b5455fcb3066de444f8ac3b06b16aeabccfdbd2dc6dafd3"
+LOG_DIGEST = "sha256:171cde11cf77eb5a05ab1669e751f0667ff914ba627511b4795891e69a8f398f"
 
 
 def release(api: client.ApiClient) -> dict[str, Any]:
@@ -44,7 +47,7 @@ def items(api: client.ApiClient) -> dict[str, dict[str, Any]]:
     return {i["id"]: i for i in (release(api).get("status") or {}).get("items", [])}
 
 
-def vulnerability_report(container: str, repository: str, tag: str, high: int) -> dict[str, Any]:
+def vulnerability_report(container: str, repository: str, tag: str, digest: str, high: int) -> dict[str, Any]:
     """What trivy-operator writes after scanning a container's image of the candidate."""
     return {
         "apiVersion": "aquasecurity.github.io/v1alpha1",
@@ -59,7 +62,7 @@ def vulnerability_report(container: str, repository: str, tag: str, high: int) -
             },
         },
         "report": {
-            "artifact": {"repository": repository, "tag": tag},
+            "artifact": {"repository": repository, "tag": tag, "digest": digest},
             "summary": {"criticalCount": 0, "highCount": high},
         },
     }
@@ -106,6 +109,13 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     literal = items(api_client)["no-secrets-in-environment-variables"]
     assert literal["state"] == "Failed"
     assert "container 'api' sets secret-looking env DB_PASSWORD to a literal value" in literal["message"]
+    # Red-team finding 3: a candidate by tag only fails the digest item (a tag can be pushed again).
+    pinned = items(api_client)["deployment-procedure-validated"]
+    assert pinned["state"] == "Failed"
+    assert (
+        "container 'api' image 'registry.example.com/payments/api:3.2.0' is not pinned by digest "
+        "(spec.template.spec.containers[0].image)" in pinned["message"]
+    )
 
     # 2. The team fixes the candidate; cert-manager, the controllers and CI do their part.
     # (The operators' CRDs it uses, prometheus-operator's, external-secrets' and grafana-operator's, are served:
@@ -132,9 +142,10 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     # trivy-operator scans the images the candidate runs (the default checklist does not take the annotation).
     kubectl.run("apply", "-f", str(REPO / "tests" / "integration" / "fixtures" / "vulnerabilityreports-crd.yaml"))
     kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io")
+    # The fixed candidate pins its images by digest: only a scan of those bytes counts.
     reports = [
-        vulnerability_report("api", "payments/api", "3.2.0", 1),
-        vulnerability_report("log-shipper", "payments/log-shipper", "1.4.1", 0),
+        vulnerability_report("api", "payments/api", "3.2.0", API_DIGEST, 1),
+        vulnerability_report("log-shipper", "payments/log-shipper", "1.4.1", LOG_DIGEST, 0),
     ]
     eventually(
         lambda: (
@@ -201,7 +212,18 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     assert status["summary"]["approvals"] == "5/5"
     assert status["summary"]["requiredOutstanding"] == 0
 
-    # 5. The same rollout is admitted.
+    # 5. The same rollout by tag only is refused: the candidate was inspected by digest (red-team finding 3).
+    production = yaml.safe_load((SAMPLES / "production-deployment.yaml").read_text())
+    by_tag = copy.deepcopy(production)
+    by_tag["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/payments/api:3.2.0"
+    refused_tag = kubectl.run("apply", "-f", "-", stdin=json.dumps(by_tag), check=False)
+    assert refused_tag.returncode != 0
+    assert (
+        "container 'api' image registry.example.com/payments/api:3.2.0 is not the image inspected in "
+        f"payments-staging (registry.example.com/payments/api:3.2.0@{API_DIGEST})" in refused_tag.stderr
+    )
+    assert production["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f"@{API_DIGEST}")
+    # The rollout as written, by digest, is admitted.
     admitted = kubectl.run("apply", "-f", str(SAMPLES / "production-deployment.yaml"))
     assert "deployment.apps/payments-api created" in admitted.stdout
     print(f"\nsample flow: refused -> signed off -> admitted in {time.monotonic() - started:.1f}s")

@@ -1020,6 +1020,22 @@ def test_image_scan_ignores_a_report_of_an_earlier_image() -> None:
     assert fresh.state == "Passed"
 
 
+def test_image_scan_of_a_pinned_image_takes_only_a_report_of_that_digest() -> None:
+    """Red-team finding 3: a report matched by tag passed after the tag was pushed again with other bytes."""
+    digest = "sha256:" + "a" * 64
+    container = {**deployment()["spec"]["template"]["spec"]["containers"][0], "image": f"{IMAGE}@{digest}"}
+    pinned = deployment(containers=[container])
+    report = vuln_report("Deployment", "payments-api", 0, 0)
+    report["report"]["artifact"] = {"repository": "payments/api", "tag": "3.2.0", "digest": "sha256:" + "b" * 64}
+    installed = frozenset({"VulnerabilityReport"})
+    other_bytes = run("imageScan", {"annotation": False}, pinned, vulnerability_reports=[report], installed=installed)
+    assert other_bytes.state == "Pending"
+    assert "has no scan result (no VulnerabilityReport)" in other_bytes.message
+    report["report"]["artifact"]["digest"] = digest
+    same = run("imageScan", {"annotation": False}, pinned, vulnerability_reports=[report], installed=installed)
+    assert same.state == "Passed"
+
+
 def velero(kind: str, name: str, spec: dict[str, Any], phase: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": kind, "metadata": {"name": name, "namespace": "velero"}, "spec": spec}
     if phase is not None:

@@ -578,3 +578,25 @@ def test_distinct_huge_passing_templates_leave_the_memo_bounded_by_entries_and_b
     oldest["spec"]["template"]["metadata"]["annotations"] = {"note": f"0{huge}"}
     assert memo.key(request(newest), r, lenient) in memo
     assert memo.key(request(oldest), r, lenient) not in memo
+
+
+DIGEST = "sha256:" + "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("inspected", "production"),
+    [(f"{IMAGE}@{DIGEST}", IMAGE), (IMAGE, f"{IMAGE}@{DIGEST}"), (f"{IMAGE}@{DIGEST}", f"{IMAGE}@sha256:{'d' * 64}")],
+)
+def test_production_images_are_compared_with_the_inspected_ones_digest_included(
+    inspected: str, production: str
+) -> None:
+    """Red-team finding 3: the tag of an image inspected by digest can be pushed again; only the digest pins it."""
+    r = release()
+    assert r.status is not None and r.status.candidate is not None
+    r.status.candidate.workloads[0].images[0].image = inspected
+    d = decide(workload(image=production), releases=[r])
+    assert (d.allowed, d.verdict) == (False, "image-mismatch")
+    expected = f"container 'api' image {production} is not the image inspected in payments-staging ({inspected})"
+    assert expected in d.message
+    r.status.candidate.workloads[0].images[0].image = production
+    assert decide(workload(image=production), releases=[r]).verdict != "image-mismatch"

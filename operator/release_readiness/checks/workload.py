@@ -873,7 +873,10 @@ def _report_is_for(rep: Body, image: str) -> bool:
     path = name.rsplit(":", 1)[0] if tag else name
     if not path.endswith(repository):
         return False
-    return (bool(digest) and artifact.get("digest") == digest) or (bool(tag) and artifact.get("tag") == tag)
+    if digest:
+        # Pinned: only a scan of these bytes counts (the tag may have been pushed again since it was scanned).
+        return artifact.get("digest") == digest
+    return bool(tag) and artifact.get("tag") == tag
 
 
 def image_scan(snap: CandidateSnapshot, params: ImageScanParams) -> CheckResult:
