@@ -592,7 +592,8 @@ def test_production_images_are_compared_with_the_inspected_ones_digest_included(
 ) -> None:
     """Red-team finding 3: the tag of an image inspected by digest can be pushed again; only the digest pins it."""
     r = release()
-    assert r.status is not None and r.status.candidate is not None
+    assert r.status is not None
+    assert r.status.candidate is not None
     r.status.candidate.workloads[0].images[0].image = inspected
     d = decide(workload(image=production), releases=[r])
     assert (d.allowed, d.verdict) == (False, "image-mismatch")
