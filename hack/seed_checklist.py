@@ -534,7 +534,8 @@ CHECKS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "all-smoke-tests-passing": (
         workload("smokeTests", suites=["smoke"]),
-        "The newest smoke-test Job of this version (readiness.dev/suite=smoke) completed.",
+        "CI's newest smoke-test Job of this version (readiness.dev/suite=smoke, created by system:serviceaccounts:ci) "
+        "completed, and no CI run failed since (Jobs anyone else creates do not count).",
     ),
     "health-check-endpoint-responding": (
         workload("healthEndpoint"),
