@@ -244,7 +244,9 @@ def cmd_report(api: Api, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(render_json(release, checklist), indent=2, default=str))
     else:
-        print(render_markdown(SEED_PATH.read_text(), release, checklist, api.signoffs(args.release)), end="")
+        # Only this release object's signoffs (not those of a deleted release of the same name).
+        signoffs = [s for s in api.signoffs(args.release) if s.spec.release_uid == release.metadata.uid]
+        print(render_markdown(SEED_PATH.read_text(), release, checklist, signoffs), end="")
     return EXIT_OK
 
 

@@ -113,6 +113,12 @@ class EvaluationInput:
         """Who created the release (stamped at creation), for preventSelfApproval."""
         return self.release.metadata.annotations.get(CREATED_BY)
 
+    def tally(self) -> Tally:
+        """The signoffs that count for this release object (bound to its uid), by the checklist's rules."""
+        if self.checklist is None:
+            return Tally()
+        return tally(self.checklist, self.creator, self.signoffs, self.release.metadata.uid)
+
 
 def environment_fields(checklist: ReadinessChecklist | None) -> Sequence[str]:
     """The pod-template fields allowed to differ between candidate and production under this checklist."""
@@ -235,7 +241,7 @@ def evaluate_item(
             return CheckResult.pending("the candidate could not be inspected (see the Ready condition)")
         return run_workload_check(check.workload, check.params, inp.snapshot)
     if counted is None:
-        counted = tally(inp.checklist, inp.creator, inp.signoffs) if inp.checklist else Tally()
+        counted = inp.tally()
     attested = [
         (s, entry)
         for s in reversed(counted.attestations)  # latest first
@@ -490,7 +496,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     previous = release.status
     generation = release.metadata.generation
     candidate = candidate_status(inp.snapshot, environment_fields(checklist))
-    counted = tally(checklist, inp.creator, inp.signoffs) if checklist else Tally()
+    counted = inp.tally()
     waivers = waiver_fingerprint(counted.waivers)
     approvals = evaluate_approvals(checklist, counted, candidate.fingerprint, waivers) if checklist else []
     status = ReleaseStatus(

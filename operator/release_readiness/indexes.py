@@ -334,6 +334,17 @@ class ClusterIndex:
             },
         )
 
-    def signoffs_for(self, key: Key) -> list[ReleaseSignoff]:
+    def signoffs_naming(self, key: Key) -> list[ReleaseSignoff]:
+        """Every signoff whose spec.release names the release, whichever object it was signed for (evaluation lists
+        the ones of an earlier release of the same name as not counted, with the reason)."""
         namespace, name = key
         return [s for (ns, _), s in self.signoffs.items() if ns == namespace and s.spec.release == name]
+
+    def signoffs_for(self, key: Key) -> list[ReleaseSignoff]:
+        """The signoffs of the release object the index holds under `key`: stamped with its metadata.uid (none when
+        the index does not know it). A deleted release's signoffs never count for a new one with the same name."""
+        release = self.releases.get(key)
+        uid = release.metadata.uid if release is not None else None
+        if not uid:
+            return []
+        return [s for s in self.signoffs_naming(key) if s.spec.release_uid == uid]

@@ -240,7 +240,7 @@ class Reconciler:
             release=release,
             checklist=checklist,
             snapshot=snapshot,
-            signoffs=self.index.signoffs_for(key),
+            signoffs=self.index.signoffs_naming(key),  # tally counts only those bound to this object's uid
             metric_results=metric_results or {},
             blocker=blocker,
             admitted=bool(self.index.production_workloads(release)) if admitted is None else admitted,

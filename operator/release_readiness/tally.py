@@ -32,6 +32,7 @@ __all__ = [
     "signed_at",
     "signer_of",
     "tally",
+    "unbound_reason",
     "waiver_fingerprint",
     "who_may",
 ]
@@ -101,14 +102,39 @@ def _refuse(t: Tally, s: ReleaseSignoff, reason: str) -> None:
         t.refused_by_role.setdefault(s.spec.role, []).append(refused)
 
 
-def tally(checklist: ReadinessChecklist, creator: str | None, signoffs: Sequence[ReleaseSignoff]) -> Tally:
-    """Count `signoffs` of one release against `checklist`; `creator` is the release's recorded creator."""
+def unbound_reason(s: ReleaseSignoff, release_uid: str | None) -> str | None:
+    """Why `s` is not bound to the release object with uid `release_uid` (None when it is)."""
+    stamped = s.spec.release_uid
+    if release_uid and stamped == release_uid:
+        return None
+    if not release_uid:
+        return "the release has no metadata.uid yet, so no signoff can be matched to it"
+    if not stamped:
+        return (
+            "no spec.releaseUID (signed before signoffs were bound to the release object, or without the webhook); "
+            "sign again"
+        )
+    return (
+        f"signed for another ReleaseReadiness of the same name (uid {stamped}, since deleted), not this one "
+        f"(uid {release_uid}); sign again"
+    )
+
+
+def tally(
+    checklist: ReadinessChecklist, creator: str | None, signoffs: Sequence[ReleaseSignoff], release_uid: str | None
+) -> Tally:
+    """Count `signoffs` of one release against `checklist`; `creator` is the release's recorded creator, and only
+    signoffs stamped with `release_uid` (the release's metadata.uid) count: a name can be re-used by a new object."""
     rules = checklist.spec.rules
     t = Tally()
     first_role: dict[str, tuple[str, str]] = {}  # signer -> (role, signoff name) of their first counted approval
     for s in sorted(signoffs, key=order_key):
         if s.metadata.deletion_timestamp is not None:
             continue  # being deleted: revoked, even while a finalizer holds it
+        unbound = unbound_reason(s, release_uid)
+        if unbound is not None:
+            _refuse(t, s, unbound)
+            continue
         signer = signer_of(s)
         groups = s.spec.signer.groups if s.spec.signer else []
         if not signer:

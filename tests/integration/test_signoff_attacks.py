@@ -388,3 +388,47 @@ def test_rules_hold_in_evaluation_when_admission_could_not_see_them(attack: Atta
     devops = attack.approval("devops-lead")
     assert devops["state"] == "Missing"
     assert "not counted: ReleaseSignoff second: eng-lead-1 already counts as engineering-lead" in devops["message"]
+
+
+def test_a_release_re_created_with_the_same_name_has_none_of_the_old_approvals(attack: AttackFlow) -> None:
+    """Finding 1: signoffs are bound to the release object (its uid), not its name. The release is deleted (no
+    garbage collector runs here, so its signoffs stay, as `kubectl delete --cascade=orphan` leaves them: the GC
+    strips their ownerReferences, which the signoff webhook lets it do) and re-created with the same name."""
+    attack.sign(CI, name="ci", items=[{"id": "unit-test-coverage", "value": "91"}])
+    attack.sign(ENG, name="eng", role="engineering-lead")
+    attack.sign(OPS, name="ops", role="devops-lead")
+    attack.wait(lambda: attack.condition("Ready").get("status") == "True", "Ready")
+    old_uid = attack.get("releasereadinesses", attack.release)["metadata"]["uid"]
+    assert attack.get("releasesignoffs", "eng")["spec"]["releaseUID"] == old_uid
+    attack.kubectl.run("delete", "rr", attack.release, "-n", attack.prod)
+    attack.kubectl.run("create", "rolebinding", "gc", "--clusterrole=readiness-signer", f"--user={GC[0]}", "-n",
+                       attack.prod)  # fmt: skip
+    for name in ("ci", "ops"):  # orphaned as the GC does it; "eng" keeps its (dangling) ownerReference
+        proc = attack.run_as(GC, "patch", "releasesignoff", name, "-n", attack.prod, "--type=json", "-p",
+                             '[{"op": "remove", "path": "/metadata/ownerReferences"}]')  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "ownerReferences" not in attack.get("releasesignoffs", name)["metadata"]
+    attack.create_release()
+    new_uid = attack.get("releasereadinesses", attack.release)["metadata"]["uid"]
+    assert new_uid != old_uid
+    status = attack.wait(lambda: (s := attack.status()).get("approvals") and s, "the new release evaluated")
+    assert status["summary"]["approvals"] == "0/2"
+    assert {a["state"] for a in status["approvals"]} == {"Missing"}
+    assert attack.item("unit-test-coverage")["state"] == "Pending"
+    assert attack.condition("Ready")["status"] == "False"
+    refused = {r["name"]: r["reason"] for r in status["refusedSignoffs"]}
+    assert set(refused) == {"ci", "eng", "ops"}
+    assert refused["eng"] == (
+        f"signed for another ReleaseReadiness of the same name (uid {old_uid}, since deleted), not this one "
+        f"(uid {new_uid}); sign again"
+    )
+    # Nobody can point a signoff at the old object (or any other uid) by setting spec.releaseUID.
+    forged = attack.sign(ENG, role="engineering-lead", releaseUID=old_uid, check=False)
+    assert forged.returncode != 0
+    assert f"tried to sign release {attack.release} with spec.releaseUID '{old_uid}', but ReleaseReadiness " in (
+        forged.stderr
+    )
+    # Signing the new object counts.
+    attack.sign(ENG, name="eng-again", role="engineering-lead")
+    assert attack.get("releasesignoffs", "eng-again")["spec"]["releaseUID"] == new_uid
+    attack.wait(lambda: attack.approval("engineering-lead").get("state") == "Approved", "the new approval counts")

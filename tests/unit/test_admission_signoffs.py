@@ -66,7 +66,12 @@ def signoff(caller: Caller, name: str = "s", **spec: Any) -> ReleaseSignoff:
     return ReleaseSignoff.model_validate(
         {
             "metadata": {"name": name, "namespace": "prod"},
-            "spec": {"release": "r", "signer": {"username": caller.username, "groups": list(caller.groups)}, **spec},
+            "spec": {
+                "release": "r",
+                "releaseUID": "uid-r",
+                "signer": {"username": caller.username, "groups": list(caller.groups)},
+                **spec,
+            },
         }
     )
 
@@ -232,3 +237,24 @@ def test_a_vetoed_release_is_deleted_only_by_a_platform_admin() -> None:
     boss = Caller("boss", ("platform-admins",))
     assert validate_release_delete("ReleaseReadiness prod/r", vetoes, boss, ADMINS) == []
     assert validate_release_delete("ReleaseReadiness prod/r", [], DEV, ADMINS) == []
+
+
+def test_a_signoff_is_bound_to_the_release_object_not_its_name() -> None:
+    stamped = stamp_signoff(signoff(ENG, role="engineering-lead", releaseUID=None), ENG, RELEASE, NOW)
+    assert stamped.spec["releaseUID"] == "uid-r"
+    forged = signoff(ENG, role="engineering-lead", releaseUID="uid-of-a-deleted-release")
+    assert stamp_signoff(forged, ENG, RELEASE, NOW).spec["releaseUID"] == "uid-of-a-deleted-release"  # kept: refused
+    assert check(ENG, role="engineering-lead", releaseUID="uid-of-a-deleted-release") == [
+        "ReleaseSignoff prod/s: user eng-1 (groups: eng-leads) tried to sign release r with spec.releaseUID "
+        "'uid-of-a-deleted-release', but ReleaseReadiness prod/r is uid uid-r. The webhook records the uid of the "
+        "release signed, so a signoff never counts for another object of the same name: remove spec.releaseUID and "
+        "sign again"
+    ]
+    assert "spec.releaseUID None" in check(ENG, role="engineering-lead", releaseUID=None)[0]
+    unknown = RELEASE.model_copy(deep=True)
+    unknown.metadata.uid = None
+    refused = validate_signoff(signoff(ENG, role="engineering-lead"), None, ENG, unknown, CHECKLIST, [], NOW)
+    assert refused == [
+        "ReleaseSignoff prod/s: release r is not fully known to release-readiness yet (no metadata.uid in its index); "
+        "retry in a moment"
+    ]

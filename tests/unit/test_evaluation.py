@@ -52,6 +52,7 @@ def make_release(status: dict[str, Any] | None = None, creator: str = "release-m
         "metadata": {
             "name": "payments-api-3.2.0",
             "namespace": "payments-prod",
+            "uid": "uid-release",
             "generation": 3,
             "annotations": {"readiness.dev/created-by": creator},
         },
@@ -88,6 +89,7 @@ def signoff(
         groups = ROLE_GROUPS.get(role or "", [])
     spec: dict[str, Any] = {
         "release": "payments-api-3.2.0",
+        "releaseUID": "uid-release",
         "decision": decision,
         "items": items or [],
         "signer": {"username": user, "groups": groups},
@@ -449,3 +451,29 @@ def test_a_selector_matching_nothing_says_how_to_fix_it() -> None:
     assert "label the candidate app.kubernetes.io/name=payments-api, set spec.candidate.selector" in ready.message
     assert conditions(status)["Stalled"][0] == "False"
     assert conditions(status)["Reconciling"] == ("True", Reason.NO_CANDIDATE_WORKLOADS)
+
+
+def test_signoffs_of_another_release_object_with_the_same_name_do_not_count() -> None:
+    """A release deleted and re-created with the same name is a new object: its predecessor's signoffs (and
+    signoffs from before releaseUID was stamped) are listed as not counted, with the reason."""
+    checklist = make_checklist([ATTEST], APPROVALS)
+    fp = evaluate(checklist).candidate.fingerprint
+    old = signoff("old", role="devops-lead", user="ops-1", fingerprint=fp, items=[{"id": "runbooks"}])
+    old.spec.release_uid = "uid-deleted"
+    unstamped = signoff("unstamped", role="engineering-lead", user="eng-1", fingerprint=fp)
+    unstamped.spec.release_uid = None
+    status = evaluate(checklist, signoffs=[old, unstamped])
+    assert [a.state for a in status.approvals] == ["Missing", "Missing"]
+    assert status.items[0].state == "Pending"
+    reasons = {r.name: r.reason for r in status.refused_signoffs}
+    assert reasons == {
+        "old": "signed for another ReleaseReadiness of the same name (uid uid-deleted, since deleted), not this one "
+        "(uid uid-release); sign again",
+        "unstamped": "no spec.releaseUID (signed before signoffs were bound to the release object, or without the "
+        "webhook); sign again",
+    }
+    assert "not counted: ReleaseSignoff old: signed for another ReleaseReadiness" in status.approvals[1].message
+    no_uid = make_release()
+    no_uid.metadata.uid = None
+    bound = signoff("d", role="devops-lead", user="ops-1", fingerprint=fp)
+    assert evaluate(checklist, release=no_uid, signoffs=[bound]).approvals[1].state == "Missing"

@@ -40,3 +40,25 @@ def test_a_signoff_is_kept_without_evidence_urls_and_with_at_most_a_short_note()
     assert approval.spec.signer is not None
     assert veto.spec.signer is not None
     assert approval.spec.signer.groups[0] is veto.spec.signer.groups[0]
+
+
+def release(uid: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "r", "namespace": "prod", "uid": uid},
+        "spec": {"application": "a", "version": "1", "checklist": "c", "candidate": {"namespace": "stg"}},
+    }
+
+
+def test_a_release_counts_only_the_signoffs_of_its_own_object() -> None:
+    index = ClusterIndex()
+    assert index.signoffs_for(("prod", "r")) == []  # unknown release: nothing is its
+    index.upsert("ReleaseSignoff", signoff("old", "approve", releaseUID="uid-1"))
+    index.upsert("ReleaseSignoff", signoff("unstamped", "approve"))
+    index.upsert("ReleaseReadiness", release("uid-1"))
+    assert [s.metadata.name for s in index.signoffs_for(("prod", "r"))] == ["old"]
+    index.delete("ReleaseReadiness", release("uid-1"))
+    index.upsert("ReleaseReadiness", release("uid-2"))  # re-created with the same name
+    assert index.signoffs_for(("prod", "r")) == []
+    index.upsert("ReleaseSignoff", signoff("new", "approve", releaseUID="uid-2"))
+    assert [s.metadata.name for s in index.signoffs_for(("prod", "r"))] == ["new"]
+    assert {s.metadata.name for s in index.signoffs_naming(("prod", "r"))} == {"old", "unstamped", "new"}

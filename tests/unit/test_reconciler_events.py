@@ -77,7 +77,7 @@ def test_an_expiring_waiver_is_announced_once() -> None:
     index = ClusterIndex()
     release = ReleaseReadiness.model_validate(
         {
-            "metadata": {"name": "r", "namespace": "prod"},
+            "metadata": {"name": "r", "namespace": "prod", "uid": "uid-r"},
             "spec": {"application": "a", "version": "1", "candidate": {"namespace": "stg"}},
         }
     )
@@ -89,6 +89,7 @@ def test_an_expiring_waiver_is_announced_once() -> None:
                 "metadata": {"name": name, "namespace": "prod"},
                 "spec": {
                     "release": "r",
+                    "releaseUID": "uid-r",
                     "role": "vp",
                     "decision": "waive",
                     "items": [{"id": item}],

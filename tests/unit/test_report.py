@@ -31,6 +31,7 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
     )
     raw_release = load_all(ROOT / "deploy" / "samples" / "release.yaml")[0]
     raw_release["metadata"]["creationTimestamp"] = "2026-11-27T09:00:00Z"
+    raw_release["metadata"]["uid"] = "uid-sample"
     release = ReleaseReadiness.model_validate(raw_release)
     objects = load_all(ROOT / "deploy" / "samples" / "candidate.yaml")
     snapshot = CandidateSnapshot(
@@ -47,6 +48,7 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
                 "metadata": {"name": "ci-evidence", "namespace": "payments-prod"},
                 "spec": {
                     "release": "payments-api-3.2.0",
+                    "releaseUID": "uid-sample",
                     "items": [{"id": "unit-test-coverage", "value": "86.4"}],
                     "signer": {
                         "username": "system:serviceaccount:ci:ci-bot",
@@ -61,6 +63,7 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
                 "metadata": {"name": "erin-engineering-lead", "namespace": "payments-prod"},
                 "spec": {
                     "release": "payments-api-3.2.0",
+                    "releaseUID": "uid-sample",
                     "role": "engineering-lead",
                     "signer": {"username": "erin", "groups": ["eng-leads"]},
                     "signedAt": "2026-11-27T11:30:00Z",

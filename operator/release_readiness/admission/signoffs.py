@@ -78,6 +78,9 @@ def stamp_signoff(
         release.status.candidate.fingerprint if release and release.status and release.status.candidate else ""
     )
     patch.spec["candidateFingerprint"] = fingerprint or None
+    # The release object, not its name: a release deleted and re-created with the same name is another release.
+    # A client-set value is kept so validation can refuse it when it is not this release's uid.
+    patch.spec["releaseUID"] = signoff.spec.release_uid or (release.metadata.uid if release is not None else None)
     approving = signoff.spec.decision == "approve" and signoff.spec.role is not None
     patch.spec["waiverFingerprint"] = (waivers or None) if approving else None
     if release is not None and release.metadata.uid:
@@ -188,6 +191,9 @@ def validate_signoff(
             f"namespace {new.metadata.namespace}; sign an existing ReleaseReadiness there (kubectl get rr -n "
             f"{new.metadata.namespace})"
         ]
+    unbound = _binding_errors(name, new, caller, release)
+    if unbound:
+        return unbound
     if checklist is None:
         return [
             f"{name}: release {spec.release} follows checklist {release.spec.checklist!r}, which does not exist; "
@@ -231,7 +237,13 @@ def validate_signoff(
                 )
     if spec.decision == "waive":
         return errors + _waiver_errors(name, new, caller, checklist, now)
-    for index, entry in enumerate(spec.items):
+    return errors + _item_errors(name, new, caller, checklist)
+
+
+def _item_errors(name: str, new: ReleaseSignoff, caller: Caller, checklist: ReadinessChecklist) -> list[str]:
+    """Attested items: known, attestable by a person (not checked by the operator), by whom the checklist names."""
+    errors: list[str] = []
+    for index, entry in enumerate(new.spec.items):
         at = f"spec.items[{index}]"
         item = checklist.item(entry.id)
         if item is None:
@@ -266,6 +278,25 @@ def validate_signoff(
                     f"attested by {_role_holders(checklist, check.attestation.roles)}"
                 )
     return errors
+
+
+def _binding_errors(name: str, new: ReleaseSignoff, caller: Caller, release: ReleaseReadiness) -> list[str]:
+    """The signoff is bound to this release object (its uid, stamped by the webhook)."""
+    spec = new.spec
+    uid = release.metadata.uid
+    if not uid:
+        return [
+            f"{name}: release {spec.release} is not fully known to release-readiness yet (no metadata.uid in its "
+            "index); retry in a moment"
+        ]
+    if spec.release_uid != uid:
+        return [
+            f"{name}: {caller} tried to sign release {spec.release} with spec.releaseUID {spec.release_uid!r}, but "
+            f"ReleaseReadiness {new.metadata.namespace}/{spec.release} is uid {uid}. The webhook records the uid of "
+            "the release signed, so a signoff never counts for another object of the same name: remove "
+            "spec.releaseUID and sign again"
+        ]
+    return []
 
 
 def _waiver_errors(

@@ -260,7 +260,8 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         waivers = ""
         if release is not None and checklist is not None:
             signed = state.index.signoffs_for((namespace, signoff.spec.release))
-            waivers = waiver_fingerprint(tally(checklist, release.metadata.annotations.get(CREATED_BY), signed).waivers)
+            creator = release.metadata.annotations.get(CREATED_BY)
+            waivers = waiver_fingerprint(tally(checklist, creator, signed, release.metadata.uid).waivers)
         caller = Caller.from_userinfo(userinfo)
         stamped = stamp_signoff(signoff, caller, release, dt.datetime.now(dt.UTC), waivers, checklist)
         patch["spec"] = stamped.spec
@@ -399,7 +400,7 @@ def _vetoes(state: OperatorState, release: ReleaseReadiness) -> list[tuple[str, 
     if checklist is None:
         return []
     signoffs = state.index.signoffs_for((release.metadata.namespace or "", release.metadata.name))
-    counted = tally(checklist, release.metadata.annotations.get(CREATED_BY), signoffs)
+    counted = tally(checklist, release.metadata.annotations.get(CREATED_BY), signoffs, release.metadata.uid)
     return [(role, signer_of(veto), veto.metadata.name) for role, vetoes in counted.vetoes.items() for veto in vetoes]
 
 

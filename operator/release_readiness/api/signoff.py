@@ -23,6 +23,7 @@ class LIMITS:
     ITEMS = 128
     GROUPS = 256
     NAME = 253
+    UID = 128
     NOTE = 200
     """How much of a veto's or waiver's comment the operator keeps in memory and shows in status."""
 
@@ -105,6 +106,15 @@ class SignoffSpec(KubeModel):
         None
     )
     signed_at: Annotated[dt.datetime | None, Field(description="Stamped by the admission webhook.")] = None
+    release_uid: Annotated[
+        str | None,
+        Field(
+            alias="releaseUID",
+            description="The metadata.uid of the ReleaseReadiness signed (stamped; a client-set value that differs "
+            "is refused). The signoff counts only for that object, never for a later release of the same name.",
+            max_length=LIMITS.UID,
+        ),
+    ] = None
     candidate_fingerprint: Annotated[
         str | None,
         Field(description="The release's candidate fingerprint when signed (stamped).", max_length=LIMITS.NAME),
