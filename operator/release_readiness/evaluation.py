@@ -149,6 +149,21 @@ def candidate_status(
     return CandidateStatus(namespace=snapshot.namespace, workloads=workloads, fingerprint=fingerprint)
 
 
+def for_candidate(s: ReleaseSignoff, fingerprint: str) -> bool:
+    """Whether `s` was signed for the candidate inspected now. No fingerprint (nothing inspected, or a signoff
+    stamped while nothing was) never matches: a sign-off must say which candidate it is about."""
+    return bool(fingerprint) and s.spec.candidate_fingerprint == fingerprint
+
+
+def not_for_candidate(s: ReleaseSignoff, fingerprint: str) -> str:
+    """Why `s` is not about the current candidate (for_candidate is False)."""
+    if not fingerprint:
+        return "the candidate is not inspected now (no workload matches the candidate selector)"
+    if not s.spec.candidate_fingerprint:
+        return "signed while the candidate was not inspected (no fingerprint), so it does not say what it approves"
+    return "the candidate's images or pod template changed after this sign-off"
+
+
 def evaluate_approvals(
     checklist: ReadinessChecklist, counted: Tally, fingerprint: str, waivers: str
 ) -> list[ApprovalStatus]:
@@ -171,12 +186,7 @@ def evaluate_approvals(
             )
             continue
         signed = counted.approvals.get(approval.role, [])
-        current = [
-            s
-            for s in signed
-            if (not fingerprint or s.spec.candidate_fingerprint in (None, fingerprint))
-            and (s.spec.waiver_fingerprint or "") == waivers
-        ]
+        current = [s for s in signed if for_candidate(s, fingerprint) and (s.spec.waiver_fingerprint or "") == waivers]
         if current:
             latest = current[-1]
             out.append(
@@ -186,11 +196,10 @@ def evaluate_approvals(
             )
         elif signed:
             latest = signed[-1]
-            images_changed = fingerprint and latest.spec.candidate_fingerprint not in (None, fingerprint)
             why = (
-                "the candidate's images or pod template changed after this sign-off"
-                if images_changed
-                else "the waivers changed after this sign-off (a waiver changes what was approved)"
+                "the waivers changed after this sign-off (a waiver changes what was approved)"
+                if for_candidate(latest, fingerprint)
+                else not_for_candidate(latest, fingerprint)
             )
             out.append(
                 ApprovalStatus(

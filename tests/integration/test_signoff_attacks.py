@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from tests.integration import manifests
-from tests.integration.conftest import Kubectl, eventually
+from tests.integration.conftest import Kubectl, eventually, sign
 from tests.integration.test_signoffs import CI, DEV, ENG, ENG2, OPS, Flow
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -432,3 +432,36 @@ def test_a_release_re_created_with_the_same_name_has_none_of_the_old_approvals(a
     attack.sign(ENG, name="eng-again", role="engineering-lead")
     assert attack.get("releasesignoffs", "eng-again")["spec"]["releaseUID"] == new_uid
     attack.wait(lambda: attack.approval("engineering-lead").get("state") == "Approved", "the new approval counts")
+
+
+def test_no_approval_before_the_candidate_is_inspected(attack: AttackFlow) -> None:
+    """Finding 6: an approval signed while the release has no candidate fingerprint would count for any candidate
+    deployed later: refused at admission, saying why; once the candidate is inspected, approving works."""
+    empty = f"stg-empty-{uuid.uuid4().hex[:6]}"
+    attack.kubectl.run("create", "namespace", empty)
+    attack.apply(manifests.release("other", attack.prod, "other-api", "1.0.0", attack.checklist, empty), as_user=ENG2)
+
+    def other() -> dict[str, Any]:
+        return dict(attack.get("releasereadinesses", "other").get("status") or {})
+
+    attack.wait(lambda: other().get("approvals"), "the release evaluated without a candidate")
+    assert not other().get("candidate", {}).get("fingerprint")
+    for who, spec in ((OPS, {"role": "devops-lead"}), (CI, {"items": [{"id": "unit-test-coverage", "value": "91"}]})):
+        proc = sign(attack.kubectl, who, attack.prod, "other", check=False, **spec)
+        assert proc.returncode != 0
+        assert "on release other, but its candidate was not inspected yet (status.candidate.fingerprint is empty: " in (
+            proc.stderr
+        )
+        assert f"no workload in namespace {empty} matches the candidate selector" in proc.stderr
+    # A veto needs no candidate.
+    veto = sign(attack.kubectl, ENG, attack.prod, "other", role="engineering-lead", decision="reject", comment="wait")
+    assert veto.returncode == 0
+    labels = {"app.kubernetes.io/name": "other-api", "app.kubernetes.io/version": "1.0.0"}
+    container = {"name": "api", "image": "registry.example.com/other/api:1.0.0"}
+    attack.apply(manifests.deployment(empty, "other-api", labels, [container]))
+    fingerprint = attack.wait(lambda: other().get("candidate", {}).get("fingerprint"), "the candidate inspected")
+    sign(attack.kubectl, OPS, attack.prod, "other", name="ops-other", role="devops-lead")
+    assert attack.get("releasesignoffs", "ops-other")["spec"]["candidateFingerprint"] == fingerprint
+    attack.wait(
+        lambda: next(a for a in other()["approvals"] if a["role"] == "devops-lead")["state"] == "Approved", "approved"
+    )

@@ -69,6 +69,7 @@ def signoff(caller: Caller, name: str = "s", **spec: Any) -> ReleaseSignoff:
             "spec": {
                 "release": "r",
                 "releaseUID": "uid-r",
+                "candidateFingerprint": "sha256:images",
                 "signer": {"username": caller.username, "groups": list(caller.groups)},
                 **spec,
             },
@@ -258,3 +259,32 @@ def test_a_signoff_is_bound_to_the_release_object_not_its_name() -> None:
         "ReleaseSignoff prod/s: release r is not fully known to release-readiness yet (no metadata.uid in its index); "
         "retry in a moment"
     ]
+
+
+def test_no_approval_or_attestation_before_the_candidate_is_inspected() -> None:
+    """Finding 6: stamped while the release has no candidate fingerprint, an approval would approve any later
+    candidate; refused, saying why. A veto and a waiver need no candidate."""
+    uninspected = RELEASE.model_copy(deep=True)
+    uninspected.status = None
+    for spec, what in (
+        ({"role": "engineering-lead"}, "approve as engineering-lead"),
+        ({"items": [{"id": "coverage", "value": "90"}]}, "attest coverage"),
+    ):
+        stamped = stamp_signoff(signoff(ENG, **spec), ENG, uninspected, NOW)
+        assert stamped.spec["candidateFingerprint"] is None
+        caller = ENG if "role" in spec else CI
+        new = signoff(caller, candidateFingerprint=None, **spec)
+        assert validate_signoff(new, None, caller, uninspected, CHECKLIST, [], NOW) == [
+            f"ReleaseSignoff prod/s: {caller} tried to {what} on release r, but its candidate was not inspected yet "
+            "(status.candidate.fingerprint is empty: no workload in namespace staging matches the candidate selector, "
+            "or the release is not evaluated yet), so the sign-off would not say what it approves. Sign once "
+            "`kubectl readiness status r -n prod` shows the candidate"
+        ]
+    veto = signoff(ENG, candidateFingerprint=None, role="engineering-lead", decision="reject", comment="no")
+    assert validate_signoff(veto, None, ENG, uninspected, CHECKLIST, [], NOW) == []
+    expires = (NOW + dt.timedelta(days=1)).isoformat()
+    waiver = signoff(
+        VP, candidateFingerprint=None, role="vp-engineering", decision="waive", items=[{"id": "limits"}],
+        comment="why", expires=expires,
+    )  # fmt: skip
+    assert validate_signoff(waiver, None, VP, uninspected, CHECKLIST, [], NOW) == []

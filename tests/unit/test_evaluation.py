@@ -7,7 +7,14 @@ from typing import Any
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.checks.model import CheckResult
-from release_readiness.evaluation import Blocker, EvaluationInput, Reason, evaluate_release, status_changed
+from release_readiness.evaluation import (
+    Blocker,
+    EvaluationInput,
+    Reason,
+    candidate_status,
+    evaluate_release,
+    status_changed,
+)
 from tests.unit.builders import CI_ONLY, NOW, deployment, good_container, snapshot
 
 
@@ -44,6 +51,9 @@ APPROVALS = [
 ]
 
 
+CURRENT = candidate_status(snapshot()).fingerprint
+"""The fingerprint of the candidate evaluate() inspects by default."""
+
 ROLE_GROUPS = {"engineering-lead": ["eng-leads"], "devops-lead": ["devops-leads"], "vp-engineering": ["vps"]}
 
 
@@ -75,7 +85,7 @@ def signoff(
     items: list[dict[str, Any]] | None = None,
     decision: str = "approve",
     user: str = "eng-lead-1",
-    fingerprint: str | None = None,
+    fingerprint: str | None = "current",
     minutes: int = 0,
     comment: str | None = None,
     groups: list[str] | None = None,
@@ -94,7 +104,8 @@ def signoff(
         "items": items or [],
         "signer": {"username": user, "groups": groups},
         "signedAt": (NOW + dt.timedelta(minutes=minutes)).isoformat(),
-        "candidateFingerprint": fingerprint,
+        # "current": stamped while the default snapshot's candidate was inspected (as the webhook does).
+        "candidateFingerprint": CURRENT if fingerprint == "current" else fingerprint,
         "comment": comment,
         "expires": expires.isoformat() if expires else None,
         "waiverFingerprint": waivers,
@@ -477,3 +488,20 @@ def test_signoffs_of_another_release_object_with_the_same_name_do_not_count() ->
     no_uid.metadata.uid = None
     bound = signoff("d", role="devops-lead", user="ops-1", fingerprint=fp)
     assert evaluate(checklist, release=no_uid, signoffs=[bound]).approvals[1].state == "Missing"
+
+
+def test_a_missing_fingerprint_never_matches() -> None:
+    """Finding 6: an approval stamped while the candidate was not inspected does not count for the candidate
+    inspected later (Stale, saying why); and with no candidate inspected now, no approval counts."""
+    checklist = make_checklist([], APPROVALS[:1])
+    early = evaluate(checklist, signoffs=[signoff("e", role="engineering-lead", fingerprint=None)])
+    assert early.approvals[0].state == "Stale"
+    assert early.approvals[0].message == (
+        "signed while the candidate was not inspected (no fingerprint), so it does not say what it approves; sign again"
+    )
+    empty = snapshot()
+    empty.workloads = []
+    nothing = evaluate(checklist, snapshot=empty, signoffs=[signoff("e", role="engineering-lead", fingerprint=None)])
+    assert nothing.candidate.fingerprint == ""
+    assert nothing.approvals[0].state == "Stale"
+    assert nothing.approvals[0].message.startswith("the candidate is not inspected now")

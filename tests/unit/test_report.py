@@ -12,7 +12,7 @@ import yaml
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.checks.model import CandidateSnapshot, Workload
-from release_readiness.evaluation import EvaluationInput, evaluate_release
+from release_readiness.evaluation import EvaluationInput, candidate_status, evaluate_release
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH, parse_seed
 
@@ -42,6 +42,7 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
         workloads=[Workload(o) for o in objects if o["kind"] == "Deployment"],
         services=[o for o in objects if o["kind"] == "Service"],
     )
+    fingerprint = candidate_status(snapshot).fingerprint  # stamped at signing: the candidate inspected
     signoffs = [
         ReleaseSignoff.model_validate(
             {
@@ -49,6 +50,7 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
                 "spec": {
                     "release": "payments-api-3.2.0",
                     "releaseUID": "uid-sample",
+                    "candidateFingerprint": fingerprint,
                     "items": [{"id": "unit-test-coverage", "value": "86.4"}],
                     "signer": {
                         "username": "system:serviceaccount:ci:ci-bot",
@@ -64,6 +66,7 @@ def sample() -> tuple[ReleaseReadiness, ReadinessChecklist, list[ReleaseSignoff]
                 "spec": {
                     "release": "payments-api-3.2.0",
                     "releaseUID": "uid-sample",
+                    "candidateFingerprint": fingerprint,
                     "role": "engineering-lead",
                     "signer": {"username": "erin", "groups": ["eng-leads"]},
                     "signedAt": "2026-11-27T11:30:00Z",

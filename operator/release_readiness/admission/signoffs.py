@@ -281,7 +281,9 @@ def _item_errors(name: str, new: ReleaseSignoff, caller: Caller, checklist: Read
 
 
 def _binding_errors(name: str, new: ReleaseSignoff, caller: Caller, release: ReleaseReadiness) -> list[str]:
-    """The signoff is bound to this release object (its uid, stamped by the webhook)."""
+    """The signoff is bound to this release object (its uid, stamped by the webhook), and an approval or attestation
+    to an inspected candidate (its fingerprint, stamped too): one signed before the candidate was seen would
+    otherwise approve whatever is deployed later. A veto or a waiver needs no candidate."""
     spec = new.spec
     uid = release.metadata.uid
     if not uid:
@@ -295,6 +297,15 @@ def _binding_errors(name: str, new: ReleaseSignoff, caller: Caller, release: Rel
             f"ReleaseReadiness {new.metadata.namespace}/{spec.release} is uid {uid}. The webhook records the uid of "
             "the release signed, so a signoff never counts for another object of the same name: remove "
             "spec.releaseUID and sign again"
+        ]
+    if spec.decision == "approve" and not spec.candidate_fingerprint:
+        what = f"approve as {spec.role}" if spec.role else "attest " + ", ".join(i.id for i in spec.items)
+        return [
+            f"{name}: {caller} tried to {what} on release {spec.release}, but its candidate was not inspected yet "
+            f"(status.candidate.fingerprint is empty: no workload in namespace {release.spec.candidate.namespace} "
+            "matches the candidate selector, or the release is not evaluated yet), so the sign-off would not say "
+            f"what it approves. Sign once `kubectl readiness status {spec.release} -n {new.metadata.namespace}` "
+            "shows the candidate"
         ]
     return []
 
