@@ -76,7 +76,11 @@ class Settings:
     """RR_PLATFORM_ADMIN_GROUPS: comma-separated groups that may delete anyone's signoff, change its metadata, and
     change a namespace's readiness.dev/gate label."""
     max_signoffs_per_release: int = 200
-    """RR_MAX_SIGNOFFS_PER_RELEASE: live signoffs one release may have (more are refused at admission)."""
+    """RR_MAX_SIGNOFFS_PER_RELEASE: live signoffs one release may have (more are refused at admission, except a
+    veto: a reject is always recordable)."""
+    max_signoffs_per_signer: int = 20
+    """RR_MAX_SIGNOFFS_PER_SIGNER: live signoffs one person may have on one release (so one role holder cannot fill
+    the release's quota)."""
     access_review_timeout_seconds: float = 2.0
     """RR_ACCESS_REVIEW_TIMEOUT_SECONDS: how long the SubjectAccessReview at release creation may take (then the
     creation is refused: fail closed)."""
@@ -119,6 +123,7 @@ class Settings:
             extra_gated_kinds=parse_extra_kinds(e.get("RR_EXTRA_GATED_KINDS", "")),
             platform_admin_groups=_list(e.get("RR_PLATFORM_ADMIN_GROUPS", "")),
             max_signoffs_per_release=int(e.get("RR_MAX_SIGNOFFS_PER_RELEASE", d.max_signoffs_per_release)),
+            max_signoffs_per_signer=int(e.get("RR_MAX_SIGNOFFS_PER_SIGNER", d.max_signoffs_per_signer)),
             access_review_timeout_seconds=float(
                 e.get("RR_ACCESS_REVIEW_TIMEOUT_SECONDS", d.access_review_timeout_seconds)
             ),

@@ -307,22 +307,38 @@ def test_oversized_and_too_many_signoffs_are_refused(attack: AttackFlow) -> None
     stored = attack.kubectl.run("get", "rso", "-n", attack.prod, "-o", "name").stdout.split()
     assert not [name for name in stored if "big-" in name]
 
-    evidence = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseSignoff",
-                "metadata": {"name": f"ci-{i}", "namespace": attack.prod},
-                "spec": {"release": attack.release, "items": [{"id": "unit-test-coverage", "value": str(i)}]},
-            }
-            for i in range(200)
-        ],
-    }
-    attack.kubectl.run("create", "-f", "-", stdin=json.dumps(evidence), as_user=CI[0], as_groups=CI[1])
-    eventually(lambda: attack.sign(CI, items=[{"id": "unit-test-coverage", "value": "99"}], check=False).stderr
+    # Finding 5: one signer cannot fill the release's quota (20 live signoffs each), and at the release's limit
+    # (200) a veto is still accepted.
+    def bot(n: int) -> tuple[str, tuple[str, ...]]:
+        return (f"system:serviceaccount:ci:bot-{n}", CI[1])
+
+    def record(who: tuple[str, tuple[str, ...]], count: int) -> None:
+        evidence = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                {
+                    "apiVersion": "readiness.dev/v1alpha1",
+                    "kind": "ReleaseSignoff",
+                    "metadata": {"name": f"{who[0].rsplit(':', 1)[1]}-{i}", "namespace": attack.prod},
+                    "spec": {"release": attack.release, "items": [{"id": "unit-test-coverage", "value": str(i)}]},
+                }
+                for i in range(count)
+            ],
+        }
+        attack.kubectl.run("create", "-f", "-", stdin=json.dumps(evidence), as_user=who[0], as_groups=who[1])
+
+    record(bot(0), 20)
+    eventually(lambda: attack.sign(bot(0), items=[{"id": "unit-test-coverage", "value": "99"}], check=False).stderr
+               .count("the limit per signer (20)") == 1, what="bot-0's 21st refused")  # fmt: skip
+    assert "the limit per signer" not in attack.sign(bot(1), items=[{"id": "unit-test-coverage", "value": "9"}]).stderr
+    record(bot(1), 19)
+    for n in range(2, 10):
+        record(bot(n), 20)
+    eventually(lambda: attack.sign(bot(10), items=[{"id": "unit-test-coverage", "value": "99"}], check=False).stderr
                .count("the limit per release (200)") == 1, what="the 201st refused")  # fmt: skip
+    attack.sign(OPS, name="veto", role="devops-lead", decision="reject", comment="a veto is always recordable")
+    attack.wait(lambda: attack.condition("Stalled").get("status") == "True", "vetoed")
 
 
 def test_only_platform_admins_move_the_gate_label(attack: AttackFlow, kubectl: Kubectl) -> None:

@@ -77,8 +77,11 @@ def signoff(caller: Caller, name: str = "s", **spec: Any) -> ReleaseSignoff:
     )
 
 
-def check(caller: Caller, others: list[ReleaseSignoff] | None = None, limit: int = 200, **spec: Any) -> list[str]:
-    return validate_signoff(signoff(caller, **spec), None, caller, RELEASE, CHECKLIST, others or [], NOW, limit)
+def check(
+    caller: Caller, others: list[ReleaseSignoff] | None = None, limit: int = 200, per_signer: int = 20, **spec: Any
+) -> list[str]:
+    new = signoff(caller, **spec)
+    return validate_signoff(new, None, caller, RELEASE, CHECKLIST, others or [], NOW, limit, per_signer)
 
 
 def waive(caller: Caller, role: str, items: list[str], days: float = 3) -> list[str]:
@@ -124,8 +127,24 @@ def test_live_signoffs_per_release_are_limited() -> None:
     assert check(CI, others, limit=4, items=[{"id": "coverage", "value": "90"}]) == []
     assert check(CI, others, limit=3, items=[{"id": "coverage", "value": "90"}]) == [
         "ReleaseSignoff prod/s: release r already has 3 signoffs, the limit per release (3); delete signoffs that no "
-        "longer matter (kubectl get rso -n prod) or ask a platform admin"
+        "longer matter (kubectl get rso -n prod) or ask a platform admin (a veto, decision: reject, is still "
+        "accepted)"
     ]
+
+
+def test_one_signer_cannot_fill_the_quota_and_a_veto_is_always_recordable() -> None:
+    """Finding 5: live signoffs per signer are capped; at the release's limit a veto is still accepted."""
+    mine = [signoff(ENG, name=f"e{i}", role="engineering-lead") for i in range(3)]
+    assert check(ENG, mine, per_signer=4, role="engineering-lead") == []
+    assert check(ENG, mine, per_signer=3, role="engineering-lead", decision="reject", comment="no") == [
+        "ReleaseSignoff prod/s: user eng-1 (groups: eng-leads) already has 3 live signoffs on release r, the limit "
+        "per signer (3); delete your own that no longer matter (kubectl readiness withdraw r --role ROLE --all -n "
+        "prod, or kubectl delete rso NAME -n prod)"
+    ]
+    assert check(VP, mine, per_signer=3, role="vp-engineering") == []  # others are not limited by ENG's signoffs
+    full = mine + [signoff(CI, name=f"c{i}", items=[{"id": "coverage", "value": "1"}]) for i in range(3)]
+    assert "the limit per release (6)" in check(VP, full, limit=6, role="vp-engineering")[0]
+    assert check(VP, full, limit=6, role="vp-engineering", decision="reject", comment="not this week") == []
 
 
 def test_a_veto_is_never_refused_for_distinct_approvers() -> None:

@@ -157,9 +157,11 @@ def validate_signoff(
     others: Sequence[ReleaseSignoff],
     now: dt.datetime | None = None,
     limit: int = 200,
+    per_signer: int = 20,
 ) -> list[str]:
     """Errors refusing the signoff; empty when it may be stored. `others`: this release's other signoffs;
-    `limit`: how many live signoffs a release may have."""
+    `limit`: how many live signoffs a release may have (a veto is accepted beyond it: it must always be
+    recordable); `per_signer`: how many one person may have on it (so one role holder cannot fill the quota)."""
     now = now or dt.datetime.now(dt.UTC)
     name = f"ReleaseSignoff {new.metadata.namespace}/{new.metadata.name}"
     spec = new.spec
@@ -170,14 +172,9 @@ def validate_signoff(
                 "(kubectl delete releasesignoff ...) and create a new one"
             ]
         return []
-    errors: list[str] = []
-    live = [o for o in others if o.metadata.deletion_timestamp is None]
-    if len(live) >= limit:
-        return [
-            f"{name}: release {spec.release} already has {len(live)} signoffs, the limit per release ({limit}); "
-            "delete signoffs that no longer matter (kubectl get rso -n "
-            f"{new.metadata.namespace}) or ask a platform admin"
-        ]
+    errors = _quota_errors(name, new, caller, others, limit, per_signer)
+    if errors:
+        return errors
     if spec.signer is None or spec.signer.username != caller.username:
         claimed = spec.signer.username if spec.signer else "nobody"
         errors.append(
@@ -278,6 +275,29 @@ def _item_errors(name: str, new: ReleaseSignoff, caller: Caller, checklist: Read
                     f"attested by {_role_holders(checklist, check.attestation.roles)}"
                 )
     return errors
+
+
+def _quota_errors(
+    name: str, new: ReleaseSignoff, caller: Caller, others: Sequence[ReleaseSignoff], limit: int, per_signer: int
+) -> list[str]:
+    """Live signoffs per signer and per release are bounded (the operator keeps them in memory); a veto is
+    accepted beyond the release's limit, so filling the release's quota can never silence a veto."""
+    spec, ns = new.spec, new.metadata.namespace
+    live = [o for o in others if o.metadata.deletion_timestamp is None]
+    mine = [o for o in live if o.spec.signer is not None and o.spec.signer.username == caller.username]
+    if len(mine) >= per_signer:
+        return [
+            f"{name}: {caller} already has {len(mine)} live signoffs on release {spec.release}, the limit per signer "
+            f"({per_signer}); delete your own that no longer matter (kubectl readiness withdraw {spec.release} "
+            f"--role ROLE --all -n {ns}, or kubectl delete rso NAME -n {ns})"
+        ]
+    if len(live) >= limit and spec.decision != "reject":
+        return [
+            f"{name}: release {spec.release} already has {len(live)} signoffs, the limit per release ({limit}); "
+            f"delete signoffs that no longer matter (kubectl get rso -n {ns}) or ask a platform admin (a veto, "
+            "decision: reject, is still accepted)"
+        ]
+    return []
 
 
 def _binding_errors(name: str, new: ReleaseSignoff, caller: Caller, release: ReleaseReadiness) -> list[str]:

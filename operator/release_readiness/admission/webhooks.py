@@ -308,8 +308,13 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         others = [
             s for s in state.index.signoffs_for((namespace, new.spec.release)) if s.metadata.name != new.metadata.name
         ]
-        limit = state.settings.max_signoffs_per_release
-        _refuse(validate_signoff(new, previous, caller, release, checklist, others, limit=limit))
+        settings = state.settings
+        per_release, per_signer = settings.max_signoffs_per_release, settings.max_signoffs_per_signer
+        _refuse(
+            validate_signoff(
+                new, previous, caller, release, checklist, others, limit=per_release, per_signer=per_signer
+            )
+        )
 
     @on.validate(GROUP, VERSION, "readinesschecklists", id="validate-checklist", registry=registry)
     async def check_checklist(body: kopf.Body, **_: Any) -> None:
