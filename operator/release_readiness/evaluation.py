@@ -155,12 +155,15 @@ def for_candidate(s: ReleaseSignoff, fingerprint: str) -> bool:
     return bool(fingerprint) and s.spec.candidate_fingerprint == fingerprint
 
 
-def not_for_candidate(s: ReleaseSignoff, fingerprint: str) -> str:
-    """Why `s` is not about the current candidate (for_candidate is False)."""
+def not_for_candidate(s: ReleaseSignoff, fingerprint: str, done: str = "") -> str:
+    """Why `s` is not about the current candidate (for_candidate is False). `done`: 'recorded' or 'attested' for
+    evidence and attestations; approvals otherwise."""
     if not fingerprint:
         return "the candidate is not inspected now (no workload matches the candidate selector)"
     if not s.spec.candidate_fingerprint:
         return "signed while the candidate was not inspected (no fingerprint), so it does not say what it approves"
+    if done:
+        return f"{done} for an older candidate (its images or pod template changed since)"
     return "the candidate's images or pod template changed after this sign-off"
 
 
@@ -242,8 +245,11 @@ def evaluate_item(
     inp: EvaluationInput,
     approvals: Mapping[str, ApprovalStatus],
     counted: Tally | None = None,
+    fingerprint: str | None = None,
 ) -> CheckResult:
-    """The state of one item, before waivers. `counted`: the release's tally (computed when not given)."""
+    """The state of one item, before waivers. `counted`: the release's tally, `fingerprint`: the candidate's
+    (each computed when not given). Evidence and attestations count only for the candidate they were recorded for:
+    CI's evidence is about the build it tested, a person's attestation about what they looked at."""
     check = item.check
     if check.workload is not None:
         if inp.snapshot is None:
@@ -251,6 +257,8 @@ def evaluate_item(
         return run_workload_check(check.workload, check.params, inp.snapshot)
     if counted is None:
         counted = inp.tally()
+    if fingerprint is None:
+        fingerprint = candidate_status(inp.snapshot, environment_fields(inp.checklist)).fingerprint
     attested = [
         (s, entry)
         for s in reversed(counted.attestations)  # latest first
@@ -272,7 +280,14 @@ def evaluate_item(
                 f"waiting for evidence '{ev.key}' ({_bounds(ev.min, ev.max, ev.equals)}) in a ReleaseSignoff "
                 f"item '{item.id}' recorded by {ev.recorded_by}"
             )
-        signoff, entry = with_value[0]
+        current = [(s, e) for s, e in with_value if for_candidate(s, fingerprint)]
+        if not current:
+            old, entry = with_value[0]
+            return CheckResult.pending(
+                f"{ev.key} {entry.value} was recorded by {signer_of(old)} but does not count: "
+                f"{not_for_candidate(old, fingerprint, 'recorded')}; record it again"
+            )
+        signoff, entry = current[0]
         signer = signoff.spec.signer.username if signoff.spec.signer else "unknown"
         value = entry.value or ""
         if ev.equals is not None:
@@ -303,10 +318,10 @@ def evaluate_item(
             if s.spec.signer is not None
             and any(holds_role(a, s.spec.signer.username, s.spec.signer.groups) for a in holders)
         ]
-        if attested:
-            signoff, _entry = attested[0]
-            signer = signoff.spec.signer.username if signoff.spec.signer else "unknown"
-            return CheckResult.passed(f"attested by {signer}")
+        current = [(s, e) for s, e in attested if for_candidate(s, fingerprint)]
+        if current:
+            signoff, _entry = current[0]
+            return CheckResult.passed(f"attested by {signer_of(signoff)}")
         covering = [
             a
             for a in approvals.values()
@@ -317,6 +332,12 @@ def evaluate_item(
         ]
         if covering:
             return CheckResult.passed(f"covered by the {covering[0].role} sign-off of {covering[0].by}")
+        if attested:
+            old, _entry = attested[0]
+            return CheckResult.pending(
+                f"attested by {signer_of(old)} but does not count: {not_for_candidate(old, fingerprint, 'attested')}; "
+                "attest it again"
+            )
         may = []
         if inp.checklist is not None:
             for role in roles:
@@ -378,7 +399,9 @@ def _active_waiver(waivers: Sequence[Waiver], item_id: str, now: dt.datetime) ->
     return max(active, key=lambda w: w.until, default=None)
 
 
-def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus], counted: Tally) -> list[ItemStatus]:
+def _evaluate_items(
+    inp: EvaluationInput, approvals: list[ApprovalStatus], counted: Tally, fingerprint: str
+) -> list[ItemStatus]:
     release, checklist, now = inp.release, inp.checklist, inp.now
     if checklist is None:
         return []
@@ -391,7 +414,7 @@ def _evaluate_items(inp: EvaluationInput, approvals: list[ApprovalStatus], count
         if item.phase == "post" and not admitted:
             result = CheckResult.pending("post-deployment: evaluated once the gate admits the release")
         else:
-            result = evaluate_item(item, inp, by_role, counted)
+            result = evaluate_item(item, inp, by_role, counted, fingerprint)
         state: ItemState = result.state
         message = result.message
         waiver = _active_waiver(counted.waivers, item.id, now)
@@ -510,7 +533,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     approvals = evaluate_approvals(checklist, counted, candidate.fingerprint, waivers) if checklist else []
     status = ReleaseStatus(
         observed_generation=generation,
-        items=_evaluate_items(inp, approvals, counted),
+        items=_evaluate_items(inp, approvals, counted, candidate.fingerprint),
         approvals=approvals,
         refused_signoffs=counted.refused[:MAX_REFUSED_SHOWN],
         waiver_fingerprint=waivers,

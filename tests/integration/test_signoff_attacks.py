@@ -481,3 +481,22 @@ def test_no_approval_before_the_candidate_is_inspected(attack: AttackFlow) -> No
     attack.wait(
         lambda: next(a for a in other()["approvals"] if a["role"] == "devops-lead")["state"] == "Approved", "approved"
     )
+
+
+def test_evidence_and_attestations_are_bound_to_the_candidate(attack: AttackFlow) -> None:
+    """Finding 9: after a template swap, CI's evidence and a person's attestation recorded for the old candidate
+    no longer satisfy their items (Pending, saying why) until recorded again for the new one."""
+    attack.sign(CI, items=[{"id": "unit-test-coverage", "value": "91"}])
+    attack.sign(OPS, items=[{"id": "runbooks"}])
+    attack.wait(lambda: attack.condition("ChecksPassed").get("status") == "True", "ChecksPassed")
+    attack.deploy("registry.example.com/payments/api:3.2.0-swapped")
+    coverage = attack.wait(lambda: (i := attack.item("unit-test-coverage")).get("state") == "Pending" and i, "Pending")
+    assert coverage["message"] == (
+        "coverage-percent 91 was recorded by system:serviceaccount:ci:ci-bot but does not count: recorded for an older "
+        "candidate (its images or pod template changed since); record it again"
+    )
+    assert attack.item("runbooks")["message"].startswith("attested by ops-lead-1 but does not count: attested for an ")
+    assert attack.condition("ChecksPassed")["status"] == "False"
+    attack.sign(CI, items=[{"id": "unit-test-coverage", "value": "92"}])
+    attack.sign(OPS, items=[{"id": "runbooks"}])
+    attack.wait(lambda: attack.condition("ChecksPassed").get("status") == "True", "recorded again: ChecksPassed")

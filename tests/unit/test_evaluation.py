@@ -505,3 +505,34 @@ def test_a_missing_fingerprint_never_matches() -> None:
     assert nothing.candidate.fingerprint == ""
     assert nothing.approvals[0].state == "Stale"
     assert nothing.approvals[0].message.startswith("the candidate is not inspected now")
+
+
+def test_evidence_and_attestations_count_only_for_the_candidate_they_were_recorded_for() -> None:
+    """Finding 9: after the candidate changes, CI's evidence (about the build it tested) and a person's attestation
+    show Pending, saying why, until recorded again; recorded for the current candidate they count."""
+    checklist = make_checklist([COVERAGE, ATTEST], APPROVALS)
+    ci = signoff("ci", items=[{"id": "unit-test-coverage", "value": "91"}], user=CI, groups=CI_GROUPS)
+    ops = signoff("ops", items=[{"id": "runbooks"}], user="ops-1", groups=["devops-leads"])
+    status = evaluate(checklist, signoffs=[ci, ops])
+    assert [(i.state, i.message) for i in status.items] == [
+        ("Passed", f"unit-test-coverage: 91 >= 80 (attested by {CI})"),
+        ("Passed", "attested by ops-1"),
+    ]
+    c = good_container(image="registry.example.com/payments/api:3.2.1")
+    swapped = evaluate(checklist, snapshot=snapshot(deployment(containers=[c])), signoffs=[ci, ops])
+    assert [(i.state, i.message) for i in swapped.items] == [
+        (
+            "Pending",
+            f"coverage-percent 91 was recorded by {CI} but does not count: recorded for an older candidate (its "
+            "images or pod template changed since); record it again",
+        ),
+        (
+            "Pending",
+            "attested by ops-1 but does not count: attested for an older candidate (its images or pod template "
+            "changed since); attest it again",
+        ),
+    ]
+    assert conditions(swapped)["ChecksPassed"][0] == "False"
+    early = signoff("early", items=[{"id": "unit-test-coverage", "value": "91"}], user=CI, groups=CI_GROUPS,
+                    fingerprint=None)  # fmt: skip
+    assert "signed while the candidate was not inspected" in evaluate(checklist, signoffs=[early]).items[0].message

@@ -132,13 +132,14 @@ def test_the_samples_ci_evidence_satisfies_every_evidence_item() -> None:
     checklist = load()
     raw = yaml.safe_load((ROOT / "deploy" / "samples" / "ci-evidence.yaml").read_text())
     raw["spec"]["signer"] = {"username": "system:serviceaccount:ci:ci-bot", "groups": ["system:serviceaccounts:ci"]}
-    raw["spec"]["releaseUID"] = "uid-sample"  # stamped by the webhook
+    raw["spec"]["releaseUID"] = "uid-sample"  # stamped by the webhook, with the candidate inspected
+    raw["spec"]["candidateFingerprint"] = "sha256:candidate"
     signoff = ReleaseSignoff.model_validate(raw)
     raw_release = yaml.safe_load((ROOT / "deploy" / "samples" / "release.yaml").read_text())
     raw_release["metadata"]["uid"] = "uid-sample"
     release = ReleaseReadiness.model_validate(raw_release)
     inp = EvaluationInput(release=release, checklist=checklist, snapshot=None, signoffs=[signoff])
     evidence = [i for i in checklist.spec.items if i.check.evidence is not None and i.phase == "pre"]
-    results = {i.id: evaluate_item(i, inp, {}) for i in evidence}
+    results = {i.id: evaluate_item(i, inp, {}, fingerprint="sha256:candidate") for i in evidence}
     assert {k: r.message for k, r in results.items() if r.state != "Passed"} == {}
     assert {e.id for e in signoff.spec.items} == set(results), "the sample records exactly the pre-deployment evidence"
