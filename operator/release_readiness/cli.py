@@ -213,6 +213,11 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
             f"{s.passed}/{s.total} passed, {s.failed} failed, {s.pending} pending, {s.waived} waived; "
             f"approvals {s.approvals}; {s.required_outstanding} required item(s) outstanding"
         )
+    candidate = status.candidate if status else None
+    if candidate is not None and candidate.fingerprint:
+        print(f"candidate {candidate.fingerprint} ({len(candidate.workloads)} workload(s) in {candidate.namespace})")
+    elif status is not None:
+        print("candidate not inspected (no workload matches): nothing to approve yet")
     items = {i.id: i for i in (status.items if status else [])}
     section = None
     for item in checklist.spec.items:
@@ -250,6 +255,22 @@ def cmd_report(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reviewed(api: Api, args: argparse.Namespace) -> str | None:
+    """The candidate fingerprint the signer vouches for (spec.expectedFingerprint): --fingerprint, or for approve
+    and attest the one the release shows now (read just before signing). A veto is about the release, whatever
+    the candidate: it sends one only when asked (--fingerprint), so it is always recordable."""
+    if args.fingerprint:
+        return str(args.fingerprint)
+    if args.command == "reject":
+        return None
+    try:
+        status = api.release(args.release).status
+    except ApiException:
+        return None  # e.g. not found: creating the signoff says so
+    fingerprint = status.candidate.fingerprint if status and status.candidate else ""
+    return fingerprint or None
+
+
 def cmd_sign(api: Api, args: argparse.Namespace) -> int:
     spec: dict[str, Any] = {}
     if args.command in ("approve", "reject"):
@@ -263,6 +284,9 @@ def cmd_sign(api: Api, args: argparse.Namespace) -> int:
         spec = {"items": [entry]}
     if args.comment:
         spec["comment"] = args.comment
+    reviewed = _reviewed(api, args)
+    if reviewed:
+        spec["expectedFingerprint"] = reviewed
     created = api.create_signoff(args.release, spec)
     signer = created["spec"].get("signer", {}).get("username", "?")
     if args.command == "approve":
@@ -271,7 +295,9 @@ def cmd_sign(api: Api, args: argparse.Namespace) -> int:
         what = f"vetoed as {args.role}"
     else:
         what = f"attested {args.item}"
-    print(f"releasesignoff {api.namespace}/{created['metadata']['name']}: {signer} {what}")
+    candidate = created["spec"].get("candidateFingerprint")
+    bound = f" for candidate {candidate}" if candidate else ""
+    print(f"releasesignoff {api.namespace}/{created['metadata']['name']}: {signer} {what}{bound}")
     return EXIT_OK
 
 
@@ -358,11 +384,16 @@ def cmd_wait(api: Api, args: argparse.Namespace) -> int:
 
 def _signing_commands(sub: Any) -> None:
     """approve, reject, attest, waive, withdraw: each creates (or deletes) the caller's own ReleaseSignoffs."""
+    reviewed = (
+        "the candidate fingerprint you reviewed, as `status` shows it; refused if the candidate changed since "
+        "(approve and attest default to the release's current one; reject sends one only when given)"
+    )
     for verb, helptext in (("approve", "sign a role's approval"), ("reject", "veto as a role")):
         s = sub.add_parser(verb, help=helptext)
         s.add_argument("release")
         s.add_argument("--role", required=True)
         s.add_argument("--comment", required=verb == "reject")
+        s.add_argument("--fingerprint", help=reviewed)
         s.set_defaults(fn=cmd_sign)
 
     at = sub.add_parser("attest", help="attest an item (with a value for evidence items)")
@@ -371,6 +402,7 @@ def _signing_commands(sub: Any) -> None:
     at.add_argument("--value")
     at.add_argument("--evidence", help="URL of the evidence")
     at.add_argument("--comment")
+    at.add_argument("--fingerprint", help=reviewed)
     at.set_defaults(fn=cmd_sign)
 
     wv = sub.add_parser("waive", help="waive items until a date, as a role the checklist lets waive them")

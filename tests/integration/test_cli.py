@@ -254,3 +254,33 @@ def test_wait_exits_1_on_a_veto_and_2_on_errors(setup: Setup) -> None:
     forbidden = plugin(setup.dev, "-n", prod, "status", "orders-api-1.4.0")
     assert forbidden.returncode == 2
     assert forbidden.stderr.startswith("error: forbidden: ")
+
+
+def test_a_signer_signs_for_the_candidate_they_reviewed(setup: Setup, kubectl: Kubectl) -> None:
+    """Finding 10: `status` shows the candidate's fingerprint; approve/attest send it (spec.expectedFingerprint),
+    and the webhook refuses the signoff when the candidate is not that one any more, naming both."""
+    prod, rita, erin, ci = setup.prod, setup.rita, setup.erin, setup.ci
+    assert init_release(setup).returncode == 0
+
+    def fingerprint() -> str:
+        out = plugin(rita, "-n", prod, "status", "orders-api-1.4.0").stdout
+        line = next((x for x in out.splitlines() if x.startswith("candidate sha256:")), "")
+        return line.split()[1] if line else ""
+
+    seen = eventually(fingerprint, what="status shows the candidate")
+    stale = plugin(erin, "-n", prod, "approve", "orders-api-1.4.0", "--role", "engineering-lead", "--fingerprint",
+                   "sha256:reviewed-earlier")  # fmt: skip
+    assert stale.returncode == 2
+    assert (
+        "signed for candidate sha256:reviewed-earlier (spec.expectedFingerprint), but the candidate of release "
+        f"orders-api-1.4.0 is now {seen}: it changed since you reviewed it" in stale.stderr
+    )
+    approved = plugin(erin, "-n", prod, "approve", "orders-api-1.4.0", "--role", "engineering-lead", "--fingerprint",
+                      seen)  # fmt: skip
+    assert approved.returncode == 0, approved.stderr
+    assert f"erin approved as engineering-lead for candidate {seen}" in approved.stdout
+    attested = plugin(ci, "-n", prod, "attest", "orders-api-1.4.0", "unit-test-coverage", "--value", "91")
+    assert attested.returncode == 0, attested.stderr  # by default: the fingerprint the release shows now
+    name = attested.stdout.split()[1].split("/")[1].rstrip(":")
+    stored = json.loads(kubectl.run("get", "rso", name, "-n", prod, "-o", "json").stdout)["spec"]
+    assert stored["expectedFingerprint"] == stored["candidateFingerprint"] == seen

@@ -307,3 +307,17 @@ def test_no_approval_or_attestation_before_the_candidate_is_inspected() -> None:
         comment="why", expires=expires,
     )  # fmt: skip
     assert validate_signoff(waiver, None, VP, uninspected, CHECKLIST, [], NOW) == []
+
+
+def test_a_signer_says_which_candidate_they_reviewed() -> None:
+    """Finding 10: spec.expectedFingerprint (client-set) is refused when the stamped candidate differs."""
+    assert check(ENG, role="engineering-lead", expectedFingerprint="sha256:images") == []
+    assert check(ENG, role="engineering-lead", expectedFingerprint="sha256:before") == [
+        "ReleaseSignoff prod/s: user eng-1 (groups: eng-leads) signed for candidate sha256:before "
+        "(spec.expectedFingerprint), but the candidate of release r is now sha256:images: it changed since you "
+        "reviewed it. Look again (kubectl readiness status r -n prod) and sign for what it shows"
+    ]
+    vetoed = check(ENG, role="engineering-lead", decision="reject", comment="no", expectedFingerprint="sha256:x")
+    assert "signed for candidate sha256:x (spec.expectedFingerprint)" in vetoed[0]  # asked for: honoured
+    gone = check(ENG, role="engineering-lead", expectedFingerprint="sha256:images", candidateFingerprint=None)
+    assert "but the candidate of release r is now none (the candidate is not inspected)" in gone[0]

@@ -318,6 +318,13 @@ def _binding_errors(name: str, new: ReleaseSignoff, caller: Caller, release: Rel
             "the release signed, so a signoff never counts for another object of the same name: remove "
             "spec.releaseUID and sign again"
         ]
+    if spec.expected_fingerprint is not None and spec.expected_fingerprint != spec.candidate_fingerprint:
+        now = spec.candidate_fingerprint or "none (the candidate is not inspected)"
+        return [
+            f"{name}: {caller} signed for candidate {spec.expected_fingerprint} (spec.expectedFingerprint), but the "
+            f"candidate of release {spec.release} is now {now}: it changed since you reviewed it. Look again "
+            f"(kubectl readiness status {spec.release} -n {new.metadata.namespace}) and sign for what it shows"
+        ]
     if spec.decision == "approve" and not spec.candidate_fingerprint:
         what = f"approve as {spec.role}" if spec.role else "attest " + ", ".join(i.id for i in spec.items)
         return [

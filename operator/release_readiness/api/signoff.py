@@ -102,6 +102,15 @@ class SignoffSpec(KubeModel):
         dt.datetime | None,
         Field(description="decision: waive only: when the waiver stops counting (RFC 3339), within maxWaiverDays."),
     ] = None
+    expected_fingerprint: Annotated[
+        str | None,
+        Field(
+            description="Optional: the candidate fingerprint the signer reviewed (status.candidate.fingerprint, as "
+            "`kubectl readiness status` shows it). Refused at admission when the release's candidate is not that "
+            "one any more; kubectl readiness approve and attest send it.",
+            max_length=LIMITS.NAME,
+        ),
+    ] = None
     signer: Annotated[Signer | None, Field(description="Stamped by the admission webhook from the request's user.")] = (
         None
     )
