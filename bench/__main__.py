@@ -477,7 +477,7 @@ def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployment
         setup.close()
 
 
-def maximal_signoff(namespace: str, release: str, name: str) -> dict[str, Any]:
+def maximal_signoff(namespace: str, release: str, name: str, release_uid: str = "") -> dict[str, Any]:
     """A signoff at every schema limit: a 4096-character comment, 128 items each with a 63-character id, a
     64-character value and a 1024-character evidence URL, a signer in 256 groups of 253 characters."""
     from release_readiness.api.signoff import LIMITS
@@ -505,6 +505,7 @@ def maximal_signoff(namespace: str, release: str, name: str) -> dict[str, Any]:
                 "groups": ["security-leads", *(f"g{i:03d}-" + "g" * 248 for i in range(LIMITS.GROUPS - 1))],
             },
             "signedAt": "2026-11-27T12:00:00.000000Z",
+            "releaseUID": release_uid or "0" * 36,  # stamped by the webhook: the veto counts for this release
         },
     }
 
@@ -552,8 +553,9 @@ def bench_signoffs(tmp: Path, releases: int = 10, per_release: int = 200) -> Non
         print(f"one maximal signoff: {size / 1024:.0f} KiB of JSON; operator before: {before / 2**20:.0f} MiB")
         began = time.perf_counter()
         for r in range(releases):
+            uid = k.run("get", "rr", f"app-{r}", "-n", "prod", "-o", "jsonpath={.metadata.uid}").stdout.strip()
             for chunk in range(0, per_release, 25):
-                batch = [maximal_signoff("prod", f"app-{r}", f"app-{r}-{i}") for i in range(chunk, chunk + 25)]
+                batch = [maximal_signoff("prod", f"app-{r}", f"app-{r}-{i}", uid) for i in range(chunk, chunk + 25)]
                 k.run("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": batch}))
         took = time.perf_counter() - began
         print(f"created {total} signoffs ({total * size / 2**20:.0f} MiB of JSON) in {took:.0f}s")
