@@ -117,6 +117,13 @@ class Gate:
             )
         )
         eventually(lambda: self.ready() == "False", what="release evaluated")
+        eventually(self.fingerprint, what="the candidate inspected (approvals are bound to it)")
+
+    def fingerprint(self) -> str:
+        body = self.custom.get_namespaced_custom_object(
+            "readiness.dev", "v1alpha1", self.prod, "releasereadinesses", "payments-api-3-2-0"
+        )
+        return str(((body.get("status") or {}).get("candidate") or {}).get("fingerprint") or "")
 
     def ready(self) -> str | None:
         body = self.custom.get_namespaced_custom_object(

@@ -104,7 +104,16 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
     assert sample(text, "release_readiness_admission_duration_seconds_count", webhook="gate-deployments") >= 2  # type: ignore[operator]
     assert (sample(text, "release_readiness_reconcile_duration_seconds_count") or 0) > 0
 
-    # An approval shows up in the metrics; deleting the release removes its series.
+    # An approval shows up in the metrics; deleting the release removes its series. (Approvals are bound to the
+    # inspected candidate: wait for it.)
+    eventually(
+        lambda: (
+            kubectl.run(
+                "get", "rr", "billing-api-2.0.0", "-n", prod, "-o", "jsonpath={.status.candidate.fingerprint}"
+            ).stdout
+        ),
+        what="the candidate inspected",
+    )
     sign(kubectl, ("erin", ("eng-leads",)), prod, "billing-api-2.0.0", role="engineering-lead")
     eventually(
         lambda: sample(operator.metrics(), "release_readiness_release_approvals_outstanding", namespace=prod) == 0,
