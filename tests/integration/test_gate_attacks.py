@@ -79,6 +79,23 @@ def owner_of(kubectl: Kubectl, kind: str, ns: str, name: str) -> dict[str, Any]:
     return {"apiVersion": api, "kind": kind, "name": name, "uid": uid}
 
 
+def patch_production(ready: Gate, kind: str, patch: Any) -> subprocess.CompletedProcess[str]:
+    """The admitted production Deployment patched by a deployer (kubectl patch --type=<kind>)."""
+    return ready.kubectl.run(
+        "patch",
+        "deployment",
+        "payments-api",
+        "-n",
+        ready.prod,
+        f"--type={kind}",
+        "-p",
+        json.dumps(patch),
+        as_user=DEPLOYER[0],
+        as_groups=DEPLOYER[1],
+        check=False,
+    )
+
+
 # -- 1. every pod-making kind ----------------------------------------------------------------------------------
 
 
@@ -195,19 +212,7 @@ def test_what_the_controllers_make_for_an_admitted_owner_is_admitted(ready: Gate
 def test_patching_a_ready_releases_deployment_keeping_the_image_is_refused_naming_the_field(
     ready: Gate, patch: list[dict[str, Any]], field: str, value: str
 ) -> None:
-    proc = ready.kubectl.run(
-        "patch",
-        "deployment",
-        "payments-api",
-        "-n",
-        ready.prod,
-        "--type=json",
-        "-p",
-        json.dumps(patch),
-        as_user=DEPLOYER[0],
-        as_groups=DEPLOYER[1],
-        check=False,
-    )
+    proc = patch_production(ready, "json", patch)
     assert proc.returncode != 0, proc.stdout
     assert f"its pod template is not the one ReleaseReadiness {ready.prod}/payments-api-3-2-0 inspected" in proc.stderr
     assert f"{field} is {value}, but the candidate inspected (deployment {ready.candidate}/payments-api)" in proc.stderr
@@ -255,19 +260,7 @@ CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 def test_annotations_scheduling_and_controller_labels_are_compared_by_default(
     ready: Gate, patch: dict[str, Any], differences: list[str]
 ) -> None:
-    proc = ready.kubectl.run(
-        "patch",
-        "deployment",
-        "payments-api",
-        "-n",
-        ready.prod,
-        "--type=strategic",
-        "-p",
-        json.dumps({"spec": {"template": patch}}),
-        as_user=DEPLOYER[0],
-        as_groups=DEPLOYER[1],
-        check=False,
-    )
+    proc = patch_production(ready, "strategic", {"spec": {"template": patch}})
     assert proc.returncode != 0, proc.stdout
     assert f"its pod template is not the one ReleaseReadiness {ready.prod}/payments-api-3-2-0 inspected" in proc.stderr
     for difference in differences:
