@@ -37,10 +37,12 @@ __all__ = [
     "QueryError",
     "allowed_servers",
     "choose_server",
+    "first_sample",
     "judge_instant",
     "judge_range",
     "parse_duration",
     "prometheus_url_errors",
+    "samples_until",
     "substitute",
 ]
 
@@ -182,6 +184,10 @@ def judge_instant(data: Mapping[str, Any], check: PrometheusCheck, query: str) -
     return CheckResult.passed(text) if ok else CheckResult.failed([text])
 
 
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def judge_range(
     data: Mapping[str, Any],
     check: PrometheusCheck,
@@ -222,10 +228,32 @@ def judge_range(
     wanted = (end - start).total_seconds()
     if not complete or covered + step < wanted:
         return CheckResult.pending(
-            f"holding {_bounds(check)} for {covered / 60:.0f} of {wanted / 60:.0f} minutes so far "
+            f"holding {_bounds(check)} for {_span(covered)} of {_span(wanted)} so far "
             f"(last {points[-1][1]:.3g}): {query}"
         )
     return CheckResult.passed(f"held {_bounds(check)} over {span} (last {points[-1][1]:.3g}): {query}")
+
+
+def _series(data: Mapping[str, Any]) -> list[Any] | None:
+    result = data.get("result")
+    return result[0].get("values", []) if isinstance(result, list) and len(result) == 1 else None
+
+
+def first_sample(data: Mapping[str, Any]) -> dt.datetime | None:
+    """When the one series of a query_range answer first has a value (None: no series, several, or no value)."""
+    values = _series(data)
+    times = [float(t) for t, v in values or [] if not math.isnan(float(v))]
+    return dt.datetime.fromtimestamp(min(times), dt.UTC) if times else None
+
+
+def samples_until(data: Mapping[str, Any], until: dt.datetime) -> Mapping[str, Any]:
+    """The query_range answer without the samples after `until` (a single-series answer; others unchanged)."""
+    values = _series(data)
+    if values is None:
+        return data
+    kept = [[t, v] for t, v in values if float(t) <= until.timestamp()]
+    result = data["result"]
+    return {**data, "result": [{**result[0], "values": kept}]}
 
 
 class QueryError(Exception):
@@ -344,14 +372,21 @@ class MetricGates:
         query = substitute(check.query, release, item.phase)
         shown = abbreviate(query)
         if item.phase == "post" and admitted_at is not None:
+            # Production's series begin once its pods run and are scraped, a little after admission: the watch
+            # starts at the first sample after admission (which must come within one window of it) and must
+            # then hold for the whole window.
             window = parse_duration(check.for_) if check.for_ else dt.timedelta(hours=1)
-            end = min(now, admitted_at + window)
-            start = admitted_at
-            if end <= start:
+            end = min(now, admitted_at + 2 * window)
+            if end <= admitted_at:
                 return CheckResult.pending(f"watching from {admitted_at:%H:%M} UTC: {shown}")
             step = max(1.0, window.total_seconds() / 240)
-            data = await self.client.query_range(url, query, start, end, step)
-            return judge_range(data, check, shown, start, end, step, complete=now >= admitted_at + window)
+            data = await self.client.query_range(url, query, admitted_at, end, step)
+            first = first_sample(data)
+            if first is None:
+                return judge_range(data, check, shown, admitted_at, end, step, complete=False)
+            stop = min(end, first + window)
+            watched = samples_until(data, stop)
+            return judge_range(watched, check, shown, first, stop, step, complete=now >= first + window)
         if check.for_:
             window = parse_duration(check.for_)
             step = max(1.0, window.total_seconds() / 240)

@@ -106,11 +106,17 @@ def release(
 
 
 def wait_states(items: Any, want: dict[str, str], timeout: float = 60) -> dict[str, dict[str, Any]]:
+    seen: dict[str, Any] = {}
+
     def reached() -> dict[str, dict[str, Any]] | None:
         now = items()
+        seen.update({k: now.get(k) for k in want})
         return now if all(now.get(k, {}).get("state") == v for k, v in want.items()) else None
 
-    result: dict[str, dict[str, Any]] = eventually(reached, timeout=timeout, what=f"items {want}")
+    try:
+        result: dict[str, dict[str, Any]] = eventually(reached, timeout=timeout, what=f"items {want}")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; the items were: {seen}") from None
     return result
 
 

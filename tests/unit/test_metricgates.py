@@ -18,10 +18,12 @@ from release_readiness.metricgates import (
     QueryError,
     allowed_servers,
     choose_server,
+    first_sample,
     judge_instant,
     judge_range,
     parse_duration,
     prometheus_url_errors,
+    samples_until,
     substitute,
 )
 
@@ -99,7 +101,7 @@ def test_range_holds_breaks_or_is_still_watching() -> None:
     assert "worst 0.9" in broke.message
     watching = judge_range(matrix([0.2] * 3, start, 60), P95, "p95", start, end, 60, complete=False)
     assert watching.state == "Pending"
-    assert watching.message.startswith("holding <= 0.5 for 3 of 10 minutes so far")
+    assert watching.message.startswith("holding <= 0.5 for 3 min of 10 min so far")
 
 
 class FakeClient:
@@ -259,3 +261,20 @@ def test_messages_cut_long_queries_but_keep_short_ones() -> None:
     assert len(shown) == 240
     assert shown.endswith("…")
     assert shown.startswith("max_over_time((a + a")
+
+
+def test_a_post_deployment_watch_starts_at_the_first_sample_and_keeps_only_its_window() -> None:
+    start = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    data = {
+        "resultType": "matrix",
+        "result": [{"metric": {}, "values": [[start.timestamp() + 5, "NaN"], [start.timestamp() + 10, "0.1"]]}],
+    }
+    data["result"][0]["values"] += [[start.timestamp() + 10 + i, "0.2"] for i in range(1, 30)]
+    assert first_sample(data) == start + dt.timedelta(seconds=10), "NaN is no sample"
+    kept = samples_until(data, start + dt.timedelta(seconds=20))
+    assert [float(t) - start.timestamp() for t, _ in kept["result"][0]["values"]][-1] == 20
+    assert len(data["result"][0]["values"]) == 31, "the answer itself is left as it was"
+    assert first_sample({"resultType": "matrix", "result": []}) is None
+    two = {"resultType": "matrix", "result": [data["result"][0], data["result"][0]]}
+    assert first_sample(two) is None
+    assert samples_until(two, start) is two, "several series are judge_range's to refuse"
