@@ -24,10 +24,11 @@ from typing import Any
 
 from release_readiness import GROUP
 
-__all__ = ["SUITE_CREATOR", "SUITE_LABEL", "creator_of", "suite_stamp"]
+__all__ = ["SUITE_CREATOR", "SUITE_LABEL", "TTL_CONTROLLER", "creator_of", "suite_change_errors", "suite_stamp"]
 
 SUITE_LABEL = f"{GROUP}/suite"
 SUITE_CREATOR = f"{GROUP}/suite-creator"
+TTL_CONTROLLER = "system:serviceaccount:kube-system:ttl-after-finished-controller"
 
 
 def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -72,3 +73,34 @@ def creator_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
     if not isinstance(username, str) or not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         return None
     return username, tuple(groups)
+
+
+def suite_change_errors(
+    operation: str,
+    new: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    username: str,
+    groups: Sequence[str],
+    admin_groups: Sequence[str],
+) -> list[str]:
+    """A stamped suite Job records a run (a failed one fails the release until a newer run passes): only its
+    creator and platform admins may delete it or change its labels (which say what it tested), so nobody else
+    hides a failed run; the Job TTL controller may delete it too (see docs/operations.md)."""
+    if old is None or SUITE_LABEL not in _labels(old):
+        return []
+    who = creator_of(old)
+    if who is None or username == who[0] or any(g in admin_groups for g in groups):
+        return []
+    meta = old.get("metadata") or {}
+    name = f"Job {meta.get('namespace', '')}/{meta.get('name', '')}"
+    if operation == "DELETE" and username != TTL_CONTROLLER:
+        return [
+            f"{name} is a {_labels(old)[SUITE_LABEL]} suite run by {who[0]}: only its creator or a platform admin may "
+            f"delete it (a deleted failed run would no longer hold the release back)"
+        ]
+    if operation == "UPDATE" and dict(_labels(new)) != dict(_labels(old)):
+        return [
+            f"{name} is a {_labels(old)[SUITE_LABEL]} suite run by {who[0]}: only its creator or a platform admin may "
+            f"change its labels (metadata.labels say which application, version and suite it tested)"
+        ]
+    return []

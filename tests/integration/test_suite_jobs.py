@@ -40,9 +40,8 @@ class Suite:
         }
         kubectl.apply(json.dumps(checklist))
         # Developers may run Jobs in staging (edit-like rights), as in the red team's cluster.
-        kubectl.run(
-            "create", "role", "jobs", "--verb=get,list,create,update,patch", "--resource=jobs", "-n", self.candidate
-        )
+        verbs = "--verb=get,list,create,update,patch,delete"
+        kubectl.run("create", "role", "jobs", verbs, "--resource=jobs", "-n", self.candidate)
         kubectl.run("create", "rolebinding", "devs", "--role=jobs", "--group=developers", "-n", self.candidate)
         api = manifests.deployment(self.candidate, "payments-api", LABELS, [{"name": "api", "image": "reg/api:3.2.0"}])
         kubectl.apply(json.dumps(api))
@@ -168,6 +167,14 @@ def test_ci_runs_count_and_a_failed_ci_run_fails_until_a_newer_ci_run_succeeds(s
     apply_as_ci(suite.kubectl, suite.job("smoke-2"))
     suite.finish("smoke-2", "Failed")
     suite.item("Failed", f"Job {suite.candidate}/smoke-2 (smoke) failed: a newer run must succeed")
+    # Nobody but CI (or a platform admin) hides the failed run: not by deleting it, not by relabelling it.
+    deleted = suite.as_dev("delete", "job", "smoke-2", "-n", suite.candidate)
+    assert deleted.returncode != 0
+    assert f"Job {suite.candidate}/smoke-2 is a smoke suite run by {CI_BOT[0]}: only its creator" in deleted.stderr
+    relabel = json.dumps({"metadata": {"labels": {"app.kubernetes.io/version": "0.0.0"}}})
+    relabelled = suite.as_dev("patch", "job", "smoke-2", "-n", suite.candidate, "--type=merge", "-p", relabel)
+    assert relabelled.returncode != 0
+    assert "may change its labels" in relabelled.stderr
     # A developer's later "success" does not clear CI's failure.
     newer()
     assert suite.as_dev("create", "-f", "-", stdin=json.dumps(suite.job("smoke-dev"))).returncode == 0
@@ -178,3 +185,8 @@ def test_ci_runs_count_and_a_failed_ci_run_fails_until_a_newer_ci_run_succeeds(s
     assert "smoke-2 (smoke) failed" in failed["message"]
     suite.finish("smoke-3", "Complete")
     suite.item("Passed", "smoke-3 (smoke) completed")
+    # A platform admin may clean up.
+    admin = suite.kubectl.run(
+        "delete", "job", "smoke-2", "-n", suite.candidate, as_user="pat", as_groups=("platform-admins",), check=False
+    )
+    assert admin.returncode == 0, admin.stderr

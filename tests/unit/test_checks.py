@@ -12,7 +12,7 @@ import pytest
 from release_readiness.api import WORKLOAD_CHECKS
 from release_readiness.checks import CATALOG, parse_params, run_workload_check
 from release_readiness.pki import CertificateAuthority
-from release_readiness.suites import SUITE_CREATOR, creator_of, suite_stamp
+from release_readiness.suites import SUITE_CREATOR, TTL_CONTROLLER, creator_of, suite_change_errors, suite_stamp
 from tests.unit.builders import LABELS, NOW, NS, deployment, good_container, obj, snapshot
 
 REF = f"deployment {NS}/payments-api"
@@ -1084,3 +1084,24 @@ def test_backup_schedule() -> None:
     assert no_ttl.state == "Failed"
     assert "sets no retention (spec.template.ttl)" in no_ttl.message
     assert run("backupSchedule", None, production_namespace="payments-prod").state == "Pending"
+
+
+def test_only_a_suite_runs_creator_or_an_admin_deletes_or_relabels_it() -> None:
+    ci_run = job(done("Failed"))
+    relabelled = job(done("Failed"))
+    relabelled["metadata"]["labels"]["app.kubernetes.io/version"] = "0.0.0"
+    admins = ("platform-admins",)
+    (refused,) = suite_change_errors("DELETE", None, ci_run, *DEVELOPER, admins)
+    assert refused == (
+        "Job payments-staging/smoke-3.2.0-10 is a smoke suite run by system:serviceaccount:ci:ci-bot: only its "
+        "creator or a platform admin may delete it (a deleted failed run would no longer hold the release back)"
+    )
+    (changed,) = suite_change_errors("UPDATE", relabelled, ci_run, *DEVELOPER, admins)
+    assert "may change its labels (metadata.labels say which application, version and suite it tested)" in changed
+    assert suite_change_errors("UPDATE", ci_run, ci_run, *DEVELOPER, admins) == []  # labels unchanged
+    assert suite_change_errors("DELETE", None, ci_run, *CI_BOT, admins) == []
+    assert suite_change_errors("UPDATE", relabelled, ci_run, *CI_BOT, admins) == []
+    assert suite_change_errors("DELETE", None, ci_run, "pat", ("platform-admins",), admins) == []
+    assert suite_change_errors("DELETE", None, ci_run, TTL_CONTROLLER, ("system:serviceaccounts",), admins) == []
+    assert suite_change_errors("UPDATE", relabelled, ci_run, TTL_CONTROLLER, (), admins) != []
+    assert suite_change_errors("DELETE", None, job(done("Failed"), by=None), *DEVELOPER, admins) == []  # counts not

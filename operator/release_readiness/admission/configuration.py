@@ -151,13 +151,14 @@ def _namespace_gate_webhook(name: str, at: Endpoint) -> dict[str, Any]:
 
 def _suite_job_webhook(at: Endpoint) -> dict[str, Any]:
     """Suite Jobs (labelled readiness.dev/suite, before or after the request) get their creator stamped from the
-    request's user info (see suites.py), and nothing else reaches it: no other Job, no status update, no deletion.
-    Fails closed: while the webhook is down suite Jobs cannot be created or changed (an unstamped or client-stamped
-    suite Job would not count anyway, but must not be stored as if stamped)."""
+    request's user info, and only their creator or a platform admin may delete them or change their labels (see
+    suites.py); nothing else reaches it: no other Job, no status update, no cleaning controller. Fails closed:
+    while the webhook is down suite Jobs cannot be created, changed or deleted (an unstamped suite Job would not
+    count anyway, and a failed run must not be deleted unseen)."""
     return _webhook(
         "stamp-suite-job",
         "stamp-suite-job",
-        [_rule("batch", "v1", "jobs", "CREATE", "UPDATE")],
+        [_rule("batch", "v1", "jobs", "CREATE", "UPDATE", "DELETE")],
         at,
         failure_policy="Fail",
         mutating=True,

@@ -55,7 +55,7 @@ from release_readiness.metrics import (
     OTHER,
 )
 from release_readiness.pki import write_serving_certificate
-from release_readiness.suites import SUITE_CREATOR, suite_stamp
+from release_readiness.suites import SUITE_CREATOR, suite_change_errors, suite_stamp
 from release_readiness.tally import signer_of, tally, waiver_fingerprint
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
@@ -269,16 +269,6 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
             existing = list(body.metadata.get("ownerReferences") or [])
             patch["metadata"] = {"ownerReferences": existing + stamped.owner_references}
 
-    @on.mutate("batch", "v1", "jobs", operations=["CREATE", "UPDATE"], id="stamp-suite-job", registry=registry)
-    async def stamp_suite_job(
-        body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, old: Any = None, operation: str = "", **_: Any
-    ) -> None:
-        # Who created a suite Job, from the request's authenticated user (see suites.py); needs no index.
-        caller = Caller.from_userinfo(userinfo)
-        value = suite_stamp(operation, body, old, caller.username, caller.groups)
-        if (body.metadata.annotations or {}).get(SUITE_CREATOR) != value:
-            patch["metadata"] = {"annotations": {SUITE_CREATOR: value}}
-
     @on.mutate(GROUP, VERSION, "releasereadinesses", operation="CREATE", id="record-creator", registry=registry)
     async def record_creator(userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
         patch["metadata"] = {"annotations": creator_patch(Caller.from_userinfo(userinfo)).annotations}
@@ -331,6 +321,7 @@ def register_webhooks(registry: kopf.OperatorRegistry, kinds: Sequence[GatedKind
         )(_gate_handler(gated))
     _register_release_webhook(registry)
     _register_authority_webhooks(registry)
+    _register_suite_job_webhook(registry)
 
 
 def _gate_handler(gated: GatedKind) -> Callable[..., Awaitable[None]]:
@@ -339,6 +330,34 @@ def _gate_handler(gated: GatedKind) -> Callable[..., Awaitable[None]]:
 
     gate.__name__ = f"gate_{gated.plural}"
     return gate
+
+
+def _register_suite_job_webhook(registry: kopf.OperatorRegistry) -> None:
+    """Suite Jobs: their creator stamped; only it or a platform admin deletes or relabels them (suites.py)."""
+    on = kopf.on
+
+    @on.mutate(
+        "batch", "v1", "jobs", operations=["CREATE", "UPDATE", "DELETE"], id="stamp-suite-job", registry=registry
+    )
+    async def stamp_suite_job(
+        body: kopf.Body,
+        userinfo: kopf.UserInfo,
+        patch: kopf.Patch,
+        memo: Any,
+        old: Any = None,
+        operation: str = "",
+        **_: Any,
+    ) -> None:
+        # Who created a suite Job, from the request's authenticated user (see suites.py); needs no index.
+        caller = Caller.from_userinfo(userinfo)
+        admins = _state(memo).settings.platform_admin_groups
+        after = dict(body) if operation != "DELETE" else None
+        _refuse(suite_change_errors(operation, after, old, caller.username, caller.groups, admins))
+        if operation == "DELETE":
+            return
+        value = suite_stamp(operation, body, old, caller.username, caller.groups)
+        if (body.metadata.annotations or {}).get(SUITE_CREATOR) != value:
+            patch["metadata"] = {"annotations": {SUITE_CREATOR: value}}
 
 
 def _register_release_webhook(registry: kopf.OperatorRegistry) -> None:
