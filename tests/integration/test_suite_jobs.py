@@ -43,6 +43,7 @@ class Suite:
         verbs = "--verb=get,list,create,update,patch,delete"
         kubectl.run("create", "role", "jobs", verbs, "--resource=jobs", "-n", self.candidate)
         kubectl.run("create", "rolebinding", "devs", "--role=jobs", "--group=developers", "-n", self.candidate)
+        kubectl.run("create", "rolebinding", "admins", "--role=jobs", "--group=platform-admins", "-n", self.candidate)
         api = manifests.deployment(self.candidate, "payments-api", LABELS, [{"name": "api", "image": "reg/api:3.2.0"}])
         kubectl.apply(json.dumps(api))
         rel = manifests.release("payments-api", self.prod, "payments-api", "3.2.0", self.checklist, self.candidate)

@@ -149,19 +149,22 @@ def _namespace_gate_webhook(name: str, at: Endpoint) -> dict[str, Any]:
     )
 
 
-def _suite_job_webhook(at: Endpoint) -> dict[str, Any]:
+def _suite_job_webhook(at: Endpoint, operations: tuple[str, ...] = ("CREATE", "UPDATE")) -> dict[str, Any]:
     """Suite Jobs (labelled readiness.dev/suite, before or after the request) get their creator stamped from the
-    request's user info, and only their creator or a platform admin may delete them or change their labels (see
-    suites.py); nothing else reaches it: no other Job, no status update, no cleaning controller. Fails closed:
-    while the webhook is down suite Jobs cannot be created, changed or deleted (an unstamped suite Job would not
-    count anyway, and a failed run must not be deleted unseen)."""
+    request's user info (mutating: CREATE, UPDATE), and only their creator or a platform admin may delete them
+    (validating: DELETE) or change their labels (see suites.py); nothing else reaches these: no other Job, no
+    status update, no cleaning controller. Both fail closed: while the webhook is down suite Jobs cannot be
+    created, changed or deleted (an unstamped suite Job would not count anyway, and a failed run must not be
+    deleted unseen)."""
+    mutating = "DELETE" not in operations
+    path = "stamp-suite-job" if mutating else "validate-suite-job-delete"
     return _webhook(
-        "stamp-suite-job",
-        "stamp-suite-job",
-        [_rule("batch", "v1", "jobs", "CREATE", "UPDATE", "DELETE")],
+        path,
+        path,
+        [_rule("batch", "v1", "jobs", *operations)],
         at,
         failure_policy="Fail",
-        mutating=True,
+        mutating=mutating,
         object_selector={"matchExpressions": [{"key": SUITE_LABEL, "operator": "Exists"}]},
         match_conditions=[{"name": "not-a-cleaning-controller", "expression": NOT_CLEANING}],
     )
@@ -207,6 +210,7 @@ def webhook_configurations(
             hook["matchConditions"] = [{"name": "not-a-cleaning-controller", "expression": NOT_CLEANING}]
     validating += gate_webhooks(at, gated_kinds(extra_kinds))
     validating.append(_namespace_gate_webhook(name, at))
+    validating.append(_suite_job_webhook(at, ("DELETE",)))
     labels = {"app.kubernetes.io/name": "release-readiness", "app.kubernetes.io/component": "admission"}
     return [
         {

@@ -336,9 +336,14 @@ def _register_suite_job_webhook(registry: kopf.OperatorRegistry) -> None:
     """Suite Jobs: their creator stamped; only it or a platform admin deletes or relabels them (suites.py)."""
     on = kopf.on
 
-    @on.mutate(
-        "batch", "v1", "jobs", operations=["CREATE", "UPDATE", "DELETE"], id="stamp-suite-job", registry=registry
-    )
+    @on.validate("batch", "v1", "jobs", operations=["DELETE"], id="validate-suite-job-delete", registry=registry)
+    async def check_suite_job_delete(userinfo: kopf.UserInfo, memo: Any, old: Any = None, **_: Any) -> None:
+        # The API server calls only validating webhooks on DELETE.
+        caller = Caller.from_userinfo(userinfo)
+        admins = _state(memo).settings.platform_admin_groups
+        _refuse(suite_change_errors("DELETE", None, old, caller.username, caller.groups, admins))
+
+    @on.mutate("batch", "v1", "jobs", operations=["CREATE", "UPDATE"], id="stamp-suite-job", registry=registry)
     async def stamp_suite_job(
         body: kopf.Body,
         userinfo: kopf.UserInfo,
@@ -351,10 +356,7 @@ def _register_suite_job_webhook(registry: kopf.OperatorRegistry) -> None:
         # Who created a suite Job, from the request's authenticated user (see suites.py); needs no index.
         caller = Caller.from_userinfo(userinfo)
         admins = _state(memo).settings.platform_admin_groups
-        after = dict(body) if operation != "DELETE" else None
-        _refuse(suite_change_errors(operation, after, old, caller.username, caller.groups, admins))
-        if operation == "DELETE":
-            return
+        _refuse(suite_change_errors(operation, body, old, caller.username, caller.groups, admins))
         value = suite_stamp(operation, body, old, caller.username, caller.groups)
         if (body.metadata.annotations or {}).get(SUITE_CREATOR) != value:
             patch["metadata"] = {"annotations": {SUITE_CREATOR: value}}
