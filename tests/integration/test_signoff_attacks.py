@@ -469,6 +469,11 @@ def test_no_approval_before_the_candidate_is_inspected(attack: AttackFlow) -> No
             proc.stderr
         )
         assert f"no workload in namespace {empty} matches the candidate selector" in proc.stderr
+    # Nor can a client supply the fingerprint: the webhook stamps the release's (none), replacing a forged one.
+    forged = sign(attack.kubectl, OPS, attack.prod, "other", check=False, role="devops-lead",
+                  candidateFingerprint=attack.status()["candidate"]["fingerprint"])  # fmt: skip
+    assert forged.returncode != 0
+    assert "its candidate was not inspected yet" in forged.stderr
     # A veto needs no candidate.
     veto = sign(attack.kubectl, ENG, attack.prod, "other", role="engineering-lead", decision="reject", comment="wait")
     assert veto.returncode == 0
