@@ -626,13 +626,6 @@ def test_suite_stamp_is_the_api_servers_word() -> None:
     assert creator_of(stamped) == ("dev-1", ("developers",))
     for bad in ("[]", '{"username": 1, "groups": []}', '{"username": "x", "groups": "ci"}'):
         assert creator_of({"metadata": {"annotations": {SUITE_CREATOR: bad}}}) is None
-    suites = {"suites": ["load-light", "load-heavy"]}
-    light = job(done("Complete"), suite="load-light")
-    partial = run("smokeTests", suites, jobs=[light])
-    assert partial.state == "Pending"
-    assert "readiness.dev/suite=load-heavy" in partial.message
-    both = run("smokeTests", suites, jobs=[light, job(done("Complete"), suite="load-heavy")])
-    assert both.state == "Passed"
 
 
 def test_parse_params_reports_bad_values() -> None:
