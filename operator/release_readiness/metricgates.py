@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from release_readiness import placeholders
 from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.api.checklist import PrometheusCheck
 from release_readiness.checks.model import CheckResult
@@ -139,15 +140,20 @@ def _quote(value: str) -> str:
 
 
 def substitute(query: str, release: ReleaseReadiness, phase: str = "pre") -> str:
-    """Fill in $application, $version and $namespace: the candidate's namespace before the rollout, the
-    release's own (production) namespace for post-deployment items, which watch what was admitted."""
-    namespace = release.metadata.namespace if phase == "post" else release.spec.candidate.namespace
+    """Fill in the placeholders (release_readiness.placeholders): $candidateNamespace, $productionNamespace,
+    $application, $version, and $namespace, the namespace of the item's phase: the candidate's before
+    admission, the release's own (production) one for post-deployment items, which watch what was admitted.
+    Values are escaped for a PromQL double-quoted string."""
+    candidate = release.spec.candidate.namespace or ""
+    production = release.metadata.namespace or ""
     values = {
+        "candidateNamespace": candidate,
+        "productionNamespace": production,
         "application": release.spec.application,
         "version": release.spec.version,
-        "namespace": namespace or "",
+        "namespace": production if phase == "post" else candidate,
     }
-    return re.sub(r"\$\{?(application|version|namespace)\}?", lambda m: _quote(values[m.group(1)]), query)
+    return placeholders.fill(query, {k: _quote(v) for k, v in values.items()})
 
 
 def _bounds(check: PrometheusCheck) -> str:

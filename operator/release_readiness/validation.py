@@ -7,23 +7,31 @@ functions, so `kubectl apply` of a bad checklist or release is refused with thes
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
 from release_readiness.api.checklist import CHECK_KINDS
 from release_readiness.checks.workload import CATALOG, parse_params
+from release_readiness.evaluation import abbreviate
+from release_readiness.placeholders import PLACEHOLDERS, find
 from release_readiness.podtemplate import parse_field
 
 __all__ = ["PLACEHOLDERS", "validate_checklist", "validate_release", "validate_release_unique"]
-
-PLACEHOLDERS = frozenset({"application", "version", "namespace"})
-_PLACEHOLDER = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 def _range_errors(where: str, low: float | None, high: float | None) -> Iterable[str]:
     if low is not None and high is not None and low > high:
         yield f"{where}: min {low:g} is greater than max {high:g}; swap them or fix one"
+
+
+def _query_errors(where: str, query: str) -> list[str]:
+    """Unknown placeholders, each with its position (1-based character offset in the query)."""
+    return [
+        f"{where}: unknown placeholder {p.text} at position {p.start + 1} of query {abbreviate(query)!r}; use only "
+        f"{', '.join('$' + n for n in sorted(PLACEHOLDERS))}"
+        for p in find(query)
+        if p.name not in PLACEHOLDERS
+    ]
 
 
 def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
@@ -64,12 +72,7 @@ def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
         if check.prometheus is not None:
             prom = check.prometheus
             errors += _range_errors(f"{at}.check.prometheus ({item.id})", prom.min, prom.max)
-            unknown = sorted({m for m in _PLACEHOLDER.findall(prom.query) if m not in PLACEHOLDERS})
-            if unknown:
-                errors.append(
-                    f"{at}.check.prometheus.query ({item.id}): unknown placeholder "
-                    f"{', '.join('$' + u for u in unknown)}; use only $application, $version and $namespace"
-                )
+            errors += _query_errors(f"{at}.check.prometheus.query ({item.id})", prom.query)
             if prom.min is None and prom.max is None:
                 errors.append(f"{at}.check.prometheus ({item.id}): set min or max to compare the result with")
         if check.attestation is not None:

@@ -56,6 +56,22 @@ def test_post_deployment_queries_watch_the_production_namespace() -> None:
     assert substitute('x{ns="$namespace"}', rel, "pre") == 'x{ns="stg"}'
 
 
+def test_explicit_namespaces_do_not_depend_on_the_phase() -> None:
+    rel = release()
+    query = 'x{c="$candidateNamespace", p="${productionNamespace}", n="$namespace", a="$application", v="$version"}'
+    prod = rel.metadata.namespace
+    assert substitute(query, rel, "pre") == f'x{{c="stg", p="{prod}", n="stg", a="pay\\"ments", v="3.2.0"}}'
+    assert substitute(query, rel, "post") == f'x{{c="stg", p="{prod}", n="{prod}", a="pay\\"ments", v="3.2.0"}}'
+
+
+def test_a_placeholder_never_eats_the_start_of_a_longer_name() -> None:
+    """`$namespace` is not taken out of `$namespaces`; unknown names stay as written (the webhook refuses them),
+    and label_replace's `$1` is left alone."""
+    rel = release()
+    assert substitute('x{a="$namespaces", b="$versionX", c="$1"}', rel) == 'x{a="$namespaces", b="$versionX", c="$1"}'
+    assert substitute('x{a="$namespace-$version"}', rel) == 'x{a="stg-3.2.0"}'
+
+
 def test_parse_duration() -> None:
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)
     assert parse_duration("10s") == dt.timedelta(seconds=10)

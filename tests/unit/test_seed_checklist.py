@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from release_readiness import placeholders
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.evaluation import EvaluationInput, evaluate_item
 from release_readiness.seed import SEED_PATH, parse_seed
@@ -118,7 +118,7 @@ def test_every_promql_query_parses(tmp_path: Path) -> None:
     rules = []
     for item in load().spec.items:
         if item.check.prometheus is not None:
-            expr = re.sub(r"\$(application|version|namespace)", "x", item.check.prometheus.query)
+            expr = placeholders.fill(item.check.prometheus.query, dict.fromkeys(placeholders.PLACEHOLDERS, "x"))
             rules.append({"record": f"readiness:{item.id.replace('-', '_')}", "expr": expr})
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "checklist", "rules": rules}]}))

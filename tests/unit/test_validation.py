@@ -93,9 +93,24 @@ def test_prometheus_unknown_placeholder_and_min_greater_than_max() -> None:
     assert errors == [
         "ReadinessChecklist demo: spec.items[0].check.prometheus (p): min 5 is greater than max 1; "
         "swap them or fix one",
-        "ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): unknown placeholder $job; use only "
-        "$application, $version and $namespace",
+        "ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): unknown placeholder $job at position 9 "
+        'of query \'up{job="$job", ns="$namespace"}\'; use only $application, $candidateNamespace, $namespace, '
+        "$productionNamespace, $version",
     ]
+
+
+def test_every_unknown_placeholder_is_refused_with_its_position() -> None:
+    """A misspelt name, a known name with a suffix, and the braced form are each refused where they stand."""
+    query = 'x{a="$aplication", b="$namespaces", c="${stage}", d="${candidateNamespace}", e="$productionNamespace"}'
+    errors = validate_checklist(checklist([item("p", prometheus={"query": query, "min": 1})]))
+    assert len(errors) == 3, errors
+    for error, text in zip(errors, ("$aplication", "$namespaces", "${stage}"), strict=True):
+        assert f"(p): unknown placeholder {text} at position {query.index(text) + 1} of query" in error
+
+
+def test_label_replace_groups_are_not_placeholders() -> None:
+    query = 'label_replace(up{ns="$namespace"}, "a", "$1-${2}", "b", "(.*)-(.*)")'
+    assert validate_checklist(checklist([item("p", prometheus={"query": query, "min": 1})])) == []
 
 
 def test_prometheus_needs_a_threshold() -> None:
