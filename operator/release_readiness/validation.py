@@ -9,14 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+import promql_parser
+
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
 from release_readiness.api.checklist import CHECK_KINDS
 from release_readiness.checks.workload import CATALOG, parse_params
 from release_readiness.evaluation import abbreviate
-from release_readiness.placeholders import PLACEHOLDERS, find
+from release_readiness.placeholders import PLACEHOLDERS, fill, find
 from release_readiness.podtemplate import parse_field
 
-__all__ = ["PLACEHOLDERS", "validate_checklist", "validate_release", "validate_release_unique"]
+__all__ = ["MAX_QUERY_CHARS", "PLACEHOLDERS", "validate_checklist", "validate_release", "validate_release_unique"]
+
+
+MAX_QUERY_CHARS = 4096  # the default checklist's longest is about 1000; promql-parser handles any 4096 (tested)
+_DUMMY = dict.fromkeys(PLACEHOLDERS, "placeholder")
 
 
 def _range_errors(where: str, low: float | None, high: float | None) -> Iterable[str]:
@@ -25,13 +31,29 @@ def _range_errors(where: str, low: float | None, high: float | None) -> Iterable
 
 
 def _query_errors(where: str, query: str) -> list[str]:
-    """Unknown placeholders, each with its position (1-based character offset in the query)."""
-    return [
-        f"{where}: unknown placeholder {p.text} at position {p.start + 1} of query {abbreviate(query)!r}; use only "
+    """Unknown placeholders, each with its position (1-based character offset in the query); then, with the known
+    ones filled by a dummy value, the PromQL parse (promql-parser, a binding of the Rust parser GreptimeDB uses). That
+    parser reports what is wrong but no position, so a syntax error names the item, the query and the parser's
+    reason."""
+    shown = abbreviate(query)
+    if len(query) > MAX_QUERY_CHARS:
+        # Before the parser: its recursion has a stack, and a hostile nesting deep enough crashes the webhook.
+        return [
+            f"{where}: the query has {len(query)} characters, more than {MAX_QUERY_CHARS}; shorten it (a recording "
+            "rule can hold the long part)"
+        ]
+    errors = [
+        f"{where}: unknown placeholder {p.text} at position {p.start + 1} of query {shown!r}; use only "
         f"{', '.join('$' + n for n in sorted(PLACEHOLDERS))}"
         for p in find(query)
         if p.name not in PLACEHOLDERS
     ]
+    if not errors:
+        try:
+            promql_parser.parse(fill(query, _DUMMY))
+        except ValueError as err:
+            errors.append(f"{where}: not valid PromQL: {err} in query {shown!r}; fix the query")
+    return errors
 
 
 def validate_checklist(checklist: ReadinessChecklist) -> list[str]:

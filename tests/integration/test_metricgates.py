@@ -261,3 +261,20 @@ def test_load_window_gates_fail_on_what_the_load_test_showed(
     finally:
         cluster.load = False
         cluster.memory = 200 * 2**20
+
+
+def test_a_bad_query_or_placeholder_never_reaches_the_operator(kubectl: Kubectl) -> None:
+    """The checklist webhook refuses at `kubectl apply`: an unknown placeholder with its position, a query that is
+    not PromQL with the parser's reason; each names the item. Nothing is stored."""
+    name = f"bad-query-{uuid.uuid4().hex[:6]}"
+    typo = 'sum(rate(http_requests_total{namespace="$namespce"}[5m]))'
+    broken = 'sum(rate(http_requests_total{namespace="$productionNamespace"}[5m])'
+    checks = {"typo": {"prometheus": {"query": typo, "min": 1}}, "broken": {"prometheus": {"query": broken, "min": 1}}}
+    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    assert proc.returncode != 0
+    assert (
+        f"spec.items[0].check.prometheus.query (typo): unknown placeholder $namespce at position "
+        f"{typo.index('$namespce') + 1} of query" in proc.stderr
+    )
+    assert "spec.items[1].check.prometheus.query (broken): not valid PromQL: unclosed left parenthesis" in proc.stderr
+    assert kubectl.run("get", "rcl", name, check=False).returncode != 0

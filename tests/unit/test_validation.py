@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, WaiverGrant
-from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
+from release_readiness.validation import MAX_QUERY_CHARS, validate_checklist, validate_release, validate_release_unique
 from tests.unit.builders import CI_ONLY
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -106,6 +106,31 @@ def test_every_unknown_placeholder_is_refused_with_its_position() -> None:
     assert len(errors) == 3, errors
     for error, text in zip(errors, ("$aplication", "$namespaces", "${stage}"), strict=True):
         assert f"(p): unknown placeholder {text} at position {query.index(text) + 1} of query" in error
+
+
+def test_a_query_that_is_not_promql_is_refused_with_the_parsers_reason() -> None:
+    for query, reason in (
+        ('sum(rate(x{ns="$namespace"}[5m])', "unclosed left parenthesis"),
+        ("rate(x[5q])", "bad number or duration syntax: 5q"),
+        ("rate(x)", "expected type matrix in call to function 'rate', got vector"),
+        ("nosuchfunction(x)", "unknown function with name 'nosuchfunction'"),
+    ):
+        error = one(validate_checklist(checklist([item("p", prometheus={"query": query, "min": 1})])))
+        assert error == (
+            f"ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): not valid PromQL: {reason} in query "
+            f"{query!r}; fix the query"
+        )
+
+
+def test_a_hostile_query_is_refused_before_the_parser() -> None:
+    """Nesting deep enough to overflow the parser's stack (about 20000 parentheses crashes the process) is longer
+    than the limit; at the limit the parser answers."""
+    deep = "(" * 20000 + "up" + ")" * 20000
+    error = one(validate_checklist(checklist([item("p", prometheus={"query": deep, "min": 1})])))
+    assert f"(p): the query has {len(deep)} characters, more than {MAX_QUERY_CHARS}; shorten it" in error
+    depth = (MAX_QUERY_CHARS - 2) // 2
+    at_limit = "(" * depth + "up" + ")" * depth
+    assert validate_checklist(checklist([item("p", prometheus={"query": at_limit, "min": 1})])) == []
 
 
 def test_label_replace_groups_are_not_placeholders() -> None:
