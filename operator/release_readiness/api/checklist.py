@@ -116,7 +116,8 @@ class EvidenceCheck(KubeModel):
 
 
 class PrometheusCheck(KubeModel):
-    """A PromQL query with $application, $version and $namespace substituted, compared with min/max."""
+    """A PromQL query, placeholders filled in (docs/user-guide.md: $namespace, $candidateNamespace,
+    $productionNamespace, $application, $version), compared with min/max."""
 
     query: Annotated[str, Field(description="PromQL returning one series.", min_length=1)]
     min: Annotated[Number | None, Field(description="The result must be at least this.")] = None
