@@ -1,7 +1,10 @@
 """`kubectl readiness`: read, sign and wait on releases from kubectl (an entry point named kubectl-readiness).
 
-It uses the current kubeconfig context and namespace like kubectl (-n, -A, --context, --kubeconfig).
-Signoffs are created as the caller: the identity is the API server's, not the command's.
+It follows kubectl's conventions: flags go before or after the command, and kubectl's global flags work
+(-n, --context, --kubeconfig, --as, --as-group, --as-uid, --request-timeout; -A for `list`). Times are
+durations like kubectl's (30s, 5m, 1h30m; a bare number is seconds).
+Signoffs are created as the caller: the identity is the API server's, not the command's (with --as, the
+impersonated user's, if the API server lets you impersonate).
 Errors from the API server are printed as one sentence; `wait` exits 0 when Ready, 1 on timeout or
 veto, 2 on error.
 """
@@ -19,11 +22,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from release_readiness import GROUP, VERSION
+from release_readiness import GROUP, VERSION, __version__
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
@@ -61,7 +65,9 @@ class Api:
         except (config.ConfigException, FileNotFoundError) as err:
             raise CliError(f"cannot load the kubeconfig ({err}); set --kubeconfig or KUBECONFIG") from None
         self.namespace: str = args.namespace or (active.get("context") or {}).get("namespace") or "default"
-        self.custom = client.CustomObjectsApi()
+        self.client = client.ApiClient()
+        _impersonate_and_time_out(self.client, impersonation(args), args.request_timeout)
+        self.custom = client.CustomObjectsApi(self.client)
 
     def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         return _dict(
@@ -82,7 +88,7 @@ class Api:
 
     def whoami(self) -> str:
         """The caller's user name as the API server authenticates it (a SelfSubjectReview)."""
-        review = client.AuthenticationV1Api().create_self_subject_review(
+        review = client.AuthenticationV1Api(self.client).create_self_subject_review(
             client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
         )
         user = review.status.user_info if review.status else None
@@ -101,6 +107,35 @@ class Api:
         return _dict(
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "releasesignoffs", body)
         )
+
+
+def impersonation(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """kubectl's --as/--as-group/--as-uid as the API server's impersonation headers (one header per group)."""
+    if (args.as_group or args.as_uid) and not args.as_user:
+        raise CliError("--as-group and --as-uid need --as USER (e.g. --as erin --as-group eng-leads)")
+    headers = [("Impersonate-User", args.as_user)] if args.as_user else []
+    headers += [("Impersonate-Group", group) for group in args.as_group or []]
+    headers += [("Impersonate-Uid", args.as_uid)] if args.as_uid else []
+    return headers
+
+
+def _impersonate_and_time_out(api_client: client.ApiClient, headers: list[tuple[str, str]], timeout: float) -> None:
+    """Add the impersonation headers and the request timeout to every request the client sends. The generated
+    client keeps headers in a dict (one value per name), so repeated Impersonate-Group headers are added where
+    the request leaves it, in urllib3."""
+    pool = api_client.rest_client.pool_manager
+    send = pool.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        merged = urllib3.HTTPHeaderDict(kwargs.get("headers") or {})
+        for name, value in headers:
+            merged.add(name, value)
+        kwargs["headers"] = merged
+        if timeout and kwargs.get("timeout") is None:
+            kwargs["timeout"] = timeout
+        return send(method, url, *args, **kwargs)
+
+    pool.request = request  # type: ignore[method-assign]
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -131,18 +166,58 @@ def _colour(text: str, state: str, enabled: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if enabled and code else text
 
 
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def parse_duration(value: str, bare_seconds: bool = True) -> float:
+    """Seconds in a kubectl-style duration: 30s, 5m, 1h30m, 500ms, 7d; a bare number is seconds (as before) when
+    `bare_seconds`."""
+    text = value.strip()
+    if bare_seconds and re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{value!r} is not a duration")
+    return sum(float(n) * DURATION_UNITS[u] for n, u in parts)
+
+
+def duration(flag: str) -> Any:
+    """An argparse type for a duration flag; the error names the flag and gives examples."""
+
+    def parse(value: str) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a duration: use e.g. {flag} 30s, 5m or 1h30m (a bare number is seconds)"
+            ) from None
+
+    parse.__name__ = "duration"
+    return parse
+
+
 def _expires(value: str, now: dt.datetime) -> dt.datetime:
-    days = re.fullmatch(r"(\d+)d", value)
-    if days:
-        return now + dt.timedelta(days=int(days.group(1)))
+    try:
+        return now + dt.timedelta(seconds=parse_duration(value, bare_seconds=False))
+    except ValueError:
+        pass
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise CliError(f"--expires {value!r} is not a date: use 2026-12-01, 2026-12-01T18:00:00Z or 7d") from None
+        raise CliError(
+            f"--expires {value!r} is neither a date nor a duration: use e.g. --expires 7d, 36h, 2026-12-01 or "
+            "2026-12-01T18:00:00Z"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 # -- commands ------------------------------------------------------------------------------------------
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"kubectl-readiness {__version__}")
+    return EXIT_OK
 
 
 def cmd_init(api: Api, args: argparse.Namespace) -> int:
@@ -410,7 +485,11 @@ def _signing_commands(sub: Any) -> None:
     wv.add_argument("items", nargs="+", metavar="item")
     wv.add_argument("--role", required=True, help="the waiving role (the checklist's spec.rules.waivers)")
     wv.add_argument("--reason", required=True)
-    wv.add_argument("--expires", required=True, help="2026-12-01, 2026-12-01T18:00:00Z or 7d (within maxWaiverDays)")
+    wv.add_argument(
+        "--expires",
+        required=True,
+        help="a duration (7d, 36h) or a date (2026-12-01, 2026-12-01T18:00:00Z), within maxWaiverDays",
+    )
     wv.set_defaults(fn=cmd_waive)
 
     wd = sub.add_parser("withdraw", help="withdraw your veto for a role (only its signer can)")
@@ -420,14 +499,66 @@ def _signing_commands(sub: Any) -> None:
     wd.set_defaults(fn=cmd_withdraw)
 
 
+GLOBAL_FLAGS = ("namespace", "all_namespaces", "context", "kubeconfig", "as_user", "as_group", "as_uid")
+
+
+def _global_flags(prefix: str) -> argparse.ArgumentParser:
+    """kubectl's global flags, accepted before the command (dests prefixed `prefix`) and after it: argparse would
+    let a subcommand's defaults overwrite what was given before it, so the two are kept apart and merged."""
+    g = argparse.ArgumentParser(add_help=False)
+    flags = g.add_argument_group("kubectl flags (before or after the command)")
+    flags.add_argument("-n", "--namespace", dest=f"{prefix}namespace", help="namespace (default: the context's)")
+    flags.add_argument(
+        "-A", "--all-namespaces", dest=f"{prefix}all_namespaces", action="store_true", default=None,
+        help="list: in every namespace",
+    )  # fmt: skip
+    flags.add_argument("--context", dest=f"{prefix}context", help="kubeconfig context")
+    flags.add_argument("--kubeconfig", dest=f"{prefix}kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
+    flags.add_argument("--as", dest=f"{prefix}as_user", metavar="USER", help="impersonate USER")
+    flags.add_argument(
+        "--as-group", dest=f"{prefix}as_group", metavar="GROUP", action="append", help="impersonate GROUP (repeatable)"
+    )
+    flags.add_argument("--as-uid", dest=f"{prefix}as_uid", metavar="UID", help="impersonate UID")
+    flags.add_argument(
+        "--request-timeout", dest=f"{prefix}request_timeout", type=duration("--request-timeout"), metavar="DURATION",
+        help="per request to the API server, e.g. 30s (default 0: none)",
+    )  # fmt: skip
+    return g
+
+
+def merge_global_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """One value per global flag: the one after the command wins; --as-group values from both sides add up."""
+    for name in (*GLOBAL_FLAGS, "request_timeout"):
+        before = getattr(args, f"top_{name}", None)
+        after = getattr(args, name, None)
+        delattr(args, f"top_{name}")
+        if name == "as_group":
+            setattr(args, name, [*(before or []), *(after or [])])
+        else:
+            setattr(args, name, after if after is not None else before)
+    args.all_namespaces = bool(args.all_namespaces)
+    args.request_timeout = args.request_timeout or 0.0
+    if args.all_namespaces and args.command != "list":
+        raise CliError(f"-A/--all-namespaces applies to `list` only, not `{args.command}`: use -n NAMESPACE")
+    return args
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="kubectl readiness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="kubectl readiness",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_flags("top_")],
     )
-    p.add_argument("-n", "--namespace", help="namespace of the release (default: the context's)")
-    p.add_argument("--context", help="kubeconfig context")
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    sub = p.add_subparsers(dest="command", required=True)
+    common = _global_flags("")
+    add = p.add_subparsers(dest="command", required=True).add_parser
+
+    def sub_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return add(name, parents=[common], **kwargs)
+
+    sub = argparse.Namespace(add_parser=sub_parser)
+
+    sub.add_parser("version", help="print the plugin's version").set_defaults(fn=cmd_version)
 
     init = sub.add_parser("init", help="create a ReleaseReadiness")
     init.add_argument("application")
@@ -437,8 +568,7 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--name", help="default: APPLICATION-VERSION")
     init.set_defaults(fn=cmd_init)
 
-    ls = sub.add_parser("list", help="list releases")
-    ls.add_argument("-A", "--all-namespaces", action="store_true")
+    ls = sub.add_parser("list", help="list releases (-A: in every namespace)")
     ls.set_defaults(fn=cmd_list)
 
     st = sub.add_parser("status", help="items by section, approvals and the summary")
@@ -456,8 +586,10 @@ def parser() -> argparse.ArgumentParser:
 
     wt = sub.add_parser("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
     wt.add_argument("release")
-    wt.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
-    wt.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    wt.add_argument(
+        "--timeout", type=duration("--timeout"), default=600.0, metavar="DURATION", help="30s, 5m, 1h30m (default 10m)"
+    )
+    wt.add_argument("--interval", type=duration("--interval"), default=2.0, help=argparse.SUPPRESS)
     wt.set_defaults(fn=cmd_wait)
     return p
 
@@ -470,8 +602,8 @@ def fail(message: str) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        api = Api(args)
-        code: int = args.fn(api, args)
+        merge_global_flags(args)
+        code: int = cmd_version(args) if args.command == "version" else args.fn(Api(args), args)
     except ApiException as err:
         fail(explain(err))
     except CliError as err:
