@@ -284,3 +284,54 @@ def test_a_signer_signs_for_the_candidate_they_reviewed(setup: Setup, kubectl: K
     name = attested.stdout.split()[1].split("/")[1].rstrip(":")
     stored = json.loads(kubectl.run("get", "rso", name, "-n", prod, "-o", "json").stdout)["spec"]
     assert stored["expectedFingerprint"] == stored["candidateFingerprint"] == seen
+
+
+def test_kubectl_flag_conventions_impersonation_and_durations(
+    setup: Setup, kubectl: Kubectl, cluster: LocalCluster
+) -> None:
+    """Issue 17: flags after the command (`status NAME -n NS --outstanding`), --as/--as-group so a person can play
+    the sample's roles (the signoff is stamped with the impersonated user, only if the API server lets the caller
+    impersonate), and durations (`wait --timeout 2s`)."""
+    prod, rita, admin = setup.prod, setup.rita, cluster.kubeconfig
+    created = plugin(rita, "init", "orders-api", "1.4.0", "--candidate-namespace", setup.stg, "--checklist",
+                     setup.checklist, "-n", prod)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+
+    def outstanding() -> str:
+        out = plugin(rita, "status", "orders-api-1.4.0", "-n", prod, "--outstanding")
+        assert out.returncode == 0, out.stderr
+        return out.stdout if "passed" in out.stdout else ""
+
+    text = eventually(outstanding, what="status with -n after the command")
+    assert f"{prod}/orders-api-1.4.0: orders-api 1.4.0 — Not ready" in text
+    assert "unit-test-coverage" in text
+
+    # rita may not impersonate: the API server refuses, the plugin does not sign as her instead.
+    posing = plugin(rita, "approve", "orders-api-1.4.0", "--role", "engineering-lead", "-n", prod, "--as", "erin",
+                    "--as-group", "eng-leads")  # fmt: skip
+    assert posing.returncode == 2
+    assert posing.stderr.startswith("error: forbidden: ")
+    assert 'User "rita" cannot impersonate' in posing.stderr
+
+    # the admin plays the engineering lead: the signoff is stamped with the impersonated user. eng-leads comes
+    # first: were the groups sent as one header ("eng-leads,on-call") or only the last kept, the approval would be
+    # refused. The stamp keeps only the groups the checklist names.
+    played = plugin(admin, "--as", "erin", "approve", "orders-api-1.4.0", "--role", "engineering-lead", "-n", prod,
+                    "--as-group", "eng-leads", "--as-group", "on-call")  # fmt: skip
+    assert played.returncode == 0, played.stderr
+    assert "erin approved as engineering-lead" in played.stdout
+    name = played.stdout.split()[1].split("/")[1].rstrip(":")
+    signer = json.loads(kubectl.run("get", "rso", name, "-n", prod, "-o", "json").stdout)["spec"]["signer"]
+    assert signer["username"] == "erin"
+    assert signer["groups"] == ["eng-leads"]
+
+    waited = plugin(rita, "wait", "orders-api-1.4.0", "-n", prod, "--timeout", "2s")
+    assert waited.returncode == 1  # coverage has no evidence yet
+    assert "timed out after 2s" in waited.stderr
+    bad = plugin(rita, "wait", "orders-api-1.4.0", "-n", prod, "--timeout", "2 minutes")
+    assert bad.returncode == 2
+    assert "argument --timeout: '2 minutes' is not a duration: use e.g. --timeout 30s, 5m or 1h30m" in bad.stderr
+
+    version = plugin(rita, "version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("kubectl-readiness ")
