@@ -19,7 +19,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import urllib3
@@ -457,21 +457,21 @@ def cmd_wait(api: Api, args: argparse.Namespace) -> int:
 # -- parsing -------------------------------------------------------------------------------------------------
 
 
-def _signing_commands(sub: Any) -> None:
+def _signing_commands(sub: Callable[..., argparse.ArgumentParser]) -> None:
     """approve, reject, attest, waive, withdraw: each creates (or deletes) the caller's own ReleaseSignoffs."""
     reviewed = (
         "the candidate fingerprint you reviewed, as `status` shows it; refused if the candidate changed since "
         "(approve and attest default to the release's current one; reject sends one only when given)"
     )
     for verb, helptext in (("approve", "sign a role's approval"), ("reject", "veto as a role")):
-        s = sub.add_parser(verb, help=helptext)
+        s = sub(verb, help=helptext)
         s.add_argument("release")
         s.add_argument("--role", required=True)
         s.add_argument("--comment", required=verb == "reject")
         s.add_argument("--fingerprint", help=reviewed)
         s.set_defaults(fn=cmd_sign)
 
-    at = sub.add_parser("attest", help="attest an item (with a value for evidence items)")
+    at = sub("attest", help="attest an item (with a value for evidence items)")
     at.add_argument("release")
     at.add_argument("item")
     at.add_argument("--value")
@@ -480,7 +480,7 @@ def _signing_commands(sub: Any) -> None:
     at.add_argument("--fingerprint", help=reviewed)
     at.set_defaults(fn=cmd_sign)
 
-    wv = sub.add_parser("waive", help="waive items until a date, as a role the checklist lets waive them")
+    wv = sub("waive", help="waive items until a date, as a role the checklist lets waive them")
     wv.add_argument("release")
     wv.add_argument("items", nargs="+", metavar="item")
     wv.add_argument("--role", required=True, help="the waiving role (the checklist's spec.rules.waivers)")
@@ -492,7 +492,7 @@ def _signing_commands(sub: Any) -> None:
     )
     wv.set_defaults(fn=cmd_waive)
 
-    wd = sub.add_parser("withdraw", help="withdraw your veto for a role (only its signer can)")
+    wd = sub("withdraw", help="withdraw your veto for a role (only its signer can)")
     wd.add_argument("release")
     wd.add_argument("--role", required=True)
     wd.add_argument("--all", action="store_true", help="withdraw every signoff you made as this role, not only vetoes")
@@ -551,16 +551,16 @@ def parser() -> argparse.ArgumentParser:
         parents=[_global_flags("top_")],
     )
     common = _global_flags("")
-    add = p.add_subparsers(dest="command", required=True).add_parser
+    subparsers = p.add_subparsers(dest="command", required=True)
 
-    def sub_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return add(name, parents=[common], **kwargs)
+    def sub(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """A command that accepts the global flags after it too."""
+        parsed: argparse.ArgumentParser = subparsers.add_parser(name, parents=[common], **kwargs)
+        return parsed
 
-    sub = argparse.Namespace(add_parser=sub_parser)
+    sub("version", help="print the plugin's version").set_defaults(fn=cmd_version)
 
-    sub.add_parser("version", help="print the plugin's version").set_defaults(fn=cmd_version)
-
-    init = sub.add_parser("init", help="create a ReleaseReadiness")
+    init = sub("init", help="create a ReleaseReadiness")
     init.add_argument("application")
     init.add_argument("version")
     init.add_argument("--candidate-namespace", required=True, help="where the release candidate runs")
@@ -568,23 +568,23 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--name", help="default: APPLICATION-VERSION")
     init.set_defaults(fn=cmd_init)
 
-    ls = sub.add_parser("list", help="list releases (-A: in every namespace)")
+    ls = sub("list", help="list releases (-A: in every namespace)")
     ls.set_defaults(fn=cmd_list)
 
-    st = sub.add_parser("status", help="items by section, approvals and the summary")
+    st = sub("status", help="items by section, approvals and the summary")
     st.add_argument("release")
     st.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
     st.add_argument("--outstanding", action="store_true", help="only what is not yet satisfied")
     st.set_defaults(fn=cmd_status)
 
-    rp = sub.add_parser("report", help="the filled-in checklist")
+    rp = sub("report", help="the filled-in checklist")
     rp.add_argument("release")
     rp.add_argument("--format", choices=["markdown", "json"], default="markdown")
     rp.set_defaults(fn=cmd_report)
 
     _signing_commands(sub)
 
-    wt = sub.add_parser("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
+    wt = sub("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
     wt.add_argument("release")
     wt.add_argument(
         "--timeout", type=duration("--timeout"), default=600.0, metavar="DURATION", help="30s, 5m, 1h30m (default 10m)"
