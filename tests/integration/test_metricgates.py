@@ -158,29 +158,34 @@ def test_prometheus_down_turns_items_pending_and_they_recover(
     wait_states(items, {"throughput": "Passed", "latency-p95": "Passed"}, timeout=90)
 
 
-def test_post_deployment_watch_after_admission(traffic: Any, kubectl: Kubectl, api_client: client.ApiClient) -> None:
-    server, namespace, exporter = traffic
-    prod, items = release(kubectl, api_client, "fast-api", namespace, server.url)
-    # After the rollout the watch reads production's series (not staging's): they appear once it runs there.
-    exporter.namespaces.append(prod)
-    labels = {"app.kubernetes.io/name": "fast-api", "app.kubernetes.io/version": "3.2.0"}
+def run_in_production(kubectl: Kubectl, prod: str, app: str) -> None:
+    """The version runs in production (the namespace is not gated here): the release records its admission."""
+    labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/version": "3.2.0"}
     kubectl.apply(
         json.dumps(
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": "fast-api", "namespace": prod},
+                "metadata": {"name": app, "namespace": prod},
                 "spec": {
                     "selector": {"matchLabels": labels},
                     "template": {
                         "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "api", "image": "reg/fast:3.2.0"}]},
+                        "spec": {"containers": [{"name": "api", "image": f"reg/{app}:3.2.0"}]},
                     },
                 },
             }
         )
     )
-    roll_out(kubectl, prod, "fast-api")
+    roll_out(kubectl, prod, app)
+
+
+def test_post_deployment_watch_after_admission(traffic: Any, kubectl: Kubectl, api_client: client.ApiClient) -> None:
+    server, namespace, exporter = traffic
+    prod, items = release(kubectl, api_client, "fast-api", namespace, server.url)
+    # After the rollout the watch reads production's series (not staging's): they appear once it runs there.
+    exporter.namespaces.append(prod)
+    run_in_production(kubectl, prod, "fast-api")
     watching = wait_states(items, {"watch-errors": "Pending"})
     assert "after deployment" not in watching["watch-errors"]["message"]
     wait_states(items, {"watch-errors": "Passed"}, timeout=60)
@@ -198,6 +203,35 @@ def test_post_deployment_watch_after_admission(traffic: Any, kubectl: Kubectl, a
         return out == "True"
 
     eventually(healthy, what="PostDeploymentHealthy=True")
+
+
+@pytest.mark.parametrize(
+    ("app", "production", "pre", "post"),
+    [
+        # fast-api is clean in staging and fails in production; slow-api (5 % errors in staging) is clean there.
+        ("fast-api", (600, 0.2, 0.05), "Passed", "Failed"),
+        ("slow-api", (600, 0.2, 0.0), "Failed", "Passed"),
+    ],
+)
+def test_pre_items_read_staging_and_post_items_read_production(
+    traffic: Any,
+    kubectl: Kubectl,
+    api_client: client.ApiClient,
+    app: str,
+    production: tuple[float, float, float],
+    pre: str,
+    post: str,
+) -> None:
+    """The same error-rate query, before and after admission: staging's series judge the pre item, production's
+    the post item, even when they say the opposite."""
+    server, namespace, exporter = traffic
+    prod, items = release(kubectl, api_client, app, namespace, server.url)
+    exporter.behaviour[(app, prod)] = production
+    exporter.namespaces.append(prod)
+    run_in_production(kubectl, prod, app)
+    got = wait_states(items, {"error-rate": pre, "watch-errors": post}, timeout=90)
+    assert f'namespace="{namespace}"' in got["error-rate"]["message"]
+    assert f'namespace="{prod}"' in got["watch-errors"]["message"]
 
 
 # -- the default checklist's load-window gates, with windows scaled from hours to seconds ------------------------
