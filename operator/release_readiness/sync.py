@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from kopf._cogs.clients import watching
+from kopf._cogs.clients import scanning, watching
 
+from release_readiness import GROUP
 from release_readiness.indexes import ClusterIndex, Key, Watched
 
 __all__ = ["ListingSync", "WatchTap", "install", "register_tap", "unregister_tap"]
@@ -146,6 +147,32 @@ async def _tapped_watch(**kwargs: Any) -> AsyncIterator[Any]:
         yield raw_event
 
 
+# -- Kopf's discovery scans: never half of our own API group -------------------------------------------------
+
+OWN_PLURALS = frozenset({"readinesschecklists", "releasereadinesses", "releasesignoffs"})
+"""The operator's own resources: it cannot be synced without every one of them."""
+SCAN_RETRIES = 40
+SCAN_RETRY_SECONDS = 0.5
+_original_scan = scanning.scan_resources
+
+
+async def _complete_scan(**kwargs: Any) -> Any:
+    """Kopf scans API discovery once at start and again on each CRD event. Discovery can lag behind a CRD's
+    Established condition, so a scan right after our CRDs are applied may see some of them and not the rest;
+    if no CRD event follows, Kopf never watches the missing ones and the operator never syncs (seen: the
+    releasesignoffs watch never started). A scan that sees part of our group is therefore repeated until it
+    sees all of it (or about 20 s pass: a CRD really deleted)."""
+    resources = await _original_scan(**kwargs)
+    for _ in range(SCAN_RETRIES):
+        own = {r.plural for r in resources if r.group == GROUP}
+        if not own or own >= OWN_PLURALS:
+            break
+        log.info("API discovery serves %s of %s's resources so far; scanning again", sorted(own), GROUP)
+        await asyncio.sleep(SCAN_RETRY_SECONDS)
+        resources = await _original_scan(**kwargs)
+    return resources
+
+
 def install() -> None:
     """Patch Kopf's watch stream (its watchers call `watching.infinite_watch` at start). Fails loudly if Kopf's
     internals moved: an operator that could never tell it is synced must not start."""
@@ -155,3 +182,4 @@ def install() -> None:
             "its watches are synced (pin kopf to a version with it)"
         )
     watching.infinite_watch = _tapped_watch
+    scanning.scan_resources = _complete_scan

@@ -116,3 +116,36 @@ def test_an_optional_kind_listed_empty_is_installed_and_wakes_releases() -> None
     tap("apps", "deployments", None)  # a core kind is always served: nothing to record
     assert "Deployment" not in tap.index.installed
     assert changed == []
+
+
+def test_a_discovery_scan_that_sees_part_of_our_group_is_repeated(monkeypatch: Any) -> None:
+    import asyncio
+
+    from kopf._cogs.structs.references import Resource
+
+    def res(group: str, plural: str) -> Resource:
+        return Resource(group=group, version="v1alpha1", plural=plural)
+
+    partial = {res("readiness.dev", "readinesschecklists"), res("readiness.dev", "releasereadinesses")}
+    complete = partial | {res("readiness.dev", "releasesignoffs")}
+    answers = [partial, partial, complete]
+    calls: list[Any] = []
+
+    async def scan(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return answers[min(len(calls), len(answers)) - 1]
+
+    monkeypatch.setattr(sync, "_original_scan", scan)
+    monkeypatch.setattr(sync, "SCAN_RETRY_SECONDS", 0)
+    assert asyncio.run(sync._complete_scan(groups={"readiness.dev"})) == complete
+    assert len(calls) == 3, "scanned again until the whole group was served"
+
+    calls.clear()
+    answers[:] = [{res("apps", "deployments")}]
+    assert asyncio.run(sync._complete_scan(groups=None)) == {res("apps", "deployments")}
+    assert len(calls) == 1, "no CRDs of ours at all: nothing to wait for (their CRD events rescan later)"
+
+    calls.clear()
+    answers[:] = [partial]
+    assert asyncio.run(sync._complete_scan(groups=None)) == partial
+    assert len(calls) == sync.SCAN_RETRIES + 1, "a CRD really gone: give up after the retries"
