@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from release_readiness import GROUP, VERSION, __version__
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
 
@@ -88,13 +89,10 @@ class Api:
 
     def whoami(self) -> str:
         """The caller's user name as the API server authenticates it (a SelfSubjectReview)."""
-        review = client.AuthenticationV1Api(self.client).create_self_subject_review(
-            client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
-        )
-        user = review.status.user_info if review.status else None
-        if user is None or not user.username:
+        username = authenticated_username(self.client)
+        if username is None:
             raise CliError("the API server did not say who you are (SelfSubjectReview)")
-        return str(user.username)
+        return username
 
     def create_signoff(self, release: str, spec: dict[str, Any]) -> dict[str, Any]:
         name = f"{release[:40].rstrip('.-')}-{uuid.uuid4().hex[:6]}"

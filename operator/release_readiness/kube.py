@@ -17,9 +17,18 @@ from kubernetes.client.exceptions import ApiException
 
 from release_readiness import GROUP, VERSION
 
-__all__ = ["KubeApi"]
+__all__ = ["KubeApi", "authenticated_username"]
 
 log = logging.getLogger(__name__)
+
+
+def authenticated_username(api_client: client.ApiClient) -> str | None:
+    """The client's user name as the API server authenticates it (a SelfSubjectReview); None when it says none."""
+    review = client.AuthenticationV1Api(api_client).create_self_subject_review(
+        client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+    )
+    user = review.status.user_info if review.status else None
+    return str(user.username) if user is not None and user.username else None
 
 
 class KubeApi:
@@ -52,13 +61,10 @@ class KubeApi:
 
     def whoami(self) -> str:
         """The operator's own user name, as the API server authenticates it (a SelfSubjectReview)."""
-        review = client.AuthenticationV1Api(self.api_client).create_self_subject_review(
-            client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
-        )
-        user = review.status.user_info if review.status else None
-        if user is None or not user.username:
+        username = authenticated_username(self.api_client)
+        if username is None:
             raise RuntimeError("the SelfSubjectReview returned no user name")
-        return str(user.username)
+        return username
 
     def may(
         self,
