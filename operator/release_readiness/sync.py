@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from kopf._cogs.clients import scanning, watching
+from kopf._cogs.clients import api, errors, scanning, watching
 
 from release_readiness import GROUP
 from release_readiness.indexes import ClusterIndex, Key, Watched
@@ -156,16 +156,38 @@ SCAN_RETRY_SECONDS = 0.5
 _original_scan = scanning.scan_resources
 
 
+async def _established_own(**kwargs: Any) -> set[str]:
+    """Which of our CRDs the API server has Established (read directly, not through discovery); empty when it
+    cannot tell (no permission, API error): then only a partial view of our group makes a scan wait."""
+    established: set[str] = set()
+    for plural in sorted(OWN_PLURALS):
+        url = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{GROUP}"
+        try:
+            crd = await api.get(url, settings=kwargs["settings"], logger=kwargs["logger"])
+        except (errors.APIError, KeyError):
+            continue
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            established.add(plural)
+    return established
+
+
 async def _complete_scan(**kwargs: Any) -> Any:
     """Kopf scans API discovery once at start and again on each CRD event. Discovery can lag behind a CRD's
-    Established condition, so a scan right after our CRDs are applied may see some of them and not the rest;
-    if no CRD event follows, Kopf never watches the missing ones and the operator never syncs (seen: the
-    releasesignoffs watch never started). A scan that sees part of our group is therefore repeated until it
-    sees all of it (or about 20 s pass: a CRD really deleted)."""
+    Established condition, so a scan right after our CRDs are applied may see some of them, or none, and not
+    the rest; if no CRD event follows, Kopf never watches the missing ones and the operator never syncs (seen:
+    the releasesignoffs watch never started; and in CI, an operator started right after `kubectl wait
+    --for=condition=Established` saw none of them and stayed unready). A scan that misses part of our group,
+    or one of our CRDs the API server reports Established, is therefore repeated until discovery serves it (or
+    about 20 s pass: a CRD really deleted). A cluster without our CRDs is scanned once: their CRD events
+    rescan when they are installed."""
     resources = await _original_scan(**kwargs)
     for _ in range(SCAN_RETRIES):
         own = {r.plural for r in resources if r.group == GROUP}
-        if not own or own >= OWN_PLURALS:
+        if own >= OWN_PLURALS:
+            break
+        expected = OWN_PLURALS if own else await _established_own(**kwargs)
+        if not expected - own:
             break
         log.info("API discovery serves %s of %s's resources so far; scanning again", sorted(own), GROUP)
         await asyncio.sleep(SCAN_RETRY_SECONDS)

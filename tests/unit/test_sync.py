@@ -140,10 +140,23 @@ def test_a_discovery_scan_that_sees_part_of_our_group_is_repeated(monkeypatch: A
     assert asyncio.run(sync._complete_scan(groups={"readiness.dev"})) == complete
     assert len(calls) == 3, "scanned again until the whole group was served"
 
+    established: set[str] = set()
+
+    async def crds(**kwargs: Any) -> set[str]:
+        return established
+
+    monkeypatch.setattr(sync, "_established_own", crds)
     calls.clear()
     answers[:] = [{res("apps", "deployments")}]
     assert asyncio.run(sync._complete_scan(groups=None)) == {res("apps", "deployments")}
     assert len(calls) == 1, "no CRDs of ours at all: nothing to wait for (their CRD events rescan later)"
+
+    # Our CRDs are Established, but discovery does not serve any of them yet: scan again until it does.
+    established.update(sync.OWN_PLURALS)
+    calls.clear()
+    answers[:] = [{res("apps", "deployments")}, {res("apps", "deployments")}, complete]
+    assert asyncio.run(sync._complete_scan(groups=None)) == complete
+    assert len(calls) == 3, "discovery lagging behind Established CRDs is waited for"
 
     calls.clear()
     answers[:] = [partial]
