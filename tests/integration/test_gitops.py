@@ -61,7 +61,12 @@ class Flow:
             "metadata": {"name": self.checklist},
             "spec": {
                 "items": [
-                    {**item, "id": "replicas", "title": "three replicas", "check": {**item["check"], "params": {"min": 3}}},
+                    {
+                        **item,
+                        "id": "replicas",
+                        "title": "three replicas",
+                        "check": {**item["check"], "params": {"min": 3}},
+                    },
                     {
                         **item,
                         "id": "scaled-out",
@@ -103,7 +108,8 @@ def test_health_and_kstatus_follow_the_release_from_progressing_to_ready_vetoed_
     body = flow.when(lambda b: condition(b, "Ready").get("reason") == "ItemsOutstanding", "items outstanding")
     status, message = argocd_health(body)
     assert status == "Progressing"
-    assert message.startswith("ItemsOutstanding: ") and "replicas" in message
+    assert message.startswith("ItemsOutstanding: ")
+    assert "replicas" in message
     assert condition(body, "Reconciling")["status"] == "True"
     assert condition(body, "Stalled")["status"] == "False"
     assert kstatus(body) == "InProgress"

@@ -20,9 +20,7 @@ def release(generation: int = 1, observed: int | None = 1, **conditions: tuple[s
     if conditions:
         obj["status"] = {
             "observedGeneration": observed,
-            "conditions": [
-                {"type": t, "status": s, "reason": r, "message": m} for t, (s, r, m) in conditions.items()
-            ],
+            "conditions": [{"type": t, "status": s, "reason": r, "message": m} for t, (s, r, m) in conditions.items()],
         }
     return obj
 
