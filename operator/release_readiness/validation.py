@@ -7,22 +7,23 @@ functions, so `kubectl apply` of a bad checklist or release is refused with thes
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 
 import promql_parser
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
-from release_readiness.api.checklist import CHECK_KINDS
+from release_readiness.api.checklist import CHECK_KINDS, FOR_PATTERN, FOR_ZERO
 from release_readiness.checks.workload import CATALOG, parse_params
 from release_readiness.evaluation import abbreviate
-from release_readiness.placeholders import PLACEHOLDERS, fill, find
+from release_readiness.metricgates import parse_duration
+from release_readiness.placeholders import PLACEHOLDERS, find
 from release_readiness.podtemplate import parse_field
 
 __all__ = ["MAX_QUERY_CHARS", "PLACEHOLDERS", "validate_checklist", "validate_release", "validate_release_unique"]
 
 
 MAX_QUERY_CHARS = 4096  # the default checklist's longest is about 1000; promql-parser handles any 4096 (tested)
-_DUMMY = dict.fromkeys(PLACEHOLDERS, "placeholder")
 
 
 def _range_errors(where: str, low: float | None, high: float | None) -> Iterable[str]:
@@ -50,10 +51,89 @@ def _query_errors(where: str, query: str) -> list[str]:
     ]
     if not errors:
         try:
-            promql_parser.parse(fill(query, _DUMMY))
+            promql_parser.parse(_dummy_filled(query))
         except ValueError as err:
-            errors.append(f"{where}: not valid PromQL: {err} in query {shown!r}; fix the query")
+            position = syntax_position(query, str(err))
+            at = f" at position {position + 1}" if position is not None else ""
+            errors.append(f"{where}: not valid PromQL{at}: {err} in query {shown!r}; fix the query")
     return errors
+
+
+MAX_WINDOW = dt.timedelta(days=31)
+
+
+def _window_errors(where: str, text: str) -> list[str]:
+    """A `for` window: a Prometheus duration above zero and at most MAX_WINDOW (longer than most retention, and
+    a query_range over it would be refused by Prometheus anyway)."""
+    if not re.fullmatch(FOR_PATTERN, text) or re.fullmatch(FOR_ZERO, text):
+        return [f"{where}: {text!r} is not a duration above zero; write one like 10m, 1h or 1h30m"]
+    if parse_duration(text) > MAX_WINDOW:
+        return [f"{where}: {text!r} is longer than {MAX_WINDOW.days}d; shorten the window"]
+    return []
+
+
+def _dummy_filled(query: str) -> str:
+    """Known placeholders replaced by as many `x` as they have characters, so that offsets into what the parser
+    reads are offsets into the query as written."""
+    parts: list[str] = []
+    last = 0
+    for p in find(query):
+        if p.name in PLACEHOLDERS:
+            parts += [query[last : p.start], "x" * len(p.text)]
+            last = p.start + len(p.text)
+    return "".join(parts) + query[last:]
+
+
+_OPENERS = {")": "(", "]": "[", "}": "{"}
+_UNCLOSED = {"parenthesis": "(", "bracket": "[", "braces": "{"}
+_TOKENS = (re.compile(r"'([^']+)'"), re.compile(r": (\S+)$"))  # a quoted token first, else a trailing one
+
+
+def _unbalanced(query: str) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """The offsets of openers never closed (per kind, innermost last) and of the first closer with no opener,
+    outside PromQL strings ("...", '...' with backslash escapes, `...` raw)."""
+    open_at: dict[str, list[int]] = {"(": [], "[": [], "{": []}
+    stray: dict[str, int] = {}
+    quote: str | None = None
+    escaped = False
+    for i, ch in enumerate(query):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote != "`":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in open_at:
+            open_at[ch].append(i)
+        elif ch in _OPENERS:
+            opener = _OPENERS[ch]
+            if open_at[opener]:
+                open_at[opener].pop()
+            else:
+                stray.setdefault(opener, i)
+    return open_at, stray
+
+
+def syntax_position(query: str, message: str) -> int | None:
+    """Where in the query (0-based) the parser's complaint points, when it can be told: promql-parser reports
+    what is wrong but no offset. An unclosed `(`/`[`/`{` is the innermost one never closed; an unexpected closer
+    is the first one without an opener; a message naming a token (`bad number or duration syntax: 5x`,
+    `unknown function with name 'f'`) points at that token. None when the message says neither."""
+    open_at, stray = _unbalanced(query)
+    lowered = message.lower()
+    for word, opener in _UNCLOSED.items():
+        if word in lowered and ("unclosed" in lowered or "end of input" in lowered) and open_at[opener]:
+            return open_at[opener][-1]
+    if "unexpected" in lowered and stray:
+        return min(stray.values())
+    for pattern in _TOKENS:
+        token = pattern.search(message)
+        if token and (at := query.find(token.group(1))) >= 0:
+            return at
+    return None
 
 
 def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
@@ -97,6 +177,8 @@ def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
             errors += _query_errors(f"{at}.check.prometheus.query ({item.id})", prom.query)
             if prom.min is None and prom.max is None:
                 errors.append(f"{at}.check.prometheus ({item.id}): set min or max to compare the result with")
+            if prom.for_ is not None:
+                errors += _window_errors(f"{at}.check.prometheus.for ({item.id})", prom.for_)
         if check.attestation is not None:
             for j, role in enumerate(check.attestation.roles):
                 if role not in roles:

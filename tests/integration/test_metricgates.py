@@ -310,5 +310,31 @@ def test_a_bad_query_or_placeholder_never_reaches_the_operator(kubectl: Kubectl)
         f"spec.items[0].check.prometheus.query (typo): unknown placeholder $namespce at position "
         f"{typo.index('$namespce') + 1} of query" in proc.stderr
     )
-    assert "spec.items[1].check.prometheus.query (broken): not valid PromQL: unclosed left parenthesis" in proc.stderr
+    assert (
+        f"spec.items[1].check.prometheus.query (broken): not valid PromQL at position {broken.index('(') + 1}: "
+        "unclosed left parenthesis" in proc.stderr
+    )
     assert kubectl.run("get", "rcl", name, check=False).returncode != 0
+
+
+@pytest.mark.parametrize("window", ["10x", "0s", "0h0m", "1h 30m"])
+def test_a_bad_for_window_is_refused_at_apply_naming_the_item(kubectl: Kubectl, window: str) -> None:
+    """The API server itself (a CEL rule on the item, so the message can name the item's id) refuses a window
+    that is not a duration above zero; nothing is stored."""
+    name = f"bad-window-{uuid.uuid4().hex[:6]}"
+    checks = {"error-rate": {"prometheus": {"query": "vector(0)", "max": 1, "for": window}}}
+    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    assert proc.returncode != 0
+    assert f"item error-rate: check.prometheus.for {window} is not a duration above zero" in proc.stderr
+    assert "spec.items[0].check.prometheus.for" in proc.stderr
+    assert kubectl.run("get", "rcl", name, check=False).returncode != 0
+
+
+def test_a_window_longer_than_a_month_is_refused_by_the_webhook(kubectl: Kubectl) -> None:
+    name = f"long-window-{uuid.uuid4().hex[:6]}"
+    checks = {"error-rate": {"prometheus": {"query": "vector(0)", "max": 1, "for": "32d"}}}
+    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    assert proc.returncode != 0
+    assert "spec.items[0].check.prometheus.for (error-rate): '32d' is longer than 31d; shorten the window" in (
+        proc.stderr
+    )

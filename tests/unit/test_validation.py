@@ -108,18 +108,39 @@ def test_every_unknown_placeholder_is_refused_with_its_position() -> None:
         assert f"(p): unknown placeholder {text} at position {query.index(text) + 1} of query" in error
 
 
-def test_a_query_that_is_not_promql_is_refused_with_the_parsers_reason() -> None:
-    for query, reason in (
-        ('sum(rate(x{ns="$namespace"}[5m])', "unclosed left parenthesis"),
-        ("rate(x[5q])", "bad number or duration syntax: 5q"),
-        ("rate(x)", "expected type matrix in call to function 'rate', got vector"),
-        ("nosuchfunction(x)", "unknown function with name 'nosuchfunction'"),
+def test_a_query_that_is_not_promql_is_refused_with_the_parsers_reason_and_where() -> None:
+    """The parser gives no offset; the position is the unclosed or stray bracket, or the token it names, counted
+    in the query as written (placeholders keep their length); none when the parser names nothing."""
+    for query, reason, position in (
+        ('sum(rate(x{ns="$namespace"}[5m])', "unclosed left parenthesis", 4),
+        ('sum(rate(x{ns="$namespace", p=")"}[5m])', "unclosed left parenthesis", 4),
+        ('rate(x{ns="$candidateNamespace"[5m])', "unexpected character inside braces: '['", 32),
+        ('up{ns="$namespace"', "unexpected end of input inside braces", 3),
+        ("sum by (a) (x) )", "unexpected right parenthesis ')'", 16),
+        ("rate(x[5q])", "bad number or duration syntax: 5q", 8),
+        ("rate(x)", "expected type matrix in call to function 'rate', got vector", 1),
+        ('up{a="$version"} + nosuchfunction(x)', "unknown function with name 'nosuchfunction'", 20),
+        ("up and and up", "invalid promql query", None),
     ):
         error = one(validate_checklist(checklist([item("p", prometheus={"query": query, "min": 1})])))
+        at = f" at position {position}" if position else ""
         assert error == (
-            f"ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): not valid PromQL: {reason} in query "
-            f"{query!r}; fix the query"
+            f"ReadinessChecklist demo: spec.items[0].check.prometheus.query (p): not valid PromQL{at}: {reason} in "
+            f"query {query!r}; fix the query"
         )
+
+
+def test_a_for_window_must_be_a_duration_above_zero_and_at_most_a_month() -> None:
+    for window in ("10m", "1h30m", "31d", "500ms"):
+        assert validate_checklist(checklist([item("p", prometheus={"query": "up", "min": 1, "for": window})])) == []
+    for window, reason in (
+        ("0s", "is not a duration above zero; write one like 10m, 1h or 1h30m"),
+        ("10x", "is not a duration above zero; write one like 10m, 1h or 1h30m"),
+        ("32d", "is longer than 31d; shorten the window"),
+        ("1y", "is longer than 31d; shorten the window"),
+    ):
+        error = one(validate_checklist(checklist([item("p", prometheus={"query": "up", "min": 1, "for": window})])))
+        assert error == f"ReadinessChecklist demo: spec.items[0].check.prometheus.for (p): {window!r} {reason}"
 
 
 def test_a_hostile_query_is_refused_before_the_parser() -> None:

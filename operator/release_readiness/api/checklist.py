@@ -126,8 +126,9 @@ class PrometheusCheck(KubeModel):
         str | None,
         Field(
             alias="for",
-            description="Duration (e.g. 10m, 1h) over which the condition must hold (query_range).",
-            pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$",
+            description="Duration (e.g. 10m, 1h, 1h30m; more than zero, at most 31d) over which the condition must "
+            "hold (query_range).",
+            max_length=32,
         ),
     ] = None
 
@@ -181,7 +182,30 @@ class Check(KubeModel):
         return "none"
 
 
+FOR_PATTERN = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+"""A metric gate's `for` window, as Prometheus writes durations. Checked on the item (not as a field pattern)
+so that a refusal names the item's id: a field pattern's message names only an index."""
+FOR_ZERO = r"^(0+(ms|s|m|h|d|w|y))+$"
+
+
 class ChecklistItem(KubeModel):
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    # `for` is a CEL keyword: the API server names the field `__for__` in rules.
+                    "rule": "!has(self.check.prometheus) || !has(self.check.prometheus.__for__) || "
+                    f"(self.check.prometheus.__for__.matches('{FOR_PATTERN}') && "
+                    f"!self.check.prometheus.__for__.matches('{FOR_ZERO}'))",
+                    "messageExpression": "'item ' + self.id + ': check.prometheus.for ' + "
+                    "self.check.prometheus.__for__ + ' is not a duration above zero; write one like 10m, 1h "
+                    "or 1h30m'",
+                    "fieldPath": ".check.prometheus.for",
+                }
+            ]
+        }
+    }
+
     id: Annotated[
         str,
         Field(description="Unique DNS label, e.g. unit-test-coverage.", pattern=DNS_LABEL, max_length=63),
