@@ -6,6 +6,8 @@ SHELL := /usr/bin/env bash
 PYTHON_BASE ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Development-only code (operator/release_readiness_dev) is not in the installed package: run it from the tree.
+DEV := PYTHONPATH=operator $(PY)
 STAMP := $(VENV)/.installed
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
@@ -50,7 +52,7 @@ image-tools: ## Install buildah, skopeo and mmdebstrap from Debian's packages wh
 manifests: $(STAMP) tools ## Generate crds/, the default checklist, its coverage doc, the chart's copies and deploy/base.
 	$(PY) hack/seed_checklist.py operator/release_readiness/data/pre-production-checklist.md > deploy/checklists/pre-production.yaml
 	$(MAKE) coverage
-	$(PY) -m release_readiness.crdgen crds
+	$(DEV) -m release_readiness_dev.crdgen crds
 	$(PY) hack/dashboard.py
 	bash hack/render-kustomize.sh
 
@@ -84,17 +86,17 @@ test: lint ## Lint, unit and integration tests, with all their set-up (CI also r
 
 .PHONY: bench
 bench: $(STAMP) tools ## Benchmarks that print figures (no assertions on time).
-	$(PY) -m bench $(BENCH)
+	$(DEV) -m bench $(BENCH)
 
 ##@ Local cluster
 
 .PHONY: cluster
 cluster: $(STAMP) tools ## Start etcd + kube-apiserver in the background; writes .cluster/kubeconfig.
-	$(PY) -m release_readiness.localcluster start --dir $(CLUSTER_DIR) --background
+	$(DEV) -m release_readiness_dev.localcluster start --dir $(CLUSTER_DIR) --background
 
 .PHONY: cluster-down
 cluster-down: $(STAMP) ## Stop the background cluster started by `make cluster`.
-	$(PY) -m release_readiness.localcluster stop --dir $(CLUSTER_DIR)
+	$(DEV) -m release_readiness_dev.localcluster stop --dir $(CLUSTER_DIR)
 
 .PHONY: install
 install: $(STAMP) tools ## Apply the CRDs and the default checklist to the cluster in KUBECONFIG.
@@ -104,7 +106,7 @@ install: $(STAMP) tools ## Apply the CRDs and the default checklist to the clust
 
 .PHONY: run
 run: $(STAMP) tools ## Run the operator and webhook (against KUBECONFIG, or a local control plane) with the sample release.
-	$(PY) -m release_readiness.devrun
+	$(DEV) -m release_readiness_dev.devrun
 
 ##@ Deployment
 

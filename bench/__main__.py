@@ -25,7 +25,7 @@ from kubernetes import client, config
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess
 
 from release_readiness.admission.configuration import prepare_local_webhook
-from release_readiness.localcluster import LocalCluster, free_port
+from release_readiness_dev.localcluster import LocalCluster, free_port
 
 LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
 IMAGE = "registry.example.com/payments/api:3.2.0"

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from release_readiness.localcluster import LocalCluster
+from release_readiness_dev.localcluster import LocalCluster
 from tests.integration import conftest as integration
 from tests.integration.conftest import REPO, OperatorProcess
 

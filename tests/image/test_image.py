@@ -51,9 +51,15 @@ def test_the_image_size_is_reported(archive: OciArchive) -> None:
 
 
 INSPECT = """
-import hashlib, json, os, shutil
+import hashlib, importlib.util, json, os, shutil
+import release_readiness
 from release_readiness.seed import SEED_PATH, parse_seed
 print(json.dumps({
+    "dev_package": importlib.util.find_spec("release_readiness_dev") is not None,
+    "dev_modules": sorted(
+        f for f in os.listdir(os.path.dirname(release_readiness.__file__))
+        if f.startswith(("localcluster", "devrun", "crdgen"))
+    ),
     "uid": os.getuid(), "gid": os.getgid(),
     "compilers": {c: shutil.which(c) for c in ("cc", "gcc", "g++", "c++", "clang", "tcc")},
     "seed": str(SEED_PATH), "seed_sha256": hashlib.sha256(SEED_PATH.read_bytes()).hexdigest(),
@@ -77,6 +83,9 @@ def test_no_compilers_and_the_package_data_is_inside(image: Image) -> None:
     assert found["seed_items"] == len(parse_seed(SEED_PATH.read_text())) > 0
     assert found["root_read_only"] is True
     assert found["tmp_read_only"] is True  # no /tmp volume here: nothing in the image is writable
+    # Development-only code (local control plane, make run, CRD generation) is not in the product.
+    assert found["dev_package"] is False
+    assert found["dev_modules"] == []
     # No compiler anywhere in the filesystem either, whatever the PATH.
     on_disk = sorted(
         str(p.relative_to(image.rootfs))

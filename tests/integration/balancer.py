@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import threading
 
-from release_readiness.localcluster import free_port
+from release_readiness_dev.localcluster import free_port
 
 
 class Balancer:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from release_readiness.localcluster import LocalCluster, die_with_parent, find_bin_dir
+from release_readiness_dev.localcluster import LocalCluster, die_with_parent, find_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = find_bin_dir()
@@ -107,7 +107,7 @@ class OperatorProcess:
     """The real operator (`python -m release_readiness.main`) as a subprocess against the test cluster."""
 
     def __init__(self, cluster: LocalCluster, log_path: Path, cert_dir: Path, webhook_port: int, **env: str) -> None:
-        from release_readiness.localcluster import free_port
+        from release_readiness_dev.localcluster import free_port
 
         self.health_port = free_port()
         self.metrics_port = free_port()
@@ -192,7 +192,7 @@ def webhook(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> 
     import json
 
     from release_readiness.admission.configuration import prepare_local_webhook
-    from release_readiness.localcluster import free_port
+    from release_readiness_dev.localcluster import free_port
 
     cert_dir = tmp_path_factory.mktemp("webhook")
     port = free_port()

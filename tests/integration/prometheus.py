@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from release_readiness.localcluster import free_port
+from release_readiness_dev.localcluster import free_port
 
 
 class TrafficExporter:

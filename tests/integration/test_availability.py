@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client, config
 
 from release_readiness.admission.configuration import webhook_configurations
-from release_readiness.localcluster import LocalCluster, free_port
 from release_readiness.pki import write_serving_certificate
+from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration import manifests
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess, eventually

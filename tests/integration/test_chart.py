@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from release_readiness.admission.configuration import prepare_local_webhook
-from release_readiness.localcluster import LocalCluster, free_port
+from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually, roll_out
 

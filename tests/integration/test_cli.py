@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from release_readiness.localcluster import LocalCluster
+from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import BIN, Kubectl, eventually
 from tests.integration.manifests import CI_ONLY
 

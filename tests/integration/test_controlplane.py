@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from release_readiness.localcluster import ControlPlaneError, LocalCluster
+from release_readiness_dev.localcluster import ControlPlaneError, LocalCluster
 from tests.integration.conftest import BIN, Kubectl
 
 

@@ -15,7 +15,7 @@ from kubernetes import client, config
 
 from release_readiness.admission.configuration import Endpoint, gate_webhooks, prepare_local_webhook
 from release_readiness.kinds import parse_extra_kinds
-from release_readiness.localcluster import LocalCluster, free_port
+from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually, sign
 

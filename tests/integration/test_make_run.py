@@ -1,4 +1,4 @@
-"""`make run` (release_readiness.devrun): a local control plane, the operator and the sample; Ctrl-C stops all."""
+"""`make run` (release_readiness_dev.devrun): a local control plane, the operator and the sample; Ctrl-C stops all."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from release_readiness.localcluster import free_port
+from release_readiness_dev.localcluster import free_port
 from tests.integration.conftest import REPO, Kubectl, eventually
 
 
@@ -21,9 +21,10 @@ def test_make_run_serves_the_sample_and_stops_everything_on_ctrl_c(tmp_path: Pat
         "RR_WEBHOOK_PORT": str(free_port()),
         "RR_HEALTH_PORT": str(free_port()),
         "RR_METRICS_PORT": str(free_port()),
+        "PYTHONPATH": str(REPO / "operator"),  # release_readiness_dev is not installed, as `make run` does
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "release_readiness.devrun"],
+        [sys.executable, "-m", "release_readiness_dev.devrun"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -30,7 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from release_readiness.admission.configuration import admission_kinds, prepare_local_webhook
-from release_readiness.localcluster import LocalCluster, free_port
+from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration import manifests
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess, eventually
 from tests.unit.reviews import malformed_cases, valid_review, weird_valid_cases

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from release_readiness.crdgen import render_all
+from release_readiness_dev.crdgen import render_all
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
@@ -70,7 +70,7 @@ def test_release_crd_has_printer_columns_short_names_and_category() -> None:
 
 
 def test_the_charts_generated_files_match_their_sources() -> None:
-    from release_readiness.crdgen import chart_files
+    from release_readiness_dev.crdgen import chart_files
 
     for path, text in chart_files(CRDS.parent).items():
         assert path.read_text() == text, f"{path} is out of date: run `make manifests` and commit it"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness.config import Settings
-from release_readiness.localcluster import ControlPlaneError, LocalCluster, find_bin_dir, stop_background
 from release_readiness.logs import configure_logging
 from release_readiness.main import run_operator
+from release_readiness_dev.localcluster import ControlPlaneError, LocalCluster, find_bin_dir, stop_background
 
 __all__ = ["main"]
 

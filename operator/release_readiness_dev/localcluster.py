@@ -6,7 +6,7 @@ the API server, waits for `/readyz` and writes an admin kubeconfig. `stop()` end
 started; children also get SIGTERM if the Python process that started them dies (PR_SET_PDEATHSIG),
 so a crashed or interrupted test run leaves nothing behind.
 
-Command line: `python -m release_readiness.localcluster start|stop --dir DIR [--background]`.
+Command line: `python -m release_readiness_dev.localcluster start|stop --dir DIR [--background]`.
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ def stop_background(directory: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m release_readiness.localcluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m release_readiness_dev.localcluster", description=__doc__)
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("--dir", type=Path, default=Path(".cluster"), help="state directory")
     parser.add_argument("--background", action="store_true", help="leave it running; stop with the `stop` action")
