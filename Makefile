@@ -123,6 +123,10 @@ build-installer: tools ## Render deploy/install.yaml (one file: CRDs, operator, 
 	bin/kubectl kustomize deploy > deploy/install.yaml
 	@echo "wrote deploy/install.yaml"
 
+.PHONY: krew
+krew: $(STAMP) ## Build the kubectl plugin's krew archive into dist/ and write its sha256 into plugins/readiness.yaml.
+	$(PY) hack/krew_archive.py
+
 .PHONY: helm-install
 helm-install: tools ## helm install the chart into the KUBECONFIG cluster (namespace release-readiness).
 	bin/helm upgrade --install release-readiness charts/release-readiness -n release-readiness --create-namespace

@@ -5,6 +5,8 @@ It follows kubectl's conventions: flags go before or after the command, and kube
 durations like kubectl's (30s, 5m, 1h30m; a bare number is seconds).
 Signoffs are created as the caller: the identity is the API server's, not the command's (with --as, the
 impersonated user's, if the API server lets you impersonate).
+`list` and `status` take kubectl's -o (name, wide, json, yaml). `completion bash|zsh` prints a completion
+script; with kubectl_complete-readiness on PATH, `kubectl readiness <TAB>` completes through kubectl.
 Errors from the API server are printed as one sentence; `wait` exits 0 when Ready, 1 on timeout or
 veto, 2 on error.
 """
@@ -27,13 +29,13 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from release_readiness import GROUP, VERSION, __version__
+from release_readiness import GROUP, VERSION, __version__, completion
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
 
-__all__ = ["main"]
+__all__ = ["complete_main", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 SYMBOLS = {"Passed": "✓", "Failed": "✗", "Pending": "…", "Waived": "~", "NotApplicable": "-"}
@@ -105,6 +107,67 @@ class Api:
         return _dict(
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "releasesignoffs", body)
         )
+
+
+class ClusterLookups:
+    """What shell completion reads from the cluster, through the flags typed so far (--kubeconfig, --context,
+    -n, --as): quick (a 5 s request timeout) and silent (nothing offered when the cluster cannot say)."""
+
+    def __init__(self, flags: dict[str, str]) -> None:
+        self._flags = flags
+        self._api: Api | None = None
+
+    def _connect(self, namespace: str | None = None) -> Api:
+        if self._api is None:
+            f = self._flags
+            args = argparse.Namespace(
+                kubeconfig=f.get("kubeconfig"), context=f.get("context"), namespace=f.get("namespace"),
+                as_user=f.get("as_user"), as_group=[f["as_group"]] if "as_group" in f else [],
+                as_uid=f.get("as_uid"), request_timeout=5.0,
+            )  # fmt: skip
+            self._api = Api(args)
+        if namespace:
+            self._api.namespace = namespace
+        return self._api
+
+    def namespaces(self) -> list[str]:
+        try:
+            found = client.CoreV1Api(self._connect().client).list_namespace()
+        except Exception:
+            return []
+        return sorted(str(n.metadata.name) for n in found.items if n.metadata)
+
+    def contexts(self) -> list[str]:
+        try:
+            contexts, _ = config.list_kube_config_contexts(
+                config_file=self._flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or None
+            )
+        except Exception:
+            return []
+        return sorted(str(c["name"]) for c in contexts)
+
+    def releases(self, namespace: str | None) -> list[str]:
+        try:
+            api = self._connect(namespace)
+            body = _dict(api.custom.list_namespaced_custom_object(GROUP, VERSION, api.namespace, "releasereadinesses"))
+        except Exception:
+            return []
+        return sorted(str(i["metadata"]["name"]) for i in body.get("items", []))
+
+    def _checklist(self, namespace: str | None, release: str) -> ReadinessChecklist | None:
+        try:
+            api = self._connect(namespace)
+            return api.checklist(api.release(release).spec.checklist)
+        except Exception:
+            return None
+
+    def items(self, namespace: str | None, release: str) -> list[str]:
+        checklist = self._checklist(namespace, release)
+        return [i.id for i in checklist.spec.items] if checklist else []
+
+    def roles(self, namespace: str | None, release: str) -> list[str]:
+        checklist = self._checklist(namespace, release)
+        return [a.role for a in checklist.spec.approvals] if checklist else []
 
 
 def impersonation(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -218,6 +281,14 @@ def cmd_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    print(completion.script(args.shell), end="")
+    return EXIT_OK
+
+
+LOCAL_COMMANDS = {"version": cmd_version, "completion": cmd_completion}  # need no cluster
+
+
 def cmd_init(api: Api, args: argparse.Namespace) -> int:
     name = args.name or f"{args.application}-{args.version}"
     body = {
@@ -236,28 +307,85 @@ def cmd_init(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+KIND_NAME = f"releasereadiness.{GROUP}"  # kubectl's `-o name` prefix
+
+
+def age(created: dt.datetime | None, now: dt.datetime) -> str:
+    """kubectl's short age: 45s, 12m, 5h, 3d."""
+    if created is None:
+        return "<unknown>"
+    seconds = max(0, int((now - created).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 3 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def print_objects(objects: list[dict[str, Any]], output: str, single: bool = False) -> bool:
+    """Print objects as kubectl's -o name, json or yaml do (several as a v1 List); False for other outputs."""
+    if output == "name":
+        for obj in objects:
+            print(f"{KIND_NAME}/{obj['metadata']['name']}")
+        return True
+    if output not in ("json", "yaml"):
+        return False
+    data: dict[str, Any] = (
+        objects[0] if single else {"apiVersion": "v1", "kind": "List", "items": objects, "metadata": {}}
+    )
+    print(json.dumps(data, indent=4) if output == "json" else yaml.safe_dump(data, sort_keys=False).rstrip("\n"))
+    return True
+
+
+def list_rows(raws: list[dict[str, Any]], wide: bool, now: dt.datetime) -> list[tuple[str, ...]]:
+    """The table `list` prints (with -o wide: checklist, candidate, fingerprint and age too)."""
+    header = ("NAMESPACE", "NAME", "APPLICATION", "VERSION", "READY", "PASSED", "APPROVALS", "REASON")
+    extra = ("CHECKLIST", "CANDIDATE", "FINGERPRINT", "AGE")
+    rows: list[tuple[str, ...]] = [header + extra if wide else header]
+    for raw in raws:
+        r = ReleaseReadiness.model_validate(raw)
+        ready = r.status.condition("Ready") if r.status else None
+        summary = r.status.summary if r.status else None
+        row: tuple[str, ...] = (
+            r.metadata.namespace or "",
+            r.metadata.name,
+            r.spec.application,
+            r.spec.version,
+            ready.status if ready else "Unknown",
+            summary.progress if summary else "-",
+            summary.approvals if summary else "-",
+            ready.reason if ready else "",
+        )
+        if wide:
+            candidate = r.status.candidate if r.status else None
+            row += (
+                r.spec.checklist,
+                r.spec.candidate.namespace,
+                (candidate.fingerprint if candidate else "") or "<none>",
+                age(r.metadata.creation_timestamp, now),
+            )
+        rows.append(row)
+    return rows
+
+
 def cmd_list(api: Api, args: argparse.Namespace) -> int:
     if args.all_namespaces:
         body = _dict(api.custom.list_cluster_custom_object(GROUP, VERSION, "releasereadinesses"))
     else:
         body = _dict(api.custom.list_namespaced_custom_object(GROUP, VERSION, api.namespace, "releasereadinesses"))
-    rows = [("NAMESPACE", "NAME", "APPLICATION", "VERSION", "READY", "PASSED", "APPROVALS", "REASON")]
-    for raw in body.get("items", []):
-        r = ReleaseReadiness.model_validate(raw)
-        ready = r.status.condition("Ready") if r.status else None
-        summary = r.status.summary if r.status else None
-        rows.append(
-            (
-                r.metadata.namespace or "",
-                r.metadata.name,
-                r.spec.application,
-                r.spec.version,
-                ready.status if ready else "Unknown",
-                summary.progress if summary else "-",
-                summary.approvals if summary else "-",
-                ready.reason if ready else "",
-            )
-        )
+    raws: list[dict[str, Any]] = body.get("items", [])
+    for raw in raws:  # kubectl's List items carry their kind, the API's list items do not
+        raw.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+        raw.setdefault("kind", "ReleaseReadiness")
+    if print_objects(raws, args.output or ""):
+        return EXIT_OK
+    if not raws:
+        where = "in any namespace" if args.all_namespaces else f"in namespace {api.namespace}"
+        print(f"No releases found {where}.", file=sys.stderr)
+        return EXIT_OK
+    rows = list_rows(raws, args.output == "wide", dt.datetime.now(dt.UTC))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -265,11 +393,11 @@ def cmd_list(api: Api, args: argparse.Namespace) -> int:
 
 
 def cmd_status(api: Api, args: argparse.Namespace) -> int:
-    release = api.release(args.release)
-    if args.output in ("json", "yaml"):
-        data = api.get("releasereadinesses", args.release)
-        print(json.dumps(data, indent=2) if args.output == "json" else yaml.safe_dump(data, sort_keys=False))
+    data = api.get("releasereadinesses", args.release)
+    if print_objects([data], args.output, single=True):
         return EXIT_OK
+    release = ReleaseReadiness.model_validate(data)
+    wide = args.output == "wide"
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     checklist = api.checklist(release.spec.checklist)
     status = release.status
@@ -301,7 +429,8 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
             section = item.section
             print(f"\n{section}")
         name = state.state if state else "Pending"
-        line = f"  {SYMBOLS.get(name, '?')} {item.id:<45} {name:<8} {state.message if state else ''}"
+        checked = f"{state.checked_at:%Y-%m-%d %H:%M:%S} " if wide and state and state.checked_at else ""
+        line = f"  {SYMBOLS.get(name, '?')} {item.id:<45} {name:<8} {checked}{state.message if state else ''}"
         print(_colour(line.rstrip(), name, colour))
     print("\nApprovals")
     for approval in status.approvals if status else []:
@@ -557,6 +686,9 @@ def parser() -> argparse.ArgumentParser:
         return parsed
 
     sub("version", help="print the plugin's version").set_defaults(fn=cmd_version)
+    comp = sub("completion", help="print a bash or zsh completion script: source <(kubectl readiness completion bash)")
+    comp.add_argument("shell", choices=completion.SHELLS)
+    comp.set_defaults(fn=cmd_completion)
 
     init = sub("init", help="create a ReleaseReadiness")
     init.add_argument("application")
@@ -567,11 +699,15 @@ def parser() -> argparse.ArgumentParser:
     init.set_defaults(fn=cmd_init)
 
     ls = sub("list", help="list releases (-A: in every namespace)")
+    ls.add_argument("-o", "--output", choices=["wide", "name", "json", "yaml"], help="as kubectl get -o")
     ls.set_defaults(fn=cmd_list)
 
     st = sub("status", help="items by section, approvals and the summary")
     st.add_argument("release")
-    st.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    st.add_argument(
+        "-o", "--output", choices=["text", "wide", "name", "json", "yaml"], default="text",
+        help="text (default), wide (with each item's check time), or as kubectl get -o",
+    )  # fmt: skip
     st.add_argument("--outstanding", action="store_true", help="only what is not yet satisfied")
     st.set_defaults(fn=cmd_status)
 
@@ -597,11 +733,25 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_ERROR)
 
 
+def complete_main(argv: Sequence[str] | None = None) -> int:
+    """`kubectl_complete-readiness WORD...` (and `kubectl readiness __complete WORD...`): the completions of the
+    last word, in Cobra's format, which kubectl >= 1.26 asks a plugin's kubectl_complete-<plugin> for."""
+    words = list(sys.argv[1:] if argv is None else argv) or [""]
+    p = parser()
+    answer = completion.complete(p, words, ClusterLookups(completion.flags_given(p, words[:-1])))
+    sys.stdout.write(answer.render())
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:
+        return complete_main(words[1:])
+    args = parser().parse_args(words)
     try:
         merge_global_flags(args)
-        code: int = cmd_version(args) if args.command == "version" else args.fn(Api(args), args)
+        local = LOCAL_COMMANDS.get(args.command)
+        code: int = local(args) if local else args.fn(Api(args), args)
     except ApiException as err:
         fail(explain(err))
     except CliError as err:

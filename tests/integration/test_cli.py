@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import BIN, Kubectl, eventually
@@ -335,3 +336,40 @@ def test_kubectl_flag_conventions_impersonation_and_durations(
     version = plugin(rita, "version")
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("kubectl-readiness ")
+
+
+def test_output_formats_and_completion_from_the_cluster(setup: Setup, cluster: LocalCluster) -> None:
+    """Issue 17: `-o name|wide|json|yaml` like kubectl get, and `kubectl readiness <TAB>` through kubectl's plugin
+    completion (kubectl runs kubectl_complete-readiness) offers the releases, items and roles in the cluster, as
+    the caller may read them."""
+    prod, rita = setup.prod, setup.rita
+    created = init_release(setup)
+    assert created.returncode == 0, created.stderr
+    names = plugin(rita, "list", "-n", prod, "-o", "name")
+    assert names.stdout == "releasereadiness.readiness.dev/orders-api-1.4.0\n", names.stderr
+    listed = json.loads(plugin(rita, "list", "-n", prod, "-o", "json").stdout)
+    assert (listed["kind"], [i["metadata"]["name"] for i in listed["items"]]) == ("List", ["orders-api-1.4.0"])
+    assert listed["items"][0]["kind"] == "ReleaseReadiness"
+    wide = plugin(rita, "list", "-n", prod, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-4:] == ["CHECKLIST", "CANDIDATE", "FINGERPRINT", "AGE"]
+    assert wide[1].split()[8:10] == [setup.checklist, setup.stg]
+    one = plugin(rita, "status", "orders-api-1.4.0", "-n", prod, "-o", "name")
+    assert one.stdout == "releasereadiness.readiness.dev/orders-api-1.4.0\n"
+    as_yaml = yaml.safe_load(plugin(rita, "status", "orders-api-1.4.0", "-n", prod, "-o", "yaml").stdout)
+    assert as_yaml["spec"]["checklist"] == setup.checklist
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "KUBECONFIG": str(rita)}
+
+    def tab(*words: str) -> list[str]:
+        out = subprocess.run([str(BIN / "kubectl"), "__complete", "readiness", *words], capture_output=True,
+                             text=True, env=env, timeout=60, check=True).stdout  # fmt: skip
+        return [line.split("\t")[0] for line in out.splitlines() if line and not line.startswith(":")]
+
+    assert tab("sta") == ["status"]
+    assert tab("status", "-n", prod, "") == ["orders-api-1.4.0"]
+    assert tab("-n", prod, "waive", "orders-api-1.4.0", "") == ["limits", "unit-test-coverage"]
+    assert tab("approve", "orders-api-1.4.0", "-n", prod, "--role", "") == ["engineering-lead", "release-manager"]
+    assert tab("status", "-n", setup.stg, "") == []  # no release there
+    # A stranger may not read releases: nothing offered, and no error on the terminal.
+    env["KUBECONFIG"] = str(cluster.kubeconfig_for("stranger"))
+    assert tab("status", "-n", prod, "") == []
