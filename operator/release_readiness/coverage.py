@@ -41,6 +41,8 @@ def verified_by(item: ChecklistItem) -> str:
     if check.workload is not None:
         params = ", ".join(f"{k}={v}" for k, v in (check.params or {}).items())
         return f"workload `{check.workload}`" + (f" ({params})" if params else "")
+    if check.cel is not None:
+        return "CEL: " + "; ".join(f"`{' '.join(r.expression.split())}`" for r in check.cel.rules)
     if check.prometheus is not None:
         prom = check.prometheus
         bounds = " and ".join(
@@ -108,7 +110,7 @@ def render(checklist: ReadinessChecklist, source: str) -> str:
         "| kind | items | required |",
         "|---|---|---|",
     ]
-    for kind in ("workload", "prometheus", "evidence", "attestation"):
+    for kind in ("workload", "cel", "prometheus", "evidence", "attestation"):
         required = sum(1 for i in items if i.check.kind == kind and i.required)
         lines.append(f"| {kind} | {kinds[kind]} | {required} |")
     lines += [

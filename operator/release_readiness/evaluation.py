@@ -28,6 +28,7 @@ from release_readiness.api import (
 )
 from release_readiness.api.checklist import Approval
 from release_readiness.api.release import CandidateImage, CandidateStatus, CandidateWorkload
+from release_readiness.checks.cel import run_cel_check
 from release_readiness.checks.model import CandidateSnapshot, CheckResult
 from release_readiness.checks.workload import run_workload_check
 from release_readiness.podtemplate import (
@@ -255,6 +256,10 @@ def evaluate_item(
         if inp.snapshot is None:
             return CheckResult.pending("the candidate could not be inspected (see the Ready condition)")
         return run_workload_check(check.workload, check.params, inp.snapshot)
+    if check.cel is not None:
+        if inp.snapshot is None:
+            return CheckResult.pending("the candidate could not be inspected (see the Ready condition)")
+        return run_cel_check(check.cel, inp.snapshot)
     if counted is None:
         counted = inp.tally()
     if fingerprint is None:
@@ -470,7 +475,7 @@ def _verdicts(
     if blocker is not None:
         stalled = _Verdict(False, blocker.reason, blocker.message)
         return stalled, stalled, stalled
-    has_workload_items = checklist is not None and any(i.check.workload for i in checklist.spec.items)
+    has_workload_items = checklist is not None and any(i.check.workload or i.check.cel for i in checklist.spec.items)
     if snapshot is not None and not snapshot.workloads and has_workload_items:
         # Not Stalled: the candidate may simply not be deployed yet.
         checks = _Verdict(

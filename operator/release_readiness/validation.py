@@ -13,7 +13,8 @@ from collections.abc import Iterable
 import promql_parser
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
-from release_readiness.api.checklist import CHECK_KINDS, FOR_PATTERN, FOR_ZERO
+from release_readiness.api.checklist import CHECK_KINDS, FOR_PATTERN, FOR_ZERO, CelCheck
+from release_readiness.checks.cel import VARIABLES, Purpose, expression_errors
 from release_readiness.checks.workload import CATALOG, parse_params
 from release_readiness.evaluation import abbreviate
 from release_readiness.metricgates import parse_duration
@@ -136,6 +137,26 @@ def syntax_position(query: str, message: str) -> int | None:
     return None
 
 
+def _cel_errors(at: str, item_id: str, check: CelCheck) -> list[str]:
+    """Every expression compiles against the CEL variables and yields a bool (a rule) or a string (a message)."""
+    errors = []
+    for index, rule in enumerate(check.rules):
+        fields: list[tuple[str, str, Purpose]] = [("expression", rule.expression, "rule")]
+        if rule.message_expression is not None:
+            fields.append(("messageExpression", rule.message_expression, "message"))
+        for field_name, expression, purpose in fields:
+            shown = abbreviate(expression)
+            for error in expression_errors(expression, purpose):
+                if "undeclared reference" in error:
+                    hint = f"use only the variables {', '.join(VARIABLES)}"
+                elif error.startswith("yields"):
+                    hint = "make it yield a bool (true: the rule holds)" if purpose == "rule" else "make it a string"
+                else:
+                    hint = "fix the expression"
+                errors.append(f"{at}.rules[{index}].{field_name} ({item_id}): {shown!r}: {error}; {hint}")
+    return errors
+
+
 def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
     name = f"ReadinessChecklist {checklist.metadata.name}"
     errors: list[str] = []
@@ -166,6 +187,8 @@ def validate_checklist(checklist: ReadinessChecklist) -> list[str]:
                     errors.append(f"{at}.check.params ({item.id}): {err}")
         elif check.params is not None:
             errors.append(f"{at}.check.params ({item.id}): params are only for workload checks; remove them")
+        if check.cel is not None:
+            errors += _cel_errors(f"{at}.check.cel", item.id, check.cel)
         if check.evidence is not None:
             ev = check.evidence
             errors += _range_errors(f"{at}.check.evidence ({item.id})", ev.min, ev.max)

@@ -79,7 +79,7 @@ def test_two_check_kinds_and_stray_params() -> None:
     msg = one(validate_checklist(checklist([item("a", workload="replicas", attestation={"roles": ["security-lead"]})])))
     assert msg == (
         "ReadinessChecklist demo: spec.items[0].check (a) sets workload, attestation; set exactly one of "
-        "workload, evidence, prometheus, attestation"
+        "workload, cel, evidence, prometheus, attestation"
     )
     evidence = {"recordedBy": CI_ONLY, "key": "k", "min": 1}
     stray = one(validate_checklist(checklist([item("a", evidence=evidence, params={"x": 1})])))

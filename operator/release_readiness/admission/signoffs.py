@@ -250,8 +250,14 @@ def _item_errors(name: str, new: ReleaseSignoff, caller: Caller, checklist: Read
             )
             continue
         check = item.check
-        if check.workload is not None or check.prometheus is not None:
-            how = f"workload check {check.workload}" if check.workload else "a Prometheus query"
+        if check.workload is not None or check.prometheus is not None or check.cel is not None:
+            how = (
+                f"workload check {check.workload}"
+                if check.workload
+                else "CEL rules"
+                if check.cel
+                else "a Prometheus query"
+            )
             errors.append(
                 f"{name}: {caller} tried to attest {entry.id!r} ({at}), which the operator checks itself ({how}); "
                 "fix the cluster, or have a waiving role waive it (kubectl readiness waive)"

@@ -13,6 +13,8 @@ __all__ = [
     "WORKLOAD_CHECKS",
     "Approval",
     "AttestationCheck",
+    "CelCheck",
+    "CelRule",
     "Check",
     "ChecklistItem",
     "ChecklistRules",
@@ -58,7 +60,7 @@ WorkloadCheckName = Literal[
 ]
 WORKLOAD_CHECKS: tuple[str, ...] = get_args(WorkloadCheckName)
 
-CHECK_KINDS = ("workload", "evidence", "prometheus", "attestation")
+CHECK_KINDS = ("workload", "cel", "evidence", "prometheus", "attestation")
 
 Number = float
 
@@ -144,16 +146,61 @@ class AttestationCheck(KubeModel):
     ]
 
 
+MAX_CEL_CHARS = 4096
+"""The longest CEL expression a rule or message may have (the default checklist needs none; Kubernetes' own
+validation rules are bounded by cost, which this binding cannot estimate before evaluation)."""
+
+
+class CelRule(KubeModel):
+    """One CEL expression that must be true for every selected workload (docs/user-guide.md: CEL checks)."""
+
+    expression: Annotated[
+        str,
+        Field(
+            description="A CEL expression yielding a bool, over workload, podSpec, containers, services, "
+            "networkPolicies, pdbs, hpas and ingresses (the workload's related objects); true means the rule holds.",
+            min_length=1,
+            max_length=MAX_CEL_CHARS,
+        ),
+    ]
+    message: Annotated[
+        str | None,
+        Field(
+            description="What is wrong when the expression is false (the workload is named before it).",
+            max_length=1024,
+        ),
+    ] = None
+    message_expression: Annotated[
+        str | None,
+        Field(
+            description="A CEL expression yielding a string, over the same variables: what is wrong, naming the "
+            "container at fault (the workload is named before it). Used instead of message when it evaluates.",
+            min_length=1,
+            max_length=MAX_CEL_CHARS,
+        ),
+    ] = None
+
+
+class CelCheck(KubeModel):
+    """Organisation-specific rules in CEL, evaluated for each workload the release selects in its candidate
+    namespace. The item passes when every rule is true for every workload."""
+
+    rules: Annotated[
+        list[CelRule],
+        Field(description="The rules; each must hold for every selected workload.", min_length=1, max_length=16),
+    ]
+
+
 class Check(KubeModel):
-    """Exactly one of workload, evidence, prometheus or attestation."""
+    """Exactly one of workload, cel, evidence, prometheus or attestation."""
 
     model_config = KubeModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.workload), has(self.evidence), has(self.prometheus), "
+                    "rule": "[has(self.workload), has(self.cel), has(self.evidence), has(self.prometheus), "
                     "has(self.attestation)].filter(x, x).size() == 1",
-                    "message": "set exactly one check kind: workload, evidence, prometheus or attestation",
+                    "message": "set exactly one check kind: workload, cel, evidence, prometheus or attestation",
                 },
                 {
                     "rule": "!has(self.params) || has(self.workload)",
@@ -169,6 +216,9 @@ class Check(KubeModel):
     ] = None
     params: Annotated[
         dict[str, Any] | None, Field(description="Parameters of the workload check (see the catalog).")
+    ] = None
+    cel: Annotated[
+        CelCheck | None, Field(description="Rules of your own in CEL over each workload and its related objects.")
     ] = None
     evidence: Annotated[EvidenceCheck | None, Field(description="A value attested in a signoff.")] = None
     prometheus: Annotated[PrometheusCheck | None, Field(description="A PromQL metric gate.")] = None

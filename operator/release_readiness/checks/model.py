@@ -182,6 +182,9 @@ class CandidateSnapshot:
     backup_schedules: list[Body] = field(default_factory=list)
     """velero Schedules of every namespace (they name the namespaces they back up)."""
     backup_locations: list[Body] = field(default_factory=list)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Values derived from the snapshot once per evaluation and shared by its checks (the CEL variables of each
+    workload); a snapshot is built anew for every evaluation, so nothing here outlives the objects it came from."""
     installed: frozenset[str] = frozenset()
     """Optional kinds seen in the cluster (their CRDs are installed): VulnerabilityReport, PrometheusRule, ..."""
     template_only: bool = False

@@ -379,6 +379,16 @@ def _allows_everything(rule: Body, peers_key: str) -> bool:
     )
 
 
+def policies_selecting(snap: CandidateSnapshot, wl: Workload) -> list[Body]:
+    """NetworkPolicies whose podSelector picks the workload's pods (an empty one selects every pod of the
+    namespace: a namespace-wide policy)."""
+    return [
+        p
+        for p in snap.network_policies
+        if selector_of((p.get("spec") or {}).get("podSelector")).matches(wl.template_labels)
+    ]
+
+
 def network_policy(snap: CandidateSnapshot, params: NetworkPolicyParams) -> CheckResult:
     problems: list[str] = []
     for wl in snap.workloads:
@@ -387,11 +397,8 @@ def network_policy(snap: CandidateSnapshot, params: NetworkPolicyParams) -> Chec
         restricted = {"Ingress": True, "Egress": True}
         isolated = {"Ingress": False, "Egress": False}
         open_by: dict[str, str] = {}
-        for pol in snap.network_policies:
+        for pol in policies_selecting(snap, wl):
             spec = pol.get("spec") or {}
-            # An empty podSelector selects every pod of the namespace (a namespace-wide policy).
-            if not selector_of(spec.get("podSelector")).matches(wl.template_labels):
-                continue
             name = pol["metadata"]["name"]
             names.append(name)
             types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
@@ -442,10 +449,24 @@ def _pdb_selects(pdb: Body, labels: dict[str, str]) -> bool:
     return raw is not None and selector_of(raw).matches(labels)
 
 
+def pdbs_selecting(snap: CandidateSnapshot, wl: Workload) -> list[Body]:
+    return [p for p in snap.pod_disruption_budgets if _pdb_selects(p, wl.template_labels)]
+
+
+def autoscalers_of(snap: CandidateSnapshot, wl: Workload) -> list[Body]:
+    """HorizontalPodAutoscalers whose spec.scaleTargetRef names the workload."""
+    return [
+        h
+        for h in snap.autoscalers
+        if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("kind") == wl.kind
+        and ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == wl.name
+    ]
+
+
 def pod_disruption_budget(snap: CandidateSnapshot, _: NoParams) -> CheckResult:
     problems: list[str] = []
     for wl in snap.workloads:
-        pdbs = [p for p in snap.pod_disruption_budgets if _pdb_selects(p, wl.template_labels)]
+        pdbs = pdbs_selecting(snap, wl)
         if not pdbs:
             problems.append(f"{wl.ref}: no PodDisruptionBudget selects its pods (labels {wl.template_labels})")
             continue
@@ -472,12 +493,7 @@ def autoscaling(snap: CandidateSnapshot, params: AutoscalingParams) -> CheckResu
     for wl in snap.workloads:
         if wl.kind == "DaemonSet":
             continue
-        hpas = [
-            h
-            for h in snap.autoscalers
-            if (h.get("spec") or {}).get("scaleTargetRef", {}).get("kind") == wl.kind
-            and (h.get("spec") or {}).get("scaleTargetRef", {}).get("name") == wl.name
-        ]
+        hpas = autoscalers_of(snap, wl)
         if not hpas:
             problems.append(f"{wl.ref}: no HorizontalPodAutoscaler targets it (spec.scaleTargetRef)")
             continue
