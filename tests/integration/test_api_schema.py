@@ -62,7 +62,7 @@ def test_two_check_kinds_in_one_item_are_refused(kubectl: Kubectl) -> None:
     )
     assert proc.returncode != 0
     assert "spec.items[0].check: Invalid value" in proc.stderr
-    assert "set exactly one check kind: workload, evidence, prometheus or attestation" in proc.stderr
+    assert "set exactly one check kind: workload, cel, evidence, prometheus or attestation" in proc.stderr
 
 
 @pytest.mark.usefixtures("crds")

@@ -1,0 +1,134 @@
+"""CEL checks against the real API server and the running operator: the worked examples of
+deploy/samples/cel-checklist.yaml fail naming workload and container and pass once fixed; bad expressions are refused
+at `kubectl apply`; Services a developer piles into the candidate namespace hit the cost limit, never a pass."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.integration import manifests
+from tests.integration.conftest import REPO, Kubectl, eventually
+from tests.integration.test_reconciler import Release, container, deployment
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+SAMPLE = yaml.safe_load((REPO / "deploy" / "samples" / "cel-checklist.yaml").read_text())
+NESTED = "services.all(a, services.all(b, a.metadata.name != b.metadata.name || a == b))"
+CHECKS: dict[str, dict[str, Any]] = {
+    **{item["id"]: item["check"] for item in SAMPLE["spec"]["items"]},
+    "pairwise": {"cel": {"rules": [{"expression": NESTED, "message": "Services clash"}]}},
+}
+DEV = "mallory"
+
+
+def until(rel: Release, item_id: str, state: str, text: str) -> None:
+    """Wait (generously: the machine is shared) for the item to reach `state` with `text` in its message."""
+
+    def reached() -> bool:
+        it = rel.item(item_id)
+        return it.get("state") == state and text in it.get("message", "")
+
+    eventually(reached, timeout=90, what=f"item {item_id} {state} with {text!r} (now {rel.item(item_id)})")
+
+
+def service(ns: str, name: str, target: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": "payments-api"},
+            "ports": [{"name": "https", "port": 443, "targetPort": target}],
+        },
+    }
+
+
+def app(ns: str, *, tz: bool, team: str | None, named_port: bool) -> dict[str, Any]:
+    c = container(env=[{"name": "TZ", "value": "UTC"}] if tz else None)
+    if named_port:
+        c["ports"] = [{"name": "http", "containerPort": 8080}]
+    body = deployment(ns, c)
+    body["metadata"]["labels"] = {**body["metadata"]["labels"], **({"team": team} if team else {})}
+    return body
+
+
+@pytest.fixture(scope="module")
+def rel(kubectl: Kubectl, api_client: client.ApiClient) -> Release:
+    """The sample's rules, applied with kubectl by a platform admin, and a release that follows them."""
+    release = Release(kubectl, api_client, CHECKS)
+    candidate = release.candidate
+    release.apply(app(candidate, tz=False, team=None, named_port=False), service(candidate, "api", 8080))
+    release.create()
+    return release
+
+
+def test_the_worked_examples_name_workload_and_container_then_pass(rel: Release) -> None:
+    wl = f"deployment {rel.candidate}/payments-api"
+    no_tz = f"{wl}: container 'api' sets no TZ (spec.template.spec.containers[].env)"
+    until(rel, "container-timezone", "Failed", no_tz)
+    until(rel, "team-label", "Failed", f"{wl}: label team is missing (metadata.labels.team)")
+    until(rel, "service-named-ports", "Failed", f"{wl}: Service api has a port whose targetPort is not the name")
+    until(rel, "pairwise", "Passed", "1 CEL rule(s) hold for 1 workload(s)")
+
+    rel.apply(app(rel.candidate, tz=True, team="marketing", named_port=True), service(rel.candidate, "api", "http"))
+    until(rel, "team-label", "Failed", f"{wl}: label team is 'marketing' (metadata.labels.team); use one of payments")
+    until(rel, "container-timezone", "Passed", "hold for 1 workload(s)")
+    until(rel, "service-named-ports", "Passed", "hold for 1 workload(s)")
+
+    rel.apply(app(rel.candidate, tz=True, team="payments", named_port=True))
+    until(rel, "team-label", "Passed", "hold for 1 workload(s)")
+
+
+def test_bad_expressions_are_refused_at_apply_naming_item_expression_and_position(kubectl: Kubectl) -> None:
+    name = f"bad-cel-{uuid.uuid4().hex[:6]}"
+    checks = {
+        "typo": {"cel": {"rules": [{"expression": "contaners.all(c, has(c.env))"}]}},
+        "count": {"cel": {"rules": [{"expression": "containers.size()"}]}},
+        "broken": {"cel": {"rules": [{"expression": "true", "messageExpression": "'a' + "}]}},
+    }
+    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    assert proc.returncode != 0
+    assert (
+        "spec.items[0].check.cel.rules[0].expression (typo): 'contaners.all(c, has(c.env))': undeclared reference "
+        "to 'contaners' at line 1, column 1; use only the variables workload, podSpec, containers" in proc.stderr
+    )
+    assert "spec.items[1].check.cel.rules[0].expression (count): 'containers.size()': yields an int, not a bool" in (
+        proc.stderr
+    )
+    assert "spec.items[2].check.cel.rules[0].messageExpression (broken): \"'a' +\": Syntax error:" in proc.stderr
+    assert kubectl.run("get", "rcl", name, check=False).returncode != 0
+
+
+def test_services_piled_up_by_a_developer_hit_the_cost_limit_never_a_pass(rel: Release, kubectl: Kubectl) -> None:
+    """The rule is the platform team's; the objects are not. A developer who may create Services in the candidate
+    namespace makes the pairwise rule cost 130x130 iterations: the item fails saying so, and recovers when they go."""
+    grant = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "service-editor", "namespace": rel.candidate},
+            "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "create", "delete"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "service-editor", "namespace": rel.candidate},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "service-editor"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": DEV}],
+        },
+    ]
+    rel.apply(*grant)
+    until(rel, "pairwise", "Passed", "hold for 1 workload(s)")
+    piled = [service(rel.candidate, f"pile-{i}", "http") for i in range(130)]
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": piled}), as_user=DEV)
+    costly = "rules[0] could not be evaluated: it exceeded the cost limit (10,000 comprehension"
+    until(rel, "pairwise", "Failed", costly)
+    assert rel.item("service-named-ports")["state"] == "Passed"  # a linear rule is unaffected
+    kubectl.run("delete", "service", "-n", rel.candidate, *[s["metadata"]["name"] for s in piled], as_user=DEV)
+    until(rel, "pairwise", "Passed", "hold for 1 workload(s)")
