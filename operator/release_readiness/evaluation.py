@@ -27,7 +27,7 @@ from release_readiness.api import (
     Summary,
 )
 from release_readiness.api.checklist import Approval
-from release_readiness.api.release import CandidateImage, CandidateStatus, CandidateWorkload
+from release_readiness.api.release import CandidateImage, CandidateStatus, CandidateWorkload, RefusedSignoff
 from release_readiness.checks.cel import run_cel_check
 from release_readiness.checks.model import CandidateSnapshot, CheckResult
 from release_readiness.checks.workload import run_workload_check
@@ -84,6 +84,7 @@ class Reason:
     POST_HEALTHY = "PostDeploymentChecksPassed"
     POST_FAILING = "PostDeploymentChecksFailing"
     POST_WATCHING = "PostDeploymentWatching"
+    INVALID_SPEC = "InvalidSpec"
 
 
 SATISFIED = frozenset({"Passed", "Waived", "NotApplicable"})
@@ -104,6 +105,8 @@ class EvaluationInput:
     snapshot: CandidateSnapshot | None
     signoffs: Sequence[ReleaseSignoff] = ()
     metric_results: Mapping[str, CheckResult] = field(default_factory=dict)
+    unreadable_signoffs: Mapping[str, str] = field(default_factory=dict)
+    """Signoffs naming the release that the operator's model cannot read: name -> why (listed as not counted)."""
     blocker: Blocker | None = None
     admitted: bool = False
     """A workload of this application and version runs in the release's (production) namespace."""
@@ -540,7 +543,13 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
         observed_generation=generation,
         items=_evaluate_items(inp, approvals, counted, candidate.fingerprint),
         approvals=approvals,
-        refused_signoffs=counted.refused[:MAX_REFUSED_SHOWN],
+        refused_signoffs=[
+            *counted.refused,
+            *(
+                RefusedSignoff(name=name, reason=f"the operator cannot read it ({why}); delete it and sign again")
+                for name, why in sorted(inp.unreadable_signoffs.items())
+            ),
+        ][:MAX_REFUSED_SHOWN],
         waiver_fingerprint=waivers,
         candidate=candidate,
         admitted_at=(previous.admitted_at if previous else None) or (now if inp.admitted else None),
@@ -579,6 +588,34 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     post = _post_deployment(status, checklist)
     if post is not None:
         status.conditions.append(cond("PostDeploymentHealthy", post))
+    return status
+
+
+def invalid_release_status(
+    why: str, generation: int | None, previous: ReleaseStatus | None, now: dt.datetime
+) -> ReleaseStatus:
+    """The status of a release the operator's model cannot read (stored under an older schema): not Ready and
+    Stalled with the reason, so `kubectl wait` and GitOps tools say why instead of waiting forever."""
+    message = f"the operator cannot read this ReleaseReadiness ({why}); fix the field or recreate the release"
+    status = ReleaseStatus(observed_generation=generation)
+    status.conditions = [
+        _condition(
+            type_,
+            ok,
+            Reason.INVALID_SPEC if type_ != "Reconciling" else Reason.RECONCILED,
+            text,
+            generation,
+            previous,
+            now,
+        )
+        for type_, ok, text in (
+            ("Ready", False, message),
+            ("ChecksPassed", False, message),
+            ("Approved", False, message),
+            ("Reconciling", False, ""),
+            ("Stalled", True, message),
+        )
+    ]
     return status
 
 

@@ -131,6 +131,15 @@ def compact_signoff(signoff: ReleaseSignoff) -> ReleaseSignoff:
     )
 
 
+def _reason(err: ValidationError) -> str:
+    """The first of pydantic's complaints, with the field it names: `spec.version: String should match ...`."""
+    first = err.errors()[0] if err.errors() else None
+    if first is None:
+        return str(err).splitlines()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "the object"
+    return f"{where}: {first['msg']}"[:512]
+
+
 def _key(body: Body) -> Key:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta["name"])
@@ -146,7 +155,11 @@ class ClusterIndex:
     release_bodies: dict[Key, Body] = field(default_factory=dict)
     checklists: dict[str, ReadinessChecklist] = field(default_factory=dict)
     invalid_checklists: dict[str, str] = field(default_factory=dict)
+    invalid_releases: dict[Key, str] = field(default_factory=dict)
+    """Releases the API server stored but the operator's model refuses (an older schema): key -> reason."""
     signoffs: dict[Key, ReleaseSignoff] = field(default_factory=dict)
+    invalid_signoffs: dict[Key, str] = field(default_factory=dict)
+    """Signoffs the model refuses: key -> reason (listed on their release's status, never silently dropped)."""
     namespaces: dict[str, Body] = field(default_factory=dict)
     installed: set[str] = field(default_factory=set)
     tls_secrets: dict[Key, Body] = field(default_factory=dict)
@@ -154,6 +167,14 @@ class ClusterIndex:
     """When each named TLS Secret was last read (monotonic); an Ingress change forgets its namespace's."""
     extra_kinds: Sequence[GatedKind] = ()
     """Configured kinds with a pod template (RR_EXTRA_GATED_KINDS): candidates and production workloads too."""
+    # Secondary indexes, so that neither the gate nor the reconciler scans every release or signoff.
+    _by_namespace: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    """namespace -> the releases in it (the gate's question)."""
+    _watching_ns: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    """namespace -> the releases whose candidate runs there or that gate it (who an object there concerns)."""
+    _by_checklist: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    _signoffs_by_release: dict[Key, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    """(namespace, spec.release) -> the signoffs naming it."""
 
     @property
     def workload_kinds(self) -> tuple[GatedKind, ...]:
@@ -166,27 +187,43 @@ class ClusterIndex:
         slim = _slim(body)
         namespace, name = _key(slim)
         if kind == "ReleaseReadiness":
-            self.release_bodies[(namespace, name)] = slim
+            key = (namespace, name)
+            self.release_bodies[key] = slim
+            self._unlink_release(key)
             try:
-                self.releases[(namespace, name)] = ReleaseReadiness.model_validate(slim)
-            except ValidationError:
-                self.releases.pop((namespace, name), None)
-            return [(namespace, name)]
+                release = ReleaseReadiness.model_validate(slim)
+            except ValidationError as err:
+                self.invalid_releases[key] = _reason(err)
+                return [key]
+            self.invalid_releases.pop(key, None)
+            self.releases[key] = release
+            self._by_namespace[namespace].add(key)
+            self._watching_ns[namespace].add(key)
+            self._watching_ns[release.spec.candidate.namespace].add(key)
+            self._by_checklist[release.spec.checklist].add(key)
+            return [key]
         if kind == "ReadinessChecklist":
             try:
                 self.checklists[name] = ReadinessChecklist.model_validate(slim)
                 self.invalid_checklists.pop(name, None)
             except ValidationError as err:
                 self.checklists.pop(name, None)
-                self.invalid_checklists[name] = str(err).splitlines()[0]
+                self.invalid_checklists[name] = _reason(err)
             return self.releases_using(name)
         if kind == "ReleaseSignoff":
+            key = (namespace, name)
+            before = self._unlink_signoff(key)
+            named = str((slim.get("spec") or {}).get("release") or "")
             try:
                 signoff = ReleaseSignoff.model_validate(slim)
-            except ValidationError:
-                return []
-            self.signoffs[(namespace, name)] = compact_signoff(signoff)
-            return [(namespace, signoff.spec.release)]
+            except ValidationError as err:
+                self.invalid_signoffs[key] = _reason(err)
+                self._signoffs_by_release[(namespace, named)].add(key)
+                return sorted({(namespace, named), *before} - {(namespace, "")})
+            self.invalid_signoffs.pop(key, None)
+            self.signoffs[key] = compact_signoff(signoff)
+            self._signoffs_by_release[(namespace, signoff.spec.release)].add(key)
+            return sorted({(namespace, signoff.spec.release), *before})
         if kind == "Namespace":
             self.namespaces[name] = slim
             return self._watching(name)
@@ -200,16 +237,16 @@ class ClusterIndex:
     def delete(self, kind: str, body: Any) -> list[Key]:
         namespace, name = _key(_slim(body))
         if kind == "ReleaseReadiness":
-            self.releases.pop((namespace, name), None)
+            self._unlink_release((namespace, name))
             self.release_bodies.pop((namespace, name), None)
+            self.invalid_releases.pop((namespace, name), None)
             return [(namespace, name)]  # the reconciler finds it gone and forgets its metrics
         if kind == "ReadinessChecklist":
             self.checklists.pop(name, None)
             self.invalid_checklists.pop(name, None)
             return self.releases_using(name)
         if kind == "ReleaseSignoff":
-            signoff = self.signoffs.pop((namespace, name), None)
-            return [(namespace, signoff.spec.release)] if signoff else []
+            return self._unlink_signoff((namespace, name))
         if kind == "Namespace":
             self.namespaces.pop(name, None)
             return self._watching(name)
@@ -233,7 +270,7 @@ class ClusterIndex:
         if kind == "ReadinessChecklist":
             return {("", name) for name in (*self.checklists, *self.invalid_checklists)}
         if kind == "ReleaseSignoff":
-            return set(self.signoffs)
+            return set(self.signoffs) | set(self.invalid_signoffs)
         if kind == "Namespace":
             return {("", name) for name in self.namespaces}
         return {(namespace, name) for namespace, names in self.objects[kind].items() for name in names}
@@ -242,12 +279,63 @@ class ClusterIndex:
         for key in [k for k in self.tls_secret_read_at if k[0] == namespace]:
             del self.tls_secret_read_at[key]
 
+    def _unlink_release(self, key: Key) -> None:
+        """Drop a release from the secondary indexes (before it is re-added with its current spec, or deleted)."""
+        old = self.releases.pop(key, None)
+        if old is None:
+            return
+        for index, value in (
+            (self._by_namespace, key[0]),
+            (self._watching_ns, key[0]),
+            (self._watching_ns, old.spec.candidate.namespace),
+            (self._by_checklist, old.spec.checklist),
+        ):
+            keys = index.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[value]
+
+    def _unlink_signoff(self, key: Key) -> list[Key]:
+        """Forget a signoff (valid or not); returns the release it named, which must be re-evaluated."""
+        old = self.signoffs.pop(key, None)
+        invalid = self.invalid_signoffs.pop(key, None)
+        named: Key | None = None
+        if old is not None:
+            named = (key[0], old.spec.release)
+        elif invalid is not None:
+            named = next((r for r, keys in self._signoffs_by_release.items() if key in keys), None)
+        if named is None:
+            return []
+        keys = self._signoffs_by_release.get(named)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._signoffs_by_release[named]
+        return [named] if named[1] else []
+
     def _watching(self, namespace: str) -> list[Key]:
         """Releases whose candidate runs in `namespace`, or that gate it (production workloads mark admission)."""
-        return [k for k, r in self.releases.items() if r.spec.candidate.namespace == namespace or k[0] == namespace]
+        return sorted(self._watching_ns.get(namespace, ()))
 
     def releases_using(self, checklist: str) -> list[Key]:
-        return [k for k, r in self.releases.items() if r.spec.checklist == checklist]
+        return sorted(self._by_checklist.get(checklist, ()))
+
+    def releases_in(self, namespace: str) -> list[ReleaseReadiness]:
+        """The valid releases in a namespace (the gate's candidates), in no particular order."""
+        return [self.releases[k] for k in self._by_namespace.get(namespace, ())]
+
+    def invalid_releases_in(self, namespace: str) -> dict[str, str]:
+        """name -> why the operator cannot read it, for the releases of a namespace its model refuses."""
+        return {name: reason for (ns, name), reason in self.invalid_releases.items() if ns == namespace}
+
+    def invalid_signoffs_naming(self, key: Key) -> dict[str, str]:
+        """name -> why, for the signoffs naming this release that the operator's model refuses."""
+        return {
+            name: self.invalid_signoffs[(ns, name)]
+            for ns, name in self._signoffs_by_release.get(key, ())
+            if (ns, name) in self.invalid_signoffs
+        }
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -337,8 +425,7 @@ class ClusterIndex:
     def signoffs_naming(self, key: Key) -> list[ReleaseSignoff]:
         """Every signoff whose spec.release names the release, whichever object it was signed for (evaluation lists
         the ones of an earlier release of the same name as not counted, with the reason)."""
-        namespace, name = key
-        return [s for (ns, _), s in self.signoffs.items() if ns == namespace and s.spec.release == name]
+        return [self.signoffs[k] for k in sorted(self._signoffs_by_release.get(key, ())) if k in self.signoffs]
 
     def signoffs_for(self, key: Key) -> list[ReleaseSignoff]:
         """The signoffs of the release object the index holds under `key`: stamped with its metadata.uid (none when

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
+from pydantic import ValidationError
 
 from release_readiness import metrics
 from release_readiness.api import ReleaseReadiness, ReleaseStatus
@@ -28,6 +29,7 @@ from release_readiness.evaluation import (
     EvaluationInput,
     Reason,
     evaluate_release,
+    invalid_release_status,
     status_changed,
 )
 from release_readiness.events import EventLimiter
@@ -241,6 +243,7 @@ class Reconciler:
             checklist=checklist,
             snapshot=snapshot,
             signoffs=self.index.signoffs_naming(key),  # tally counts only those bound to this object's uid
+            unreadable_signoffs=self.index.invalid_signoffs_naming(key),
             metric_results=metric_results or {},
             blocker=blocker,
             admitted=bool(self.index.production_workloads(release)) if admitted is None else admitted,
@@ -262,6 +265,8 @@ class Reconciler:
         release = self.index.releases.get(key)
         if release is None:
             metrics.forget_release(*key)
+            if key in self.index.invalid_releases:
+                await self._report_invalid(key, self.index.invalid_releases[key])
             return
         await self._refresh_tls_secrets(self.index.tls_secret_names(release))
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -294,6 +299,21 @@ class Reconciler:
         for type_, reason, message in events:
             if self.events.allow((key[0], key[1], reason, None), time.monotonic()):
                 await asyncio.to_thread(self.api.post_event, body, type_, reason, message)
+
+    async def _report_invalid(self, key: Key, why: str) -> None:
+        """A release stored under a schema the operator's model refuses: say so on its status (once)."""
+        body = self.index.release_bodies.get(key, {})
+        try:
+            previous = ReleaseStatus.model_validate(body["status"]) if body.get("status") else None
+        except ValidationError:
+            previous = None
+        generation = (body.get("metadata") or {}).get("generation")
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        new = invalid_release_status(why, generation if isinstance(generation, int) else None, previous, now)
+        if status_changed(previous, new):
+            log.warning("release %s/%s cannot be read: %s", key[0], key[1], why)
+            await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
+            metrics.STATUS_WRITES.inc()
 
     def _waiver_events(self, key: Key, now: dt.datetime) -> list[Event]:
         release = self.index.releases.get(key)

@@ -536,3 +536,26 @@ def test_evidence_and_attestations_count_only_for_the_candidate_they_were_record
     early = signoff("early", items=[{"id": "unit-test-coverage", "value": "91"}], user=CI, groups=CI_GROUPS,
                     fingerprint=None)  # fmt: skip
     assert "signed while the candidate was not inspected" in evaluate(checklist, signoffs=[early]).items[0].message
+
+
+def test_signoffs_the_operator_cannot_read_are_listed_as_not_counted() -> None:
+    status = evaluate(make_checklist([]), unreadable_signoffs={"sec-ok": "spec.decision: Input should be 'approve'"})
+    assert [(r.name, r.reason) for r in status.refused_signoffs] == [
+        ("sec-ok", "the operator cannot read it (spec.decision: Input should be 'approve'); delete it and sign again")
+    ]
+
+
+def test_a_release_the_operator_cannot_read_is_not_ready_and_stalled_with_why() -> None:
+    from release_readiness.evaluation import invalid_release_status, status_changed
+
+    status = invalid_release_status("spec.version: too short", 3, None, NOW)
+    got = conditions(status)
+    assert got["Ready"][0] == got["ChecksPassed"][0] == got["Approved"][0] == "False"
+    assert got["Stalled"] == ("True", "InvalidSpec")
+    assert all(c.observed_generation == 3 for c in status.conditions)
+    stalled = status.condition("Stalled")
+    assert stalled is not None
+    assert "cannot read this ReleaseReadiness (spec.version: too short)" in stalled.message
+    # Written once: the same answer later changes nothing.
+    again = invalid_release_status("spec.version: too short", 3, status, NOW + dt.timedelta(minutes=5))
+    assert not status_changed(status, again)

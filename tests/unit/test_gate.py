@@ -601,3 +601,15 @@ def test_production_images_are_compared_with_the_inspected_ones_digest_included(
     assert expected in d.message
     r.status.candidate.workloads[0].images[0].image = production
     assert decide(workload(image=production), releases=[r]).verdict != "image-mismatch"
+
+
+def test_with_no_release_the_refusal_names_the_namespaces_releases_the_operator_cannot_read() -> None:
+    req = request(workload())
+    invalid = {"payments-api-3-2-0": "spec.version: String should have at least 1 character"}
+    d = gate_decision(req, "enforce", [], {"demo": CHECKLIST}, [], NOW, invalid=invalid)
+    assert (d.allowed, d.verdict) == (False, "no-release")
+    assert d.message.endswith(
+        "; ReleaseReadiness payments-api-3-2-0 cannot be read by the operator (spec.version: String should have at "
+        "least 1 character): fix or recreate it"
+    )
+    assert "cannot be read" not in gate_decision(req, "enforce", [], {"demo": CHECKLIST}, [], NOW).message

@@ -62,3 +62,106 @@ def test_a_release_counts_only_the_signoffs_of_its_own_object() -> None:
     index.upsert("ReleaseSignoff", signoff("new", "approve", releaseUID="uid-2"))
     assert [s.metadata.name for s in index.signoffs_for(("prod", "r"))] == ["new"]
     assert {s.metadata.name for s in index.signoffs_naming(("prod", "r"))} == {"old", "unstamped", "new"}
+
+
+def named_release(namespace: str, name: str, candidate: str, checklist: str = "c", **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}"},
+        "spec": {
+            "application": name,
+            "version": "1",
+            "checklist": checklist,
+            "candidate": {"namespace": candidate},
+            **spec,
+        },
+    }
+
+
+def brute_force(index: ClusterIndex) -> dict[str, Any]:
+    """What the secondary indexes must answer, computed by scanning everything (as the index once did)."""
+    namespaces = {ns for ns, _ in index.releases} | {r.spec.candidate.namespace for r in index.releases.values()}
+    return {
+        "in": {ns: sorted(k for k in index.releases if k[0] == ns) for ns in namespaces},
+        "watching": {
+            ns: sorted(k for k, r in index.releases.items() if k[0] == ns or r.spec.candidate.namespace == ns)
+            for ns in namespaces
+        },
+        "using": {
+            c: sorted(k for k, r in index.releases.items() if r.spec.checklist == c)
+            for c in {r.spec.checklist for r in index.releases.values()} | {"gone"}
+        },
+        "naming": {
+            key: sorted(k for k, s in index.signoffs.items() if k[0] == key[0] and s.spec.release == key[1])
+            for key in {(ns, s.spec.release) for (ns, _), s in index.signoffs.items()}
+        },
+    }
+
+
+def answered(index: ClusterIndex, expected: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "in": {
+            ns: sorted((r.metadata.namespace or "", r.metadata.name or "") for r in index.releases_in(ns))
+            for ns in expected["in"]
+        },
+        "watching": {ns: index._watching(ns) for ns in expected["watching"]},
+        "using": {c: index.releases_using(c) for c in expected["using"]},
+        "naming": {
+            key: sorted((s.metadata.namespace or "", s.metadata.name or "") for s in index.signoffs_naming(key))
+            for key in expected["naming"]
+        },
+    }
+
+
+def test_the_per_namespace_and_per_release_indexes_agree_with_a_full_scan_through_changes_and_deletes() -> None:
+    import random
+
+    rng = random.Random(7)
+    index = ClusterIndex()
+    for step in range(400):
+        ns, other = rng.choice(["p1", "p2", "p3"]), rng.choice(["s1", "s2", "p1"])
+        name = rng.choice(["a", "b", "c", "d"])
+        action = rng.random()
+        if action < 0.35:
+            index.upsert("ReleaseReadiness", named_release(ns, name, other, rng.choice(["c", "e"])))
+        elif action < 0.5:
+            index.delete("ReleaseReadiness", named_release(ns, name, other))
+        elif action < 0.85:
+            body = signoff(f"s{rng.randrange(6)}", rng.choice(["approve", "reject"]), release=name)
+            body["metadata"]["namespace"] = ns
+            index.upsert("ReleaseSignoff", body)
+        else:
+            body = signoff(f"s{rng.randrange(6)}", "approve", release=name)
+            body["metadata"]["namespace"] = ns
+            index.delete("ReleaseSignoff", body)
+        expected = brute_force(index)
+        assert answered(index, expected) == expected, f"step {step}"
+
+
+def test_releases_and_signoffs_the_model_refuses_are_recorded_with_why_and_named_where_they_matter() -> None:
+    index = ClusterIndex()
+    index.upsert("ReleaseReadiness", named_release("prod", "r", "stg"))
+    bad = named_release("prod", "old", "stg")
+    bad["spec"]["version"] = ""  # stored under an older schema, say
+    assert index.upsert("ReleaseReadiness", bad) == [("prod", "old")]
+    assert ("prod", "old") not in index.releases
+    assert set(index.invalid_releases_in("prod")) == {"old"}
+    assert "spec.version" in index.invalid_releases_in("prod")["old"]
+    assert index.invalid_releases_in("stg") == {}
+    assert ("prod", "old") in index.keys("ReleaseReadiness")
+
+    broken = signoff("broken", "approve")
+    broken["spec"]["decision"] = "maybe"
+    assert index.upsert("ReleaseSignoff", broken) == [("prod", "r")]
+    assert set(index.invalid_signoffs_naming(("prod", "r"))) == {"broken"}
+    assert "spec.decision" in index.invalid_signoffs_naming(("prod", "r"))["broken"]
+    assert ("prod", "broken") in index.keys("ReleaseSignoff")
+    # Fixed in place: it counts again and is no longer listed as unreadable.
+    assert index.upsert("ReleaseSignoff", signoff("broken", "approve")) == [("prod", "r")]
+    assert index.invalid_signoffs_naming(("prod", "r")) == {}
+    assert [s.metadata.name for s in index.signoffs_naming(("prod", "r"))] == ["broken"]
+    # Deleting either kind forgets it, and names the release to re-evaluate.
+    index.upsert("ReleaseSignoff", broken)
+    assert index.delete("ReleaseSignoff", broken) == [("prod", "r")]
+    assert index.invalid_signoffs == {}
+    index.delete("ReleaseReadiness", bad)
+    assert index.invalid_releases == {}

@@ -331,9 +331,11 @@ def gate_decision(
     break_glass_groups: Sequence[str],
     now: dt.datetime,
     inspected: Callable[[ReleaseReadiness], Sequence[Workload]] = _inspected_none,
+    invalid: Mapping[str, str] | None = None,
 ) -> Decision:
     """Decide a rollout. `releases`: the ReleaseReadiness objects in the request's namespace; `inspected`: a
-    release's candidate workloads as the index holds them (to name the field that differs)."""
+    release's candidate workloads as the index holds them (to name the field that differs); `invalid`: the
+    namespace's releases the operator cannot read (name -> why), named when no release matches."""
     if mode not in MODES:
         return Decision(True, "not-gated", f"namespace {req.namespace} is not gated")
     gate_mode: Mode = mode
@@ -365,12 +367,17 @@ def gate_decision(
         key=lambda r: (r.metadata.creation_timestamp or now, r.metadata.name or ""),
     )
     if not matching:
+        unreadable = "".join(
+            f"; ReleaseReadiness {name} cannot be read by the operator ({why}): fix or recreate it"
+            for name, why in sorted((invalid or {}).items())[:3]
+        )
         return _apply_mode(
             Decision(
                 False,
                 "no-release",
                 f"{where}: no ReleaseReadiness for {app} {version} in namespace {req.namespace}; create one: "
-                f"kubectl readiness init {app} {version} --candidate-namespace <staging-namespace> -n {req.namespace}",
+                f"kubectl readiness init {app} {version} --candidate-namespace <staging-namespace> -n {req.namespace}"
+                + unreadable,
             ),
             gate_mode,
         )

@@ -391,7 +391,7 @@ def _register_release_webhook(registry: kopf.OperatorRegistry) -> None:
             errors += prometheus_url_errors(new, checklist, settings.prometheus_url, settings.prometheus_urls)
         errors += validate_release_update(previous, new, caller)
         if previous is None:
-            errors += validate_release_unique(new, state.index.releases.values())
+            errors += validate_release_unique(new, state.index.releases_in(new.metadata.namespace or ""))
         if operation == "CREATE" and not errors and needs_access_review(new, checklist):
             allowed, reason = await _may_list_deployments(state, userinfo, new.spec.candidate.namespace)
             errors += candidate_access_errors(new, caller, allowed, reason)
@@ -491,15 +491,15 @@ async def _gate(
     elif not state.sync.synced:
         decision = starting_decision(req, mode, state.sync.missing())
     else:
-        releases = [r for (ns, _), r in state.index.releases.items() if ns == namespace]
         decision = gate_decision(
             req,
             mode,
-            releases,
+            state.index.releases_in(namespace),
             state.index.checklists,
             state.settings.break_glass_groups,
             dt.datetime.now(dt.UTC),
             state.index.candidate_workloads,
+            state.index.invalid_releases_in(namespace),
         )
     warnings.extend(decision.warnings)
     context = ADMISSION.get(None)
