@@ -84,8 +84,12 @@ test: lint ## Lint, unit and integration tests, with all their set-up (CI also r
 	$(MAKE) tools prometheus
 	$(PY) -m pytest tests --ignore=tests/image $(PYTEST_ARGS)
 
+.PHONY: bench-tools
+bench-tools: ## Build the benchmarks' load generator (vegeta) from its Go module into bin/ (cached by version).
+	bash hack/build-tools.sh vegeta
+
 .PHONY: bench
-bench: $(STAMP) tools ## Benchmarks that print figures (no assertions on time).
+bench: $(STAMP) tools bench-tools ## Benchmarks that print figures (no assertions on time).
 	$(DEV) -m bench $(BENCH)
 
 ##@ Local cluster

@@ -28,10 +28,15 @@ key() {
 }
 
 # build NAME VERSION DIR_OR_EMPTY LDFLAGS PACKAGE_OR_MODULE@VERSION
+# With DIR, the wrapper module in hack/DIR is built (its main.go, or PACKAGE, a tool of that module: a command
+# whose module needs the wrapper's replace directives); without, PACKAGE@VERSION is installed as is.
 build() {
   local name="$1" version="$2" moddir="$3" ldflags="$4" target="$5"
   local files=()
-  if [[ -n "$moddir" ]]; then files=("$here/$moddir/go.mod" "$here/$moddir/go.sum" "$here/$moddir/main.go"); fi
+  if [[ -n "$moddir" ]]; then
+    local f
+    for f in go.mod go.sum main.go; do [[ -e "$here/$moddir/$f" ]] && files+=("$here/$moddir/$f"); done
+  fi
   local dir; dir="$(key "$name" "$version" "${files[@]}" "$here/build-tools.sh")"
   if [[ -x "$dir/$name" ]]; then
     log "$name $version: cached ($dir)"
@@ -41,7 +46,7 @@ build() {
     local start=$SECONDS tmp="$dir.tmp.$$"
     mkdir -p "$tmp"
     if [[ -n "$moddir" ]]; then
-      (cd "$here/$moddir" && go build -ldflags "$ldflags" -o "$tmp/$name" .) >"$logfile" 2>&1 || {
+      (cd "$here/$moddir" && go build -ldflags "$ldflags" -o "$tmp/$name" "${target:-.}") >"$logfile" 2>&1 || {
         log "FAILED to build $name $version; last lines of $logfile:"; tail -n 25 "$logfile" >&2; rm -rf "$tmp"; exit 1; }
     else
       GOBIN="$tmp" go install -ldflags "$ldflags" "$target" >"$logfile" 2>&1 || {
@@ -74,7 +79,10 @@ for tool in $want; do
     kube-apiserver) build kube-apiserver "$KUBERNETES_VERSION" kube-apiserver "$(k8s_ldflags)" "" ;;
     kubectl) build kubectl "$KUBERNETES_VERSION" kubectl "$(k8s_ldflags)" "" ;;
     helm) build helm "$HELM_VERSION" "" "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" ;;
-    *) log "unknown tool '$tool' (known: etcd kube-apiserver kubectl helm)"; exit 2 ;;
+    # Benchmark-only tools (`make bench`; `make test` never builds them).
+    vegeta) build vegeta "$VEGETA_VERSION" "" "-s -w -X main.Version=$VEGETA_VERSION" "github.com/tsenart/vegeta/v12@$VEGETA_VERSION" ;;
+    kyverno) build kyverno "$KYVERNO_VERSION" kyverno "-s -w" "github.com/kyverno/kyverno/cmd/kyverno" ;;
+    *) log "unknown tool '$tool' (known: etcd kube-apiserver kubectl helm vegeta kyverno)"; exit 2 ;;
   esac
 done
 log "tools ready in $((SECONDS - start))s: $(cd "$bin_dir" && echo *)"
