@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -87,6 +88,7 @@ class Setup:
         self.kubectl = Kubectl(self.cluster.kubeconfig)
         self.port = free_port()
         self.configs = prepare_local_webhook(directory / "certs", self.port)
+        self.cluster_certs = directory / "certs"
         self.tls = self.cluster.webhook_client_context(directory / "certs" / "ca.crt")
         self.rollout: dict[str, Any] = {}
         self.kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -314,6 +316,144 @@ def bench_gate(tmp: Path) -> None:
                 f"saturation, {concurrency} concurrent: {s['throughput']:.0f} req/s, errors {s['errors']:.0f}, "
                 f"p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms"
             )
+    finally:
+        setup.close()
+
+
+VEGETA = REPO / "bin" / "vegeta"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+class Vegeta:
+    """vegeta (built from its Go module by `make bench-tools`) posting one AdmissionReview to the gate over TLS with
+    the API server's client certificate, as the API server does."""
+
+    def __init__(self, setup: Setup, directory: Path, body: bytes, port: int | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        (directory / "body.json").write_bytes(body)
+        url = f"https://127.0.0.1:{port or setup.port}/gate-deployments"
+        (directory / "targets.txt").write_text(
+            f"POST {url}\nContent-Type: application/json\n@{directory / 'body.json'}\n"
+        )
+        cert, key = setup.cluster.webhook_client_cert
+        self.tls = [f"-root-certs={setup.cluster_certs / 'ca.crt'}", f"-cert={cert}", f"-key={key}"]
+
+    def attack(
+        self, rate: int, seconds: float, connections: int | None = 64, workers: int | None = None
+    ) -> dict[str, Any]:
+        """One attack; its `vegeta report -type=json`. rate 0: as fast as `workers` workers go."""
+        out = self.directory / f"attack-{rate}-{time.monotonic_ns()}.bin"
+        argv = [
+            str(VEGETA),
+            "attack",
+            f"-targets={self.directory / 'targets.txt'}",
+            f"-rate={rate}/1s",
+            f"-duration={seconds}s",
+            "-http2=false",
+            "-timeout=10s",
+            f"-output={out}",
+            *self.tls,
+        ]
+        if connections:
+            argv.append(f"-max-connections={connections}")
+        if workers:
+            argv += [f"-workers={workers}", f"-max-workers={workers}"]
+        subprocess.run(argv, check=True, capture_output=True)
+        report = subprocess.run([str(VEGETA), "report", "-type=json", str(out)], check=True, capture_output=True)
+        out.unlink()
+        result: dict[str, Any] = json.loads(report.stdout)
+        return result
+
+
+def vegeta_line(label: str, r: dict[str, Any]) -> str:
+    lat = r["latencies"]
+    codes = ", ".join(f"{code}: {n}" for code, n in sorted(r.get("status_codes", {}).items()))
+    errors = len(r.get("errors") or [])
+    return (
+        f"{label:<28} {r['requests']:>7} {r['rate']:>8.0f} {r['throughput']:>8.0f} "
+        f"{lat['50th'] / 1e6:>8.2f} {lat['95th'] / 1e6:>8.2f} {lat['99th'] / 1e6:>8.2f} {lat['max'] / 1e6:>9.1f}"
+        f"   {r['success'] * 100:.1f}% ok ({codes}; {errors} distinct errors)"
+    )
+
+
+VEGETA_HEADER = f"{'':<28} {'sent':>7} {'rate':>8} {'ok/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>9}"
+
+
+def first_answer_after(port: int, context: ssl.SSLContext, body: bytes) -> tuple[float, float]:
+    """(seconds until the first 200 on a new connection, that request's own latency)."""
+    import http.client
+
+    began = time.perf_counter()
+    while True:
+        sent = time.perf_counter()
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        try:
+            conn.request("POST", "/gate-deployments", body, {"Content-Type": "application/json"})
+            if conn.getresponse().status == 200:
+                done = time.perf_counter()
+                return done - began, done - sent
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.01)
+
+
+def bench_vegeta(tmp: Path) -> None:
+    print("\n== 5. The gate under load and overload, with vegeta (TLS with the API server's client certificate)")
+    setup = Setup(tmp / "vegeta")
+    try:
+        setup.ready_release()
+        pid = setup.operator.proc.pid if setup.operator.proc else 0
+        body = review("x", setup.rollout)
+        v = Vegeta(setup, tmp / "vegeta" / "vegeta", body)
+        v.attack(200, 3)  # warm up
+        print(f"operator RSS at rest: {rss_mib(pid):.0f} MiB; load average {load_average()}")
+        print(VEGETA_HEADER)
+        capacity = v.attack(0, 15, connections=64, workers=64)
+        print(vegeta_line("capacity (64 connections)", capacity))
+        for rate in (500, 1000, 2000):
+            before = server_histogram(setup)
+            r = v.attack(rate, 15)
+            server = histogram_delta(before, server_histogram(setup))
+            print(
+                vegeta_line(f"{rate} req/s", r)
+                + f"; inside: p50 <= {quantile_bound(server, 0.5)} ms, p99 <= {quantile_bound(server, 0.99)} ms"
+            )
+        print(f"load average {load_average()}")
+        over = int(3 * max(capacity["throughput"], 300))
+        samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.5):
+                samples.append(rss_mib(pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            r = v.attack(over, 60, connections=None)
+        finally:
+            stop.set()
+            sampler.join()
+        after, latency = first_answer_after(setup.port, setup.tls, body)
+        print(vegeta_line(f"3x: {over} req/s, unlimited", r))
+        print(
+            f"operator RSS during 60 s at 3x capacity: peak {max(samples):.0f} MiB, last {samples[-1]:.0f} MiB; "
+            f"first 200 on a new connection {after * 1000:.0f} ms after the overload (that request: "
+            f"{latency * 1000:.1f} ms); RSS now {rss_mib(pid):.0f} MiB; load average {load_average()}"
+        )
     finally:
         setup.close()
 
@@ -592,7 +732,7 @@ def _rss(setup: Setup) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    wanted = set(argv) or {"gate", "apiserver", "scale", "signoffs"}
+    wanted = set(argv) or {"gate", "apiserver", "scale", "signoffs", "vegeta"}
     print(f"release-readiness benchmarks on {machine()}")
     version = subprocess.run(
         [str(REPO / "bin" / "kube-apiserver"), "--version"], capture_output=True, text=True, check=True
@@ -607,6 +747,8 @@ def main(argv: Sequence[str]) -> int:
             bench_scale(Path(tmp))
         if "signoffs" in wanted:
             bench_signoffs(Path(tmp))
+        if "vegeta" in wanted:
+            bench_vegeta(Path(tmp))
     return 0
 
 

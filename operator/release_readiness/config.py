@@ -56,6 +56,16 @@ class Settings:
     webhook_max_body_bytes: int = 8 * 1024 * 1024
     """RR_WEBHOOK_MAX_BODY_BYTES: larger request bodies are refused with 400 without being read (the API server
     accepts up to 3 MiB a request, and a review carries the object and the old one)."""
+    webhook_max_connections: int = 256
+    """RR_WEBHOOK_MAX_CONNECTIONS: connections the webhook server holds at once (open or in their TLS handshake);
+    a new one past that is reset before its handshake, and the API server applies the failurePolicy. Each costs
+    memory (TLS buffers); the API server needs about one per request in flight."""
+    webhook_max_in_flight: int = 64
+    """RR_WEBHOOK_MAX_IN_FLIGHT: requests being answered at once (reading their bodies, judged); past that a
+    request is answered 503 at once, without reading its body, and the API server applies the failurePolicy."""
+    webhook_max_bytes_in_flight: int = 32 * 1024 * 1024
+    """RR_WEBHOOK_MAX_BYTES_IN_FLIGHT: request bodies being answered at once, in bytes (by Content-Length); past
+    that a request is answered 503 at once, like past RR_WEBHOOK_MAX_IN_FLIGHT (at least one of the largest)."""
     break_glass_groups: tuple[str, ...] = field(default_factory=tuple)
     """RR_BREAK_GLASS_GROUPS: comma-separated groups allowed to use readiness.dev/break-glass."""
     health_port: int = 8080
@@ -112,6 +122,9 @@ class Settings:
             webhook_cert_dir=e.get("RR_WEBHOOK_CERT_DIR") or None,
             webhook_client_ca=e.get("RR_WEBHOOK_CLIENT_CA") or None,
             webhook_max_body_bytes=int(e.get("RR_WEBHOOK_MAX_BODY_BYTES", d.webhook_max_body_bytes)),
+            webhook_max_connections=int(e.get("RR_WEBHOOK_MAX_CONNECTIONS", d.webhook_max_connections)),
+            webhook_max_in_flight=int(e.get("RR_WEBHOOK_MAX_IN_FLIGHT", d.webhook_max_in_flight)),
+            webhook_max_bytes_in_flight=int(e.get("RR_WEBHOOK_MAX_BYTES_IN_FLIGHT", d.webhook_max_bytes_in_flight)),
             break_glass_groups=_list(e.get("RR_BREAK_GLASS_GROUPS", "")),
             health_port=int(e.get("RR_HEALTH_PORT", d.health_port)),
             metrics_port=int(e.get("RR_METRICS_PORT", d.metrics_port)),

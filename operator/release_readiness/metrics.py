@@ -18,11 +18,13 @@ __all__ = [
     "ADMISSION_LATENCY",
     "ADMISSION_MALFORMED",
     "ADMISSION_REQUESTS",
+    "ADMISSION_SHED",
     "BREAK_GLASS",
     "METRIC_NAMES",
     "OTHER",
     "RECONCILE_DURATION",
     "RECONCILE_ERRORS",
+    "WEBHOOK_CONNECTIONS",
     "forget_release",
     "observe_release",
 ]
@@ -72,6 +74,19 @@ ADMISSION_MALFORMED = Counter(
     "Requests to the webhook port refused with 400/404 before any handler: not a well-formed AdmissionReview.",
     ["webhook"],
 )
+SHED_REASONS = ("connections", "requests")
+ADMISSION_SHED = Counter(
+    "release_readiness_admission_shed",
+    "Work refused at once because the webhook server was at a limit: connections reset before their TLS handshake "
+    "(reason connections), requests answered 503 without being read (reason requests). The API server applies the "
+    "webhook's failurePolicy to each.",
+    ["reason"],
+)
+for _reason in SHED_REASONS:
+    ADMISSION_SHED.labels(_reason)
+WEBHOOK_CONNECTIONS = Gauge(
+    "release_readiness_admission_connections", "Connections open to the webhook server (or in their TLS handshake)."
+)
 BREAK_GLASS = Counter("release_readiness_break_glass", "Rollouts admitted by break-glass.", ["namespace", "release"])
 RECONCILE_DURATION = Histogram(
     "release_readiness_reconcile_duration_seconds",
@@ -105,6 +120,8 @@ METRIC_NAMES = frozenset(
         "release_readiness_admission_duration_seconds_sum",
         "release_readiness_admission_errors_total",
         "release_readiness_admission_malformed_total",
+        "release_readiness_admission_shed_total",
+        "release_readiness_admission_connections",
         "release_readiness_break_glass_total",
         "release_readiness_reconcile_duration_seconds_bucket",
         "release_readiness_reconcile_duration_seconds_count",

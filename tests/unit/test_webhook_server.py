@@ -115,3 +115,104 @@ def test_a_body_that_trickles_in_is_cut_off(monkeypatch: Any) -> None:
     status, text = run(answer, "gate-deployments", slow())
     assert status == 400
     assert text == "the body did not arrive within 0.2 seconds\n"
+
+
+# -- bounded under load ----------------------------------------------------------------------------------------
+
+
+async def held_and_probed(server: InstrumentedWebhookServer, probe_body: bytes) -> tuple[int, str, str, int]:
+    """One request held inside its handler; meanwhile `probe_body` is posted: (its status, text, Retry-After,
+    the held request's status once released)."""
+    release, entered = asyncio.Event(), asyncio.Event()
+
+    async def hold(request: Any, **_: Any) -> dict[str, Any]:
+        entered.set()
+        await release.wait()
+        return allowed(request)
+
+    async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return await server._serve(hold, request)
+
+    app = aiohttp.web.Application()
+    app.add_routes([aiohttp.web.post("/{id:.*}", handle)])
+    async with TestClient(TestServer(app)) as client:
+        held = asyncio.create_task(client.post("/gate-deployments", data=json.dumps(valid_review()).encode()))
+        await entered.wait()
+        probe = await client.post("/gate-deployments", data=probe_body)
+        text = await probe.text()
+        release.set()
+        first = await held
+        return probe.status, text, probe.headers.get("Retry-After", ""), first.status
+
+
+def test_past_the_requests_in_flight_a_request_is_answered_503_at_once() -> None:
+    server = InstrumentedWebhookServer(routes=ROUTES, kinds=admission_kinds(), max_body=1 << 20, max_in_flight=1)
+    before = sample("release_readiness_admission_shed_total", {"reason": "requests"})
+    status, text, retry, first = asyncio.run(held_and_probed(server, json.dumps(valid_review()).encode()))
+    assert (status, retry, first) == (503, "1", 200)
+    assert text.count("\n") == 1
+    assert "at its limit of 1 requests being answered at once" in text
+    assert "failurePolicy" in text
+    assert sample("release_readiness_admission_shed_total", {"reason": "requests"}) == before + 1
+    assert server.in_flight == 0
+    assert server.bytes_in_flight == 0
+
+
+def test_past_the_bytes_in_flight_a_request_is_answered_503_without_being_read() -> None:
+    server = InstrumentedWebhookServer(
+        routes=ROUTES, kinds=admission_kinds(), max_body=64 * 1024, max_in_flight=10, max_bytes_in_flight=64 * 1024
+    )
+    status, text, _, first = asyncio.run(held_and_probed(server, b" " * (64 * 1024 - 100)))
+    assert (status, first) == (503, 200)
+    assert f"at its limit of {64 * 1024} bytes of requests" in text
+    # Within the budget, the same server reads and checks the body as always.
+    assert run(answer, "gate-deployments", b"{not json", max_body=64 * 1024)[0] == 400
+
+
+async def connections_past(limit: int) -> tuple[list[bytes], bytes, int]:
+    """`limit` idle connections to a BoundedSite, then one more: (what each of the first got for a request, what
+    the extra one read, the shed counter's increase)."""
+    from release_readiness.admission.webhooks import BoundedSite
+    from release_readiness.localcluster import free_port
+
+    app = aiohttp.web.Application()
+
+    async def ok(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(text="ok")
+
+    app.add_routes([aiohttp.web.get("/", ok)])
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = BoundedSite(runner, "127.0.0.1", port, ssl_context=None, limit=limit)
+    await site.start()
+    before = sample("release_readiness_admission_shed_total", {"reason": "connections"})
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(limit)]
+        for _ in range(3000):  # the accept loop has seen them all
+            if site.open_connections() >= limit:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            extra = await reader.read()  # reset or closed: nothing served
+        except ConnectionResetError:
+            extra = b""
+        writer.close()
+        answers = []
+        for r, w in held:
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answers.append(await r.read())
+            w.close()
+        shed = sample("release_readiness_admission_shed_total", {"reason": "connections"}) - before
+        return answers, extra, int(shed)
+    finally:
+        await runner.cleanup()
+
+
+def test_past_the_connection_limit_a_new_connection_is_reset_and_the_held_ones_are_served() -> None:
+    answers, extra, shed = asyncio.run(connections_past(3))
+    assert extra == b""
+    assert shed == 1
+    assert len(answers) == 3
+    assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"ok") for a in answers), answers

@@ -9,18 +9,28 @@ dry-run requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import socket
 import ssl
+import struct
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp.web
 import kopf
-from kopf._cogs.structs.reviews import Request, Response, ResponsePayload, ResponseStatus, WebhookFn
+from kopf._cogs.structs.reviews import (
+    Request,
+    Response,
+    ResponsePayload,
+    ResponseStatus,
+    WebhookClientConfig,
+    WebhookFn,
+)
 from pydantic import ValidationError
 
 from release_readiness import CREATED_BY, GROUP, VERSION
@@ -51,8 +61,10 @@ from release_readiness.metrics import (
     ADMISSION_LATENCY,
     ADMISSION_MALFORMED,
     ADMISSION_REQUESTS,
+    ADMISSION_SHED,
     BREAK_GLASS,
     OTHER,
+    WEBHOOK_CONNECTIONS,
 )
 from release_readiness.pki import write_serving_certificate
 from release_readiness.suites import SUITE_CREATOR, suite_change_errors, suite_stamp
@@ -106,23 +118,181 @@ async def _read_capped(request: aiohttp.web.Request, limit: int) -> bytes | None
     return b"".join(chunks)
 
 
+HANDSHAKE_TIMEOUT_SECONDS = 5.0
+"""The API server completes a TLS handshake in milliseconds; a client that does not holds a connection no longer."""
+
+_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: close() resets the connection at once (nothing lingers on our side)."""
+
+
+class BoundedSite(aiohttp.web.BaseSite):
+    """A TLS listener that accepts connections itself, so that it can count them: past `limit` connections (open,
+    or in their TLS handshake) a new one is reset at once, before its handshake costs CPU or its buffers memory.
+    The API server sees that call fail and applies the webhook's failurePolicy; nothing queues. SO_REUSEPORT as
+    Kopf's: several processes may share the port (the kernel spreads connections among them)."""
+
+    BACKLOG = 128
+
+    def __init__(
+        self, runner: aiohttp.web.BaseRunner, host: str, port: int, *, ssl_context: ssl.SSLContext | None, limit: int
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context)
+        self.host, self.port, self.limit = host, port, limit
+        self.handshaking = 0
+        self._sock: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self.host}:{self.port}"
+
+    def open_connections(self) -> int:
+        server = self._runner.server
+        return self.handshaking + (len(server.connections) if server is not None else 0)
+
+    async def start(self) -> None:
+        await super().start()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._sock = socket.create_server((self.host, self.port), family=family, backlog=self.BACKLOG, reuse_port=True)
+        self._sock.setblocking(False)
+        self._accepting = asyncio.create_task(self._accept(self._sock))
+
+    async def stop(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        if self._sock is not None:
+            self._sock.close()
+        await super().stop()
+
+    async def _accept(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+                self._admit(conn)
+                # Then every connection already waiting (as asyncio's own servers do): one a loop iteration would
+                # leave the kernel's queue full under load, and clients waiting on SYN retries instead of an answer.
+                for _ in range(self.BACKLOG):
+                    conn, _ = sock.accept()
+                    self._admit(conn)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as err:  # out of file descriptors, say: wait rather than spin
+                log.warning("webhook server: accept failed: %s", err)
+                await asyncio.sleep(0.1)
+
+    def _admit(self, conn: socket.socket) -> None:
+        if self.open_connections() >= self.limit:
+            ADMISSION_SHED.labels("connections").inc()
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            conn.close()
+            return
+        self.handshaking += 1
+        task = asyncio.create_task(self._connect(conn))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        try:
+            timeout = HANDSHAKE_TIMEOUT_SECONDS if self._ssl_context is not None else None
+            await loop.connect_accepted_socket(server, conn, ssl=self._ssl_context, ssl_handshake_timeout=timeout)
+        except Exception as err:  # a failed or slow handshake: the client gets nothing more
+            log.debug("webhook server: connection dropped before serving: %r", err)
+            conn.close()
+        finally:
+            self.handshaking -= 1
+
+
 class InstrumentedWebhookServer(kopf.WebhookServer):
     """Kopf's webhook server, hardened: it serves only the configured paths, checks every body before a handler
     sees it (400 with one line otherwise), never answers 500 or shows an exception, labels its metrics from fixed
     sets, and tags the logs with the request's uid. With `verify_cafile` and CERT_REQUIRED (RR_WEBHOOK_CLIENT_CA)
-    a client without a certificate signed by that CA fails the TLS handshake: no request, no metric, no event."""
+    a client without a certificate signed by that CA fails the TLS handshake: no request, no metric, no event.
+
+    Its memory is bounded under any load: at most `max_connections` connections (a new one past that is reset
+    before its handshake, see BoundedSite), and at most `max_in_flight` requests, and `max_bytes_in_flight` bytes
+    of bodies, being handled at once (past that a request is answered 503 at once, without reading its body).
+    Either way the API server applies the webhook's failurePolicy."""
 
     def __init__(
-        self, *, routes: Mapping[str, frozenset[Route]], kinds: frozenset[str], max_body: int, **kwargs: Any
+        self,
+        *,
+        routes: Mapping[str, frozenset[Route]],
+        kinds: frozenset[str],
+        max_body: int,
+        max_connections: int = 256,
+        max_in_flight: int = 64,
+        max_bytes_in_flight: int = 32 * 1024 * 1024,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.routes = dict(routes)
         self.kinds = kinds
         self.max_body = max_body
+        self.max_connections = max_connections
+        self.max_in_flight = max_in_flight
+        self.max_bytes_in_flight = max(max_bytes_in_flight, max_body)  # one request of the largest size fits
+        self.in_flight = 0
+        self.bytes_in_flight = 0
+        self.site: BoundedSite | None = None
+        WEBHOOK_CONNECTIONS.set_function(lambda: self.site.open_connections() if self.site else 0)
         for hook in [*self.routes, OTHER]:  # every series exists from the start: posts never add any
             ADMISSION_LATENCY.labels(hook)
             ADMISSION_ERRORS.labels(hook)
             ADMISSION_MALFORMED.labels(hook)
+
+    async def __call__(self, fn: WebhookFn) -> AsyncIterator[WebhookClientConfig]:
+        """Kopf's server loop (serve; restart when the certificate files change) on a BoundedSite."""
+
+        async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
+            return await self._serve(fn, request)
+
+        while True:
+            _, context = self._build_ssl()
+            path = self.path.rstrip("/") if self.path else ""
+            app = aiohttp.web.Application()
+            app.add_routes([aiohttp.web.post(f"{path}/{{id:.*}}", serve)])
+            runner = aiohttp.web.AppRunner(app, handle_signals=False, access_log=None)
+            await runner.setup()
+            try:
+                port = self.port or self._allocate_free_port()
+                site = BoundedSite(
+                    runner,
+                    self.addr or "0.0.0.0",  # noqa: S104 - Kopf's default: every interface when no address is set
+                    port,
+                    ssl_context=context,
+                    limit=self.max_connections,
+                )
+                await site.start()
+                self.site = site
+                host = self.host or self.DEFAULT_HOST or self._get_accessible_addr(self.addr)
+                schema = "http" if context is None else "https"
+                yield WebhookClientConfig(url=self._build_url(schema, host, port, self.path or ""))
+                # Kopf's (name-mangled): returns when the certificate, key or client CA file changes.
+                sleep: Callable[[], Awaitable[None]] = getattr(  # noqa: B009 - a private name mypy cannot see
+                    self, "_WebhookServer__sleep_forever_or_until_ssl_files_change"
+                )
+                await sleep()
+                log.info("webhook server: restarting with the renewed certificate files")
+            finally:
+                self.site = None
+                await runner.cleanup()
+
+    def _shed(self, what: str) -> aiohttp.web.Response:
+        ADMISSION_SHED.labels("requests").inc()
+        response = _one_line(
+            503,
+            f"release-readiness is at its limit of {what}; the API server applies the webhook's failurePolicy; retry",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
 
     async def _serve(  # type: ignore[override]  # Kopf's is a staticmethod; ours needs the routes
         self, fn: WebhookFn, request: aiohttp.web.Request
@@ -131,6 +301,20 @@ class InstrumentedWebhookServer(kopf.WebhookServer):
         if hook not in self.routes:
             ADMISSION_MALFORMED.labels(OTHER).inc()
             return _one_line(404, "no admission webhook is served at this path")
+        if self.in_flight >= self.max_in_flight:
+            return self._shed(f"{self.max_in_flight} requests being answered at once")
+        size = min(request.content_length or self.max_body, self.max_body)
+        if self.bytes_in_flight + size > self.max_bytes_in_flight:
+            return self._shed(f"{self.max_bytes_in_flight} bytes of requests being answered at once")
+        self.in_flight += 1
+        self.bytes_in_flight += size
+        try:
+            return await self._answer(fn, request, hook)
+        finally:
+            self.in_flight -= 1
+            self.bytes_in_flight -= size
+
+    async def _answer(self, fn: WebhookFn, request: aiohttp.web.Request, hook: str) -> aiohttp.web.Response:
         started = time.perf_counter()
         try:
             try:
@@ -207,6 +391,9 @@ def webhook_server(state: OperatorState) -> kopf.WebhookServer:
         routes=routes_of(webhook_configurations(b"", base_url="https://webhook", extra_kinds=s.extra_gated_kinds)),
         kinds=admission_kinds(s.extra_gated_kinds),
         max_body=s.webhook_max_body_bytes,
+        max_connections=s.webhook_max_connections,
+        max_in_flight=s.webhook_max_in_flight,
+        max_bytes_in_flight=s.webhook_max_bytes_in_flight,
         addr=s.webhook_host,
         port=s.webhook_port,
         certfile=certfile,
