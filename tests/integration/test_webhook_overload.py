@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from release_readiness.localcluster import LocalCluster, free_port
+from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration.conftest import OperatorProcess, eventually
 from tests.unit.reviews import valid_review
 

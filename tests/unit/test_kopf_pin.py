@@ -55,5 +55,14 @@ def test_the_private_internals_the_operator_patches_or_calls_are_there_as_writte
     assert hasattr(patches.Patch(), "fns")
     # admission/webhooks.py: the server it subclasses and the review types it answers with.
     assert isinstance(inspect.getattr_static(kopf.WebhookServer, "_serve"), staticmethod)
-    for name in ("Request", "Response", "ResponsePayload", "ResponseStatus", "WebhookFn"):
+    for name in ("Request", "Response", "ResponsePayload", "ResponseStatus", "WebhookClientConfig", "WebhookFn"):
         assert hasattr(reviews, name), name
+    # admission/webhooks.py: its own server loop (on a BoundedSite) uses Kopf's helpers, and Kopf's wait for the
+    # certificate files to change (name-mangled).
+    for name in ("_build_ssl", "_build_url", "_get_accessible_addr", "_allocate_free_port"):
+        assert callable(getattr(kopf.WebhookServer, name)), name
+    sleep = kopf.WebhookServer._WebhookServer__sleep_forever_or_until_ssl_files_change  # type: ignore[attr-defined]
+    assert inspect.iscoroutinefunction(sleep)
+    assert {"path", "addr", "port", "host", "certfile", "pkeyfile", "cafile", "DEFAULT_HOST"} <= set(
+        dir(kopf.WebhookServer(addr="127.0.0.1", port=1))
+    )

@@ -173,7 +173,7 @@ async def connections_past(limit: int) -> tuple[list[bytes], bytes, int]:
     """`limit` idle connections to a BoundedSite, then one more: (what each of the first got for a request, what
     the extra one read, the shed counter's increase)."""
     from release_readiness.admission.webhooks import BoundedSite
-    from release_readiness.localcluster import free_port
+    from release_readiness_dev.localcluster import free_port
 
     app = aiohttp.web.Application()
 
