@@ -51,6 +51,7 @@ image-tools: ## Install buildah, skopeo and mmdebstrap from Debian's packages wh
 .PHONY: manifests
 manifests: $(STAMP) tools ## Generate crds/, the default checklist, its coverage doc, the chart's copies and deploy/base.
 	$(PY) hack/seed_checklist.py operator/release_readiness/data/pre-production-checklist.md > deploy/checklists/pre-production.yaml
+	cp deploy/checklists/pre-production.yaml operator/release_readiness/data/pre-production.yaml
 	$(MAKE) coverage
 	$(DEV) -m release_readiness_dev.crdgen crds
 	$(PY) hack/dashboard.py

@@ -18,10 +18,13 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import urllib3
@@ -31,6 +34,8 @@ from kubernetes.client.exceptions import ApiException
 
 from release_readiness import GROUP, VERSION, __version__, completion
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.audit import DEFAULT_CHECKLIST_PATH, InputError, Manifest, audit, load_checklist, parse_documents
+from release_readiness.audit_output import FORMATS, render
 from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
@@ -581,6 +586,91 @@ def cmd_wait(api: Api, args: argparse.Namespace) -> int:
         time.sleep(min(args.interval, max(0.1, deadline - time.monotonic())))
 
 
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+"""Largest manifest input read from one file, stdin or a kustomize rendering."""
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as err:
+        raise CliError(f"cannot read {shown}: {err.strerror or err}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise CliError(f"{shown} is larger than {MAX_INPUT_BYTES // 2**20} MiB; audit it in parts")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CliError(f"{shown} is not UTF-8 text (byte {err.start}); pass YAML or JSON manifests") from None
+
+
+def read_manifests(filenames: Sequence[str], kustomizations: Sequence[str]) -> list[Manifest]:
+    """The objects of every -f FILE|DIR|- (a directory: its .yaml, .yml and .json files, in name order) and every
+    -k DIR (rendered by `kubectl kustomize`)."""
+    out: list[Manifest] = []
+    for name in filenames:
+        if name == "-":
+            data = sys.stdin.read(MAX_INPUT_BYTES + 1)
+            if len(data) > MAX_INPUT_BYTES:
+                raise CliError(f"stdin is larger than {MAX_INPUT_BYTES // 2**20} MiB; audit it in parts")
+            out += parse_documents(data, "stdin")
+            continue
+        path = Path(name)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+            if not files:
+                raise CliError(f"-f {name}: the directory has no .yaml, .yml or .json file")
+            for file in files:
+                out += parse_documents(_read_text(file, str(file)), str(file))
+        else:
+            out += parse_documents(_read_text(path, name), name)
+    for directory in kustomizations:
+        kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl")
+        if not kubectl:
+            raise CliError(f"-k {directory} needs kubectl on PATH (it runs `kubectl kustomize {directory}`)")
+        proc = subprocess.run([kubectl, "kustomize", directory], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise CliError(f"kubectl kustomize {directory} failed: {reason}")
+        if len(proc.stdout) > MAX_INPUT_BYTES:
+            raise CliError(f"kubectl kustomize {directory} rendered more than {MAX_INPUT_BYTES // 2**20} MiB")
+        out += parse_documents(proc.stdout, directory, lines=False)
+    return out
+
+
+def _audit_checklist(args: argparse.Namespace) -> ReadinessChecklist:
+    """--checklist: a file, or the name of a ReadinessChecklist in the cluster; default: the shipped one."""
+    if args.checklist is None:
+        return load_checklist(DEFAULT_CHECKLIST_PATH.read_text(), "the shipped pre-production checklist")
+    path = Path(args.checklist)
+    if path.is_file():
+        return load_checklist(_read_text(path, args.checklist), args.checklist)
+    if path.suffix in MANIFEST_SUFFIXES or "/" in args.checklist:
+        raise CliError(f"--checklist {args.checklist}: no such file (give a file or a ReadinessChecklist's name)")
+    return Api(args).checklist(args.checklist)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The checklist's checks over manifests, offline: exit 0 when everything that ran passed, 1 on findings,
+    2 on errors. Items that need the cluster, Prometheus or a signoff are reported as not run."""
+    if not args.filename and not args.kustomize:
+        raise CliError("audit needs manifests: -f FILE|DIR|- (repeatable) or -k DIR")
+    if args.filename.count("-") > 1:
+        raise CliError("-f - (stdin) can be given once")
+    try:
+        manifests = read_manifests(args.filename, args.kustomize)
+        checklist = _audit_checklist(args)
+        report = audit(manifests, checklist, dt.datetime.now(dt.UTC), args.namespace or "default")
+    except InputError as err:
+        raise CliError(str(err)) from None
+    sys.stdout.write(render(report, args.output))
+    return report.exit_code
+
+
+LOCAL_COMMANDS["audit"] = cmd_audit  # the cluster only when --checklist names one there
+
+
 # -- parsing -------------------------------------------------------------------------------------------------
 
 
@@ -717,6 +807,26 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(fn=cmd_report)
 
     _signing_commands(sub)
+
+    au = sub(
+        "audit",
+        help="run a checklist's checks on manifests, offline (CI): exit 0 passed, 1 findings, 2 error",
+        description="Runs the checklist's checks over manifests with the operator's own check functions. "
+        "Objects without a namespace go to -n (default: default). Items that need the cluster, Prometheus or a "
+        "signoff are reported as not run, never as passed.",
+    )
+    au.add_argument(
+        "-f", "--filename", action="append", default=[], metavar="FILE|DIR|-",
+        help="manifests: a file, a directory (its .yaml/.yml/.json files) or - for stdin (e.g. helm template); "
+        "repeatable",
+    )  # fmt: skip
+    au.add_argument("-k", "--kustomize", action="append", default=[], metavar="DIR", help="render DIR with kustomize")
+    au.add_argument("-o", "--output", choices=FORMATS, default="text", help="text, json, sarif or junit")
+    au.add_argument(
+        "--checklist",
+        help="a ReadinessChecklist file, or its name in the cluster (default: the shipped pre-production)",
+    )
+    au.set_defaults(fn=cmd_audit)
 
     wt = sub("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
     wt.add_argument("release")

@@ -193,6 +193,9 @@ class CandidateSnapshot:
     """The release's own namespace: where the gate admits the rollout."""
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     """Labels of the candidate and production namespaces, for those the operator has seen."""
+    offline: bool = False
+    """The objects are manifests (`kubectl readiness audit`), not cluster state: they have no status and lack what
+    controllers and other tools make (e.g. cert-manager's Secrets); what only the cluster can tell stays Pending."""
 
     def services_selecting(self, workload: Workload) -> list[Body]:
         """Services whose selector picks the workload's pods (a Service without a selector gets no endpoints

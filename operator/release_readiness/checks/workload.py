@@ -300,6 +300,8 @@ def _with_rollout(snap: CandidateSnapshot, problems: list[str], ok: str) -> Chec
         return CheckResult.failed(problems)
     if snap.template_only:
         return CheckResult.passed(ok)
+    if snap.offline:
+        return CheckResult.pending(f"{ok}; whether every replica becomes Ready is known only in the cluster")
     states = [_rollout(wl) for wl in snap.workloads]
     failed = [m for s, m in states if s == "Failed"]
     pending = [m for s, m in states if s == "Pending"]
@@ -751,6 +753,7 @@ def tls_certificate(snap: CandidateSnapshot, params: TlsParams) -> CheckResult:
     """Every host an Ingress routes to the pods is served with a certificate (from the spec.tls entry listing
     that host) that covers the host and is valid for at least minDays."""
     problems: list[str] = []
+    unseen: list[str] = []
     checked = 0
     for wl in snap.workloads:
         routed = snap.ingresses_routing_to(wl)
@@ -774,10 +777,17 @@ def tls_certificate(snap: CandidateSnapshot, params: TlsParams) -> CheckResult:
                 mine = [h for h in tls.get("hosts") or [] if h in hosts]
                 if hosts and not mine:
                     continue  # this entry serves hosts routed elsewhere
+                secret = tls.get("secretName")
+                if snap.offline and secret and secret not in snap.tls_secrets:
+                    # Usually made in the cluster (cert-manager): only the cluster can tell.
+                    unseen.append(f"{wl.ref}: Ingress {iname} spec.tls[{index}]: Secret {secret} is not in the input")
+                    continue
                 checked += 1
                 problems += _tls_problems(snap, wl, iname, index, tls, params)
     if problems:
-        return CheckResult.failed(problems)
+        return CheckResult.failed(problems + unseen)
+    if unseen:
+        return CheckResult.pending("; ".join(unseen))
     return CheckResult.passed(f"{checked} TLS certificate(s) valid for at least {params.min_days} days")
 
 
