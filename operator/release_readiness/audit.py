@@ -47,6 +47,8 @@ MAX_NODES = 1_000_000
 READ_KINDS = frozenset({w.kind for w in WATCHED} | {"Namespace", "Secret"})
 """Kinds some check reads; the operator watches the same (Secrets: only those of type kubernetes.io/tls)."""
 OFFLINE_UID = "offline-audit"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML has it (several times faster on a 231-item checklist), else the pure one."""
 KUSTOMIZE_GROUP = "kustomize.config.k8s.io/"
 
 
@@ -137,7 +139,7 @@ def parse_documents(text: str, source: str, lines: bool = True) -> list[Manifest
     """The Kubernetes objects in a multi-document YAML (or JSON) text; Lists are expanded. Invalid YAML is an
     InputError naming the file, line and column. `lines`: record each object's line (not for rendered output,
     whose lines are in no file)."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     out: list[Manifest] = []
     try:
         while loader.check_node():
