@@ -329,3 +329,22 @@ def test_the_shipped_checklist_is_the_deployed_one() -> None:
     assert DEFAULT_CHECKLIST_PATH.read_text() == deployed.read_text(), (
         "operator/release_readiness/data/pre-production.yaml drifted from deploy/checklists/: run `make manifests`"
     )
+
+
+def test_cel_checks_run_offline_through_the_same_dispatch(capsys: pytest.CaptureFixture[str]) -> None:
+    """A check kind added to the operator's evaluation (CEL) runs in the audit without audit code of its own."""
+    cel = REPO / "deploy" / "samples" / "cel-checklist.yaml"
+    code, out, err = run(capsys, "audit", "-k", str(BOOKSHOP), "--checklist", str(cel), "-o", "json")
+    assert (code, err) == (1, "")
+    verdicts = {
+        (a["application"], i["id"]): (i["outcome"], i["message"])
+        for a in json.loads(out)["applications"]
+        for i in a["items"]
+    }
+    assert verdicts[("cart", "service-named-ports")] == (
+        "failed",
+        "deployment bookshop/cart: Service cart has a port whose targetPort is not the name of a port a container "
+        "declares (spec.ports[].targetPort, spec.template.spec.containers[].ports[].name)",
+    )
+    assert verdicts[("payments", "service-named-ports")][0] == "passed"
+    assert verdicts[("storefront", "container-timezone")][0] == "failed"
