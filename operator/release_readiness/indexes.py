@@ -140,6 +140,21 @@ def _reason(err: ValidationError) -> str:
     return f"{where}: {first['msg']}"[:512]
 
 
+ROUTED_KINDS = frozenset({"ReplicaSet", "Job"})
+"""Kinds whose events go only to the releases they belong to (see ClusterIndex._concerned)."""
+
+
+def _same_but_status(before: Body, after: Body) -> bool:
+    """The same object but for its status (and resourceVersion): spec, labels, annotations, generation, uid,
+    finalizers and deletion are what evaluation reads."""
+
+    def essence(body: Body) -> Body:
+        meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "resourceVersion"}
+        return {**{k: v for k, v in body.items() if k != "status"}, "metadata": meta}
+
+    return essence(before) == essence(after)
+
+
 def _key(body: Body) -> Key:
     meta = body.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta["name"])
@@ -188,6 +203,8 @@ class ClusterIndex:
         namespace, name = _key(slim)
         if kind == "ReleaseReadiness":
             key = (namespace, name)
+            before = self.release_bodies.get(key)
+            own_write = key in self.releases and before is not None and _same_but_status(before, slim)
             self.release_bodies[key] = slim
             self._unlink_release(key)
             try:
@@ -201,7 +218,9 @@ class ClusterIndex:
             self._watching_ns[namespace].add(key)
             self._watching_ns[release.spec.candidate.namespace].add(key)
             self._by_checklist[release.spec.checklist].add(key)
-            return [key]
+            # Only the operator writes status (the status webhook refuses everyone else): a change of status
+            # alone is its own write coming back, and evaluating again would only repeat it.
+            return [] if own_write else [key]
         if kind == "ReadinessChecklist":
             try:
                 self.checklists[name] = ReadinessChecklist.model_validate(slim)
@@ -231,8 +250,11 @@ class ClusterIndex:
             self.installed.add(kind)
         if kind == "Ingress":
             self._forget_secret_reads(namespace)
+        before = self.objects[kind][namespace].get(name)
         self.objects[kind][namespace][name] = slim
-        return list(self.releases) if kind in CLUSTER_WIDE_KINDS else self._watching(namespace)
+        if kind in CLUSTER_WIDE_KINDS:
+            return list(self.releases)
+        return self._concerned(kind, namespace, before, slim)
 
     def delete(self, kind: str, body: Any) -> list[Key]:
         namespace, name = _key(_slim(body))
@@ -252,8 +274,10 @@ class ClusterIndex:
             return self._watching(name)
         if kind == "Ingress":
             self._forget_secret_reads(namespace)
-        self.objects[kind][namespace].pop(name, None)
-        return list(self.releases) if kind in CLUSTER_WIDE_KINDS else self._watching(namespace)
+        before = self.objects[kind][namespace].pop(name, None)
+        if kind in CLUSTER_WIDE_KINDS:
+            return list(self.releases)
+        return self._concerned(kind, namespace, before, None)
 
     def listed(self, kind: str) -> list[Key]:
         """The API server listed this kind: it is served (an optional kind's CRD is installed, even with no
@@ -313,6 +337,41 @@ class ClusterIndex:
             if not keys:
                 del self._signoffs_by_release[named]
         return [named] if named[1] else []
+
+    def _concerned(self, kind: str, namespace: str, before: Body | None, after: Body | None) -> list[Key]:
+        """The releases an object's change can affect. Most kinds: every release watching its namespace. The
+        busiest, ReplicaSets and Jobs (their status changes with every pod), only the releases they belong to:
+        a ReplicaSet selected by the candidate or owned by one of its workloads, a Job labelled with the
+        release's application; both before and after the change, so a relabelled one leaves its old release
+        re-evaluated too."""
+        watching = self._watching(namespace)
+        if kind not in ROUTED_KINDS or not watching:
+            return watching
+        bodies = [b for b in (before, after) if b is not None]
+        labels = [dict((b.get("metadata") or {}).get("labels") or {}) for b in bodies]
+        owners = {
+            str(ref.get("uid"))
+            for b in bodies
+            for ref in (b.get("metadata") or {}).get("ownerReferences") or []
+            if ref.get("controller")
+        }
+        out = []
+        for key in watching:
+            release = self.releases[key]
+            if kind == "Job":
+                if any(lab.get("app.kubernetes.io/name") == release.spec.application for lab in labels):
+                    out.append(key)
+                continue
+            selector = self.candidate_selector(release)
+            if any(selector.matches(lab) for lab in labels):
+                out.append(key)
+            elif owners:
+                mine = self.candidate_workloads(release) if release.spec.candidate.namespace == namespace else []
+                if key[0] == namespace:
+                    mine += self.production_workloads(release)
+                if any(w.uid in owners for w in mine):
+                    out.append(key)
+        return out
 
     def _watching(self, namespace: str) -> list[Key]:
         """Releases whose candidate runs in `namespace`, or that gate it (production workloads mark admission)."""

@@ -165,3 +165,64 @@ def test_releases_and_signoffs_the_model_refuses_are_recorded_with_why_and_named
     assert index.invalid_signoffs == {}
     index.delete("ReleaseReadiness", bad)
     assert index.invalid_releases == {}
+
+
+def test_the_operators_own_status_write_coming_back_is_not_evaluated_again() -> None:
+    index = ClusterIndex()
+    body = named_release("prod", "r", "stg")
+    body["metadata"] |= {"generation": 1, "resourceVersion": "10"}
+    assert index.upsert("ReleaseReadiness", body) == [("prod", "r")]
+    written = {**body, "metadata": {**body["metadata"], "resourceVersion": "11"}, "status": {"observedGeneration": 1}}
+    assert index.upsert("ReleaseReadiness", written) == []
+    r = index.releases[("prod", "r")]
+    assert r.status is not None
+    assert r.status.observed_generation == 1, "the gate still reads the new status"
+    labelled = {**written, "metadata": {**written["metadata"], "labels": {"team": "payments"}}}
+    assert index.upsert("ReleaseReadiness", labelled) == [("prod", "r")], "anything but status is evaluated"
+    deleting = {**labelled, "metadata": {**labelled["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    assert index.upsert("ReleaseReadiness", deleting) == [("prod", "r")]
+
+
+def replicaset(name: str, labels: dict[str, str], owner_uid: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "stg", "labels": labels, "uid": f"uid-{name}"}
+    if owner_uid:
+        meta["ownerReferences"] = [{"kind": "Deployment", "name": "x", "uid": owner_uid, "controller": True}]
+    return {"metadata": meta, "spec": {}, "status": {"replicas": 1}}
+
+
+def test_replicaset_and_job_changes_reach_only_the_releases_they_belong_to() -> None:
+    index = ClusterIndex()
+    index.upsert("ReleaseReadiness", named_release("prod", "payments", "stg"))
+    index.upsert("ReleaseReadiness", named_release("prod", "billing", "stg"))
+    index.upsert("ReleaseReadiness", named_release("stg", "other", "elsewhere"))  # gates stg: watches it too
+    assert index.upsert("ReplicaSet", replicaset("payments-5d8", {"app.kubernetes.io/name": "payments"})) == [
+        ("prod", "payments")
+    ]
+    # Owned by a candidate Deployment selected by its metadata labels, the ReplicaSet's own labels say nothing.
+    deployment = {
+        "metadata": {
+            "name": "bill",
+            "namespace": "stg",
+            "uid": "uid-bill",
+            "labels": {"app.kubernetes.io/name": "billing"},
+        },
+        "spec": {"template": {"metadata": {"labels": {"tier": "api"}}, "spec": {"containers": []}}},
+    }
+    index.upsert("Deployment", deployment)
+    assert index.upsert("ReplicaSet", replicaset("bill-1", {"tier": "api"}, owner_uid="uid-bill")) == [
+        ("prod", "billing")
+    ]
+    # Relabelled from one application to another: both hear of it.
+    index.upsert("ReplicaSet", replicaset("moving", {"app.kubernetes.io/name": "payments"}))
+    assert index.upsert("ReplicaSet", replicaset("moving", {"app.kubernetes.io/name": "billing"})) == [
+        ("prod", "billing"),
+        ("prod", "payments"),
+    ]
+    assert index.delete("ReplicaSet", replicaset("moving", {"app.kubernetes.io/name": "billing"})) == [
+        ("prod", "billing")
+    ]
+    job = {"metadata": {"name": "suite", "namespace": "stg", "labels": {"app.kubernetes.io/name": "billing"}}}
+    assert index.upsert("Job", job) == [("prod", "billing")]
+    # Other kinds still reach every release watching the namespace.
+    service = {"metadata": {"name": "svc", "namespace": "stg"}, "spec": {}}
+    assert index.upsert("Service", service) == [("prod", "billing"), ("prod", "payments"), ("stg", "other")]
