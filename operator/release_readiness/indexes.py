@@ -231,18 +231,18 @@ class ClusterIndex:
             return self.releases_using(name)
         if kind == "ReleaseSignoff":
             key = (namespace, name)
-            before = self._unlink_signoff(key)
+            named_before = self._unlink_signoff(key)
             named = str((slim.get("spec") or {}).get("release") or "")
             try:
                 signoff = ReleaseSignoff.model_validate(slim)
             except ValidationError as err:
                 self.invalid_signoffs[key] = _reason(err)
                 self._signoffs_by_release[(namespace, named)].add(key)
-                return sorted({(namespace, named), *before} - {(namespace, "")})
+                return sorted({(namespace, named), *named_before} - {(namespace, "")})
             self.invalid_signoffs.pop(key, None)
             self.signoffs[key] = compact_signoff(signoff)
             self._signoffs_by_release[(namespace, signoff.spec.release)].add(key)
-            return sorted({(namespace, signoff.spec.release), *before})
+            return sorted({(namespace, signoff.spec.release), *named_before})
         if kind == "Namespace":
             self.namespaces[name] = slim
             return self._watching(name)
