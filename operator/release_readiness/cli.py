@@ -868,6 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(str(err))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `| head` closed the pipe: stop quietly, as kubectl does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code
 
 

@@ -135,7 +135,12 @@ async def _skip_unserved_optional_kinds(state: OperatorState) -> None:
                     log.warning("could not look up %s/%s %s: %s", w.group, w.version, w.plural, err)
                     continue
                 if not served:
-                    log.info("%s is not served (its CRD is not installed): not waiting for it", w.kind)
+                    log.info(
+                        "%s is not served (its CRD is not installed): not waiting for it; the checks that read it "
+                        "say Pending until %s installs it",
+                        w.kind,
+                        w.provider or f"something serving {w.plural}.{w.group}/{w.version}",
+                    )
                     state.sync.not_required(w.kind)
         if state.sync.synced:
             return

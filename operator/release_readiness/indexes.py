@@ -37,6 +37,12 @@ class Watched:
     kind: str
     optional: bool = False
     """Only watched when its CRD is installed (Kopf skips resources the cluster does not serve)."""
+    provider: str = ""
+    """For an optional kind: what installs its CRD (said when it is absent)."""
+
+
+def _optional(group: str, version: str, plural: str, kind: str, provider: str) -> Watched:
+    return Watched(group, version, plural, kind, optional=True, provider=provider)
 
 
 CANDIDATE_KINDS: tuple[GatedKind, ...] = tuple(k for k in BUILTIN_GATED_KINDS if k.candidate)
@@ -54,17 +60,17 @@ WATCHED: tuple[Watched, ...] = (
     Watched("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     Watched("", "v1", "services", "Service"),
     Watched("networking.k8s.io", "v1", "ingresses", "Ingress"),
-    Watched("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports", "VulnerabilityReport", optional=True),
-    Watched("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", optional=True),
-    Watched("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", optional=True),
-    Watched("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", optional=True),
-    Watched("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs", "AlertmanagerConfig", optional=True),
-    Watched("external-secrets.io", "v1", "externalsecrets", "ExternalSecret", optional=True),
-    Watched("bitnami.com", "v1alpha1", "sealedsecrets", "SealedSecret", optional=True),
-    Watched("grafana.integreatly.org", "v1beta1", "grafanadashboards", "GrafanaDashboard", optional=True),
+    _optional("aquasecurity.github.io", "v1alpha1", "vulnerabilityreports", "VulnerabilityReport", "trivy-operator"),
+    _optional("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", "prometheus-operator"),
+    _optional("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", "prometheus-operator"),
+    _optional("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", "prometheus-operator"),
+    _optional("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs", "AlertmanagerConfig", "prometheus-operator"),
+    _optional("external-secrets.io", "v1", "externalsecrets", "ExternalSecret", "external-secrets"),
+    _optional("bitnami.com", "v1alpha1", "sealedsecrets", "SealedSecret", "sealed-secrets"),
+    _optional("grafana.integreatly.org", "v1beta1", "grafanadashboards", "GrafanaDashboard", "grafana-operator"),
     # Velero's backup schedules and where they store, in velero's own namespace: they cover other namespaces.
-    Watched("velero.io", "v1", "schedules", "Schedule", optional=True),
-    Watched("velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", optional=True),
+    _optional("velero.io", "v1", "schedules", "Schedule", "velero"),
+    _optional("velero.io", "v1", "backupstoragelocations", "BackupStorageLocation", "velero"),
 )
 OPTIONAL_KINDS = frozenset(w.kind for w in WATCHED if w.optional)
 CLUSTER_WIDE_KINDS = frozenset({"Schedule", "BackupStorageLocation"})

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from typing import Any
 
-__all__ = ["ADMISSION", "JsonFormatter", "configure_logging"]
+from release_readiness import GROUP
+
+__all__ = ["ADMISSION", "ExpectedAtStartup", "JsonFormatter", "configure_logging"]
 
 _EXTRA = ("namespace", "release", "uid", "kind", "operation", "user", "decision")
 
@@ -45,6 +48,51 @@ class _AdmissionRefusals(logging.Filter):
         return not (message.startswith("Webhook '") and "failed permanently" in message)
 
 
+class ExpectedAtStartup(logging.Filter):
+    """What Kopf reports at WARNING and ERROR, once per watch and per retry, that is a normal start: said once at
+    INFO (or left to the operator's own INFO line), so WARNING and ERROR stay for what a person must act on.
+
+    - "Unresolved resources cannot be served": optional kinds whose CRDs are not installed. The operator says so
+      itself, once per kind at INFO with what to install (handlers.py), so Kopf's line goes to DEBUG. When one of
+      our own kinds (group readiness.dev) is missing the operator cannot work: that stays a WARNING.
+    - "Request attempt #n failed; will retry ... storage is (re)initializing": the API server answers 429 for a
+      while after a CRD is created; Kopf retries. Said once at INFO; a request that runs out of retries is still
+      an ERROR ("escalating").
+    """
+
+    _RETRY = re.compile(r"Request attempt #\d+(?:/\d+)? failed; will retry: (?P<what>\S+ \S+) -> ")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf") or record.levelno < logging.WARNING:
+            return True
+        message = record.getMessage()
+        if message.startswith("Unresolved resources cannot be served") and f"group='{GROUP}'" not in message:
+            return self._demote(record, "unresolved", None)
+        retry = self._RETRY.match(message)
+        if retry and "storage is (re)initializing" in message:
+            return self._demote(
+                record,
+                "storage",
+                f"the API server is still initializing the storage of a resource whose CRD was just created; "
+                f"retrying {retry.group('what')} (said once; later retries are logged at DEBUG)",
+            )
+        return True
+
+    def _demote(self, record: logging.LogRecord, key: str, once_at_info: str | None) -> bool:
+        first = key not in self._said
+        self._said.add(key)
+        if first and once_at_info:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = once_at_info, ()
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -53,6 +101,7 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
         handler.setFormatter(formatter)
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(ExpectedAtStartup())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

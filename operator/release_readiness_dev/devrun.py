@@ -1,8 +1,9 @@
 """`make run`: the operator and its webhooks against $KUBECONFIG, or against a local control plane.
 
-Without $KUBECONFIG it starts etcd + kube-apiserver in .cluster/, installs the CRDs, the default
-checklist and the sample release, prints the `export KUBECONFIG=...` line, and runs the operator in
-the foreground. Ctrl-C stops everything it started.
+Without $KUBECONFIG it starts etcd + kube-apiserver in .cluster/, installs the CRDs (ours and the trimmed CRDs of
+the optional operators the samples use), the default checklist and the sample release, writes kubeconfigs for the
+sample's people and CI (client certificates, in .cluster/users/) and what they may do (deploy/samples/rbac.yaml),
+prints where everything is served, and runs the operator in the foreground. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from release_readiness.admission.configuration import prepare_local_webhook
@@ -27,6 +29,32 @@ from release_readiness_dev.localcluster import ControlPlaneError, LocalCluster, 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "deploy" / "samples"
+
+
+@dataclass(frozen=True)
+class SamplePerson:
+    """Someone the README's walk plays, with a client certificate of the local cluster's CA."""
+
+    name: str  # users/<name>.kubeconfig
+    username: str
+    groups: tuple[str, ...]
+    part: str  # what they do in the sample
+
+
+SAMPLE_PEOPLE = (
+    SamplePerson("erin", "erin", ("eng-leads",), "engineering-lead"),
+    SamplePerson("devon", "devon", ("devops-leads",), "devops-lead"),
+    SamplePerson("sasha", "sasha", ("security-leads",), "security-lead"),
+    SamplePerson("pat", "pat", ("product-leads",), "product-lead"),
+    SamplePerson("val", "val", ("vp-engineering",), "vp-engineering (may waive)"),
+    SamplePerson(
+        "ci-bot",
+        "system:serviceaccount:ci:ci-bot",
+        ("system:serviceaccounts", "system:serviceaccounts:ci"),
+        "CI: suite Jobs and evidence",
+    ),
+)
 
 
 def kubectl(*args: str) -> None:
@@ -50,6 +78,45 @@ def install(with_samples: bool = True, health_port: int | None = None) -> None:
         samples = REPO / "deploy" / "samples"
         for name in ("namespaces.yaml", "candidate.yaml", "release.yaml"):
             kubectl("apply", "-f", str(samples / name))
+
+
+def install_crds_first() -> None:
+    """Our CRDs and the optional operators' kinds the samples use (trimmed CRDs: prometheus-operator,
+    external-secrets, grafana-operator, velero, trivy-operator), served before the operator starts, so it watches
+    them from the start instead of warning that they are missing. Only on the local control plane: a real cluster
+    gets the optional ones from those operators."""
+    print("installing the CRDs, and the optional operators' CRDs the samples use (deploy/samples/crds/)")
+    for directory in (REPO / "crds", SAMPLES / "crds"):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(directory))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(directory))
+
+
+def write_people_kubeconfigs(cluster: LocalCluster) -> list[tuple[SamplePerson, Path]]:
+    """A kubeconfig with a client certificate for each of the sample's people and CI."""
+    return [(p, cluster.kubeconfig_for(p.username, p.groups, name=p.name)) for p in SAMPLE_PEOPLE]
+
+
+def endpoints(settings: Settings, kubeconfig: str, people: list[tuple[SamplePerson, Path]], webhooks: bool) -> str:
+    """What `make run` prints once everything is up: where it is served and how to talk to it as whom."""
+    lines = [
+        "",
+        f"webhooks   https://127.0.0.1:{settings.webhook_port}"
+        + ("" if webhooks else "  (not registered: KUBECONFIG is set)"),
+        f"metrics    http://127.0.0.1:{settings.metrics_port}/metrics",
+        f"health     http://127.0.0.1:{settings.health_port}/healthz  http://127.0.0.1:{settings.health_port}/readyz",
+        f"kubeconfig {kubeconfig}  (cluster admin)",
+    ]
+    width = max((len(p.name) for p, _ in people), default=0)
+    lines += [f"           {path}  ({p.name:<{width}} {p.part})" for p, path in people]
+    lines += [
+        "",
+        f"To talk to it:  export KUBECONFIG={kubeconfig}",
+        "                kubectl get readiness -A",
+        "                kubectl apply -f deploy/samples/production-deployment.yaml   # refused by the gate",
+        "and README.md walks the sample to an admitted rollout.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def register_local_webhooks(settings: Settings, cluster: LocalCluster) -> Settings:
@@ -96,7 +163,9 @@ async def _port_open(port: int) -> None:
         return
 
 
-async def run_and_install(settings: Settings, webhooks: bool) -> None:
+async def run_and_install(
+    settings: Settings, webhooks: bool, people: list[tuple[SamplePerson, Path]] | None = None
+) -> None:
     """Start the operator, and once its webhooks answer, install the CRDs, checklist and samples."""
     operator = asyncio.create_task(run_operator(settings))
     if webhooks:
@@ -108,9 +177,10 @@ async def run_and_install(settings: Settings, webhooks: bool) -> None:
                 f"the operator's webhook server did not listen on port {settings.webhook_port}"
             ) from None
     await asyncio.to_thread(install, True, settings.health_port)
-    print(f"\nTo talk to it:  export KUBECONFIG={os.environ['KUBECONFIG']}")
-    print("                kubectl get readiness -A")
-    print("                kubectl apply -f deploy/samples/production-deployment.yaml   # refused by the gate\n")
+    if people:
+        print("applying what the sample's people and CI may do (deploy/samples/rbac.yaml)")
+        await asyncio.to_thread(kubectl, "apply", "-f", str(SAMPLES / "rbac.yaml"))
+    print(endpoints(settings, os.environ["KUBECONFIG"], people or [], webhooks))
     print("the operator is running; Ctrl-C stops it" + (" and the control plane" if webhooks else ""))
     await operator
 
@@ -131,11 +201,14 @@ def main() -> int:
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         print(f"local control plane ready at {cluster.server} in {cluster.startup_seconds:.1f}s")
     try:
+        people: list[tuple[SamplePerson, Path]] = []
         if cluster is not None:
             settings = register_local_webhooks(settings, cluster)
+            install_crds_first()
+            people = write_people_kubeconfigs(cluster)
         else:
             print("KUBECONFIG is set: not registering webhooks (the API server must reach them; install the chart)")
-        asyncio.run(run_and_install(settings, webhooks=cluster is not None))
+        asyncio.run(run_and_install(settings, webhooks=cluster is not None, people=people))
     except KeyboardInterrupt:
         pass
     except RuntimeError as err:

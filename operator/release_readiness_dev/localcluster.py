@@ -291,11 +291,12 @@ class LocalCluster:
         path.write_text(yaml.safe_dump(admission, sort_keys=False))
         return path
 
-    def kubeconfig_for(self, username: str, groups: tuple[str, ...] = ()) -> Path:
-        """A kubeconfig authenticating as `username` in `groups` with a client certificate from the cluster's CA."""
+    def kubeconfig_for(self, username: str, groups: tuple[str, ...] = (), name: str | None = None) -> Path:
+        """A kubeconfig authenticating as `username` in `groups` with a client certificate from the cluster's CA,
+        in users/<name>.kubeconfig (by default a name made of the user name)."""
         if self._ca is None:
             raise ControlPlaneError("the cluster is not started")
-        slug = "".join(ch if ch.isalnum() else "-" for ch in username)
+        slug = name or "".join(ch if ch.isalnum() else "-" for ch in username)
         users = self.directory / "users"
         users.mkdir(exist_ok=True)
         self._ca.issue(username, organizations=groups, client=True).write(users / f"{slug}.crt", users / f"{slug}.key")

@@ -19,6 +19,7 @@ from release_readiness_dev.localcluster import LocalCluster, die_with_parent, fi
 REPO = Path(__file__).resolve().parents[2]
 BIN = find_bin_dir()
 FIXTURES = REPO / "tests" / "integration" / "fixtures"
+SAMPLE_CRDS = REPO / "deploy" / "samples" / "crds"  # trimmed CRDs of the optional operators (make run installs them)
 
 
 class Kubectl:
@@ -74,8 +75,8 @@ def crds(kubectl: Kubectl) -> None:
     # The optional operators' kinds the checks read, served before the operator starts (Kopf may miss several
     # CRDs created at once while it runs). trivy-operator's stays out: a test installs it late on purpose.
     for name in ("prometheusrules-crd.yaml", "operator-crds.yaml"):
-        kubectl.run("apply", "-f", str(FIXTURES / name))
-        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(FIXTURES / name))
+        kubectl.run("apply", "-f", str(SAMPLE_CRDS / name))
+        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(SAMPLE_CRDS / name))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import yaml
 from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration import manifests
-from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually, roll_out
+from tests.integration.conftest import BIN, REPO, SAMPLE_CRDS, Kubectl, OperatorProcess, eventually, roll_out
 
 CHART = REPO / "charts" / "release-readiness"
 FIXTURES = REPO / "tests" / "integration" / "fixtures"
@@ -62,7 +62,8 @@ def chart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     with LocalCluster(tmp_path_factory.mktemp("chart-cluster")) as cluster:
         kubectl = Kubectl(cluster.kubeconfig)
         kubectl.run("apply", "--server-side", "-f", str(CHART / "crds"))
-        for fixture in ("prometheusrules-crd.yaml", "servicemonitors-crd.yaml", "cert-manager-crds.yaml"):
+        kubectl.run("apply", "-f", str(SAMPLE_CRDS / "prometheusrules-crd.yaml"))
+        for fixture in ("servicemonitors-crd.yaml", "cert-manager-crds.yaml"):
             kubectl.run("apply", "-f", str(FIXTURES / fixture))
         kubectl.run("wait", "--for=condition=Established", "--all", "crd", "--timeout=60s")
         for ns in (NS, "stg-chart", "rr-self", "elsewhere"):

@@ -14,7 +14,7 @@ from kubernetes import client
 from tests.integration import manifests
 from tests.integration.conftest import (
     BIN,
-    REPO,
+    SAMPLE_CRDS,
     Kubectl,
     OperatorProcess,
     apply_as_ci,
@@ -294,7 +294,7 @@ def test_vulnerability_reports_once_their_crd_is_installed(make_release: Any, ku
     rel.apply(deployment(rel.candidate, container()))
     rel.create()
     assert "trivy-operator not installed" in rel.wait_item("scan", "Pending")["message"]
-    kubectl.run("apply", "-f", str(REPO / "tests" / "integration" / "fixtures" / "vulnerabilityreports-crd.yaml"))
+    kubectl.run("apply", "-f", str(SAMPLE_CRDS / "vulnerabilityreports-crd.yaml"))
     kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io")
 
     def report(critical: int) -> dict[str, Any]:

@@ -14,7 +14,17 @@ import yaml
 from kubernetes import client
 
 from tests.integration import manifests
-from tests.integration.conftest import REPO, Kubectl, apply_as_ci, complete_job, eventually, roll_out, set_status, sign
+from tests.integration.conftest import (
+    REPO,
+    SAMPLE_CRDS,
+    Kubectl,
+    apply_as_ci,
+    complete_job,
+    eventually,
+    roll_out,
+    set_status,
+    sign,
+)
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac", "checklist_installed")
 
@@ -140,7 +150,7 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
     set_status(kubectl, "backupstoragelocations.velero.io", "velero", "default", {"phase": "Available"})
     set_status(kubectl, "schedules.velero.io", "velero", "payments-prod-nightly", {"phase": "Enabled"})
     # trivy-operator scans the images the candidate runs (the default checklist does not take the annotation).
-    kubectl.run("apply", "-f", str(REPO / "tests" / "integration" / "fixtures" / "vulnerabilityreports-crd.yaml"))
+    kubectl.run("apply", "-f", str(SAMPLE_CRDS / "vulnerabilityreports-crd.yaml"))
     kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io")
     # The fixed candidate pins its images by digest: only a scan of those bytes counts.
     reports = [

@@ -143,3 +143,25 @@ def test_the_samples_ci_evidence_satisfies_every_evidence_item() -> None:
     results = {i.id: evaluate_item(i, inp, {}, fingerprint="sha256:candidate") for i in evidence}
     assert {k: r.message for k, r in results.items() if r.state != "Passed"} == {}
     assert {e.id for e in signoff.spec.items} == set(results), "the sample records exactly the pre-deployment evidence"
+
+
+def test_the_samples_signoffs_attest_exactly_each_roles_items() -> None:
+    """deploy/samples/signoffs/<role>.yaml, which README's walk applies as each lead: the role's approval and every
+    pre-deployment item the default checklist asks that role to attest, nothing else (they stay in step with it)."""
+    checklist = load()
+    directory = ROOT / "deploy" / "samples" / "signoffs"
+    roles = [a.role for a in checklist.spec.approvals]
+    assert sorted(p.stem for p in directory.glob("*.yaml")) == sorted(roles)
+    for role in roles:
+        signoff = ReleaseSignoff.model_validate(yaml.safe_load((directory / f"{role}.yaml").read_text()))
+        assert (signoff.spec.role, signoff.spec.decision, signoff.spec.release) == (
+            role,
+            "approve",
+            "payments-api-3.2.0",
+        )
+        expected = [
+            i.id
+            for i in checklist.spec.items
+            if i.phase == "pre" and i.check.attestation is not None and role in i.check.attestation.roles
+        ]
+        assert [e.id for e in signoff.spec.items] == expected, f"regenerate deploy/samples/signoffs/{role}.yaml"
