@@ -100,6 +100,28 @@ class Settings:
     creates their ReplicaSets and Pods)}; e.g. Argo Rollouts. Their webhook rules must be registered too
     (the chart's gate.extraKinds does both)."""
 
+    notify_namespace: str = ""
+    """RR_NOTIFY_NAMESPACE: where the notification sink Secrets and the ledger ConfigMaps live (default: the Lease's
+    namespace, in a pod its own)."""
+    notify_queue_size: int = 1000
+    """RR_NOTIFY_QUEUE_SIZE: notifications waiting to be sent; when full, more are dropped (counted), never waited
+    for."""
+    notify_workers: int = 4
+    """RR_NOTIFY_WORKERS: notifications sent concurrently."""
+    notify_timeout_seconds: float = 5.0
+    """RR_NOTIFY_TIMEOUT_SECONDS: how long one POST to a sink may take."""
+    notify_retry_max_seconds: float = 60.0
+    """RR_NOTIFY_RETRY_MAX_SECONDS: the longest wait between two tries (back-off doubles from 1 s up to it)."""
+    notify_give_up_seconds: float = 3600.0
+    """RR_NOTIFY_GIVE_UP_SECONDS: after this long without success a notification is recorded as failed."""
+    notify_claim_seconds: float = 180.0
+    """RR_NOTIFY_CLAIM_SECONDS: a replica's claim on a notification not refreshed for this long (it died) is taken
+    over by the leader's sweep; keep it above RR_NOTIFY_RETRY_MAX_SECONDS + RR_NOTIFY_TIMEOUT_SECONDS."""
+    notify_sinks_seconds: float = 30.0
+    """RR_NOTIFY_SINKS_SECONDS: how often the sink Secrets are listed again."""
+    notify_sweep_seconds: float = 30.0
+    """RR_NOTIFY_SWEEP_SECONDS: how often the leader looks for stale claims and ledgers of deleted releases."""
+
     @property
     def gated_kinds(self) -> tuple[GatedKind, ...]:
         """Every kind the gate judges: the built-in ones and the configured ones."""
@@ -137,6 +159,18 @@ class Settings:
             platform_admin_groups=_list(e.get("RR_PLATFORM_ADMIN_GROUPS", "")),
             max_signoffs_per_release=int(e.get("RR_MAX_SIGNOFFS_PER_RELEASE", d.max_signoffs_per_release)),
             max_signoffs_per_signer=int(e.get("RR_MAX_SIGNOFFS_PER_SIGNER", d.max_signoffs_per_signer)),
+            notify_namespace=e.get("RR_NOTIFY_NAMESPACE")
+            or e.get("RR_LEASE_NAMESPACE")
+            or _pod_namespace()
+            or d.lease_namespace,
+            notify_queue_size=int(e.get("RR_NOTIFY_QUEUE_SIZE", d.notify_queue_size)),
+            notify_workers=int(e.get("RR_NOTIFY_WORKERS", d.notify_workers)),
+            notify_timeout_seconds=float(e.get("RR_NOTIFY_TIMEOUT_SECONDS", d.notify_timeout_seconds)),
+            notify_retry_max_seconds=float(e.get("RR_NOTIFY_RETRY_MAX_SECONDS", d.notify_retry_max_seconds)),
+            notify_give_up_seconds=float(e.get("RR_NOTIFY_GIVE_UP_SECONDS", d.notify_give_up_seconds)),
+            notify_claim_seconds=float(e.get("RR_NOTIFY_CLAIM_SECONDS", d.notify_claim_seconds)),
+            notify_sinks_seconds=float(e.get("RR_NOTIFY_SINKS_SECONDS", d.notify_sinks_seconds)),
+            notify_sweep_seconds=float(e.get("RR_NOTIFY_SWEEP_SECONDS", d.notify_sweep_seconds)),
             access_review_timeout_seconds=float(
                 e.get("RR_ACCESS_REVIEW_TIMEOUT_SECONDS", d.access_review_timeout_seconds)
             ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Hashable, Sequence
@@ -27,6 +28,8 @@ from release_readiness.indexes import ClusterIndex, Watched, watched
 from release_readiness.kinds import GatedKind, gated_kinds
 from release_readiness.kube import KubeApi
 from release_readiness.leader import LeaderElector
+from release_readiness.notifications import gate_notification
+from release_readiness.notifier import Notifier
 from release_readiness.reconciler import Reconciler
 from release_readiness.sync import ListingSync, WatchTap, register_tap, unregister_tap
 
@@ -72,9 +75,20 @@ class OperatorState:
             )
             elector = self.elector
             self.reconciler.is_leader = lambda: elector.is_leader
+        self.notifier = Notifier(
+            settings,
+            self.api,
+            is_leader=self.reconciler.is_leader,
+            live_uids=self._release_uids,
+        )
+        self.reconciler.notify = self.notifier.submit
         self.background: set[asyncio.Task[Any]] = set()
         self.operator_user: str | None = None
         """The operator's own user name (a SelfSubjectReview at start-up): the only writer of release status."""
+
+    def _release_uids(self) -> set[str] | None:
+        """The uids of every release, once everything is listed (the notifier prunes ledgers of the others)."""
+        return {r.metadata.uid or "" for r in self.index.releases.values()} if self.sync.synced else None
 
     @property
     def authority(self) -> Authority:
@@ -100,6 +114,30 @@ class OperatorState:
             mode = (decision.mode or "").capitalize()
             reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
             self._post(involved, "Warning", reason, decision.message)
+        self._notify(req, decision)
+
+    def _notify(self, req: GateRequest, decision: Decision) -> None:
+        """Refusals and break-glass to the notification sinks: queued, never waited for (notifier.py)."""
+        release = self.index.releases.get(decision.release) if decision.release else None
+        if release is None or not (decision.refused or decision.verdict == "break-glass"):
+            return
+        found = gate_notification(
+            release,
+            self.index.checklists.get(release.spec.checklist),
+            verdict=decision.verdict,
+            refused=decision.refused,
+            allowed=decision.allowed,
+            mode=decision.mode,
+            message=decision.message,
+            kind=req.kind,
+            name=req.name,
+            template=req.gated.template(req.obj),
+            user=req.caller.username,
+            break_glass_reason=decision.break_glass_reason,
+            now=dt.datetime.now(dt.UTC),
+        )
+        if found is not None:
+            self.notifier.submit([found])
 
     def _post(self, involved: dict[str, Any], type_: str, reason: str, message: str, subject: Hashable = None) -> None:
         meta = involved.get("metadata") or {}
@@ -204,6 +242,7 @@ def register(
         task = asyncio.create_task(_skip_unserved_optional_kinds(state))
         state.background.add(task)
         await state.reconciler.start_soon()
+        await state.notifier.start()
         if state.elector is not None:
             task = asyncio.create_task(state.elector.run())
             state.background.add(task)
@@ -215,6 +254,7 @@ def register(
         if state.elector is not None:
             await state.elector.stop()  # hand over at once rather than after the lease expires
         await state.reconciler.stop()
+        await state.notifier.stop()
 
     register_webhooks(registry, gated_kinds(extra_kinds))
     return registry

@@ -152,3 +152,42 @@ class KubeApi:
             self.core.create_namespaced_event(meta.get("namespace") or "default", event)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
+
+    # -- notifications: sink Secrets and the ledger ConfigMaps, in the operator's own namespace --------------
+
+    def list_labelled(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Secrets or ConfigMaps (`kind`) of one namespace with a label, as plain dicts."""
+        lister = self.core.list_namespaced_secret if kind == "Secret" else self.core.list_namespaced_config_map
+        items = lister(namespace, label_selector=label_selector).items
+        return [self.api_client.sanitize_for_serialization(i) for i in items]
+
+    def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(body)
+        return result
+
+    def write_config_map(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create the ConfigMap (no resourceVersion) or replace it if unchanged since read (its resourceVersion);
+        False when someone else wrote it first (409: read again)."""
+        try:
+            if body["metadata"].get("resourceVersion"):
+                self.core.replace_namespaced_config_map(body["metadata"]["name"], namespace, body)  # type: ignore[arg-type]  # a dict serializes as it is
+            else:
+                self.core.create_namespaced_config_map(namespace, body)  # type: ignore[arg-type]
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_config_map(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_config_map(name, namespace)
+        except ApiException as err:
+            if err.status != 404:
+                raise

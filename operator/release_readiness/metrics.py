@@ -21,6 +21,8 @@ __all__ = [
     "ADMISSION_SHED",
     "BREAK_GLASS",
     "METRIC_NAMES",
+    "NOTIFICATIONS",
+    "NOTIFICATION_QUEUE",
     "OTHER",
     "RECONCILE_DURATION",
     "RECONCILE_ERRORS",
@@ -96,6 +98,13 @@ RECONCILE_DURATION = Histogram(
 RECONCILE_ERRORS = Counter("release_readiness_reconcile_errors", "Reconciles that raised an error.")
 STATUS_WRITES = Counter("release_readiness_status_writes", "Release status patches written (only on change).")
 LEADER = Gauge("release_readiness_leader", "1 on the replica that reconciles (holds the Lease).")
+NOTIFICATIONS = Counter(
+    "release_readiness_notifications",
+    "Notifications by transition, sink format and outcome (sent, failed, retried, duplicate: another replica or an "
+    "earlier run has it, dropped: the queue was full).",
+    ["transition", "format", "outcome"],
+)
+NOTIFICATION_QUEUE = Gauge("release_readiness_notification_queue", "Notifications waiting to be sent.")
 
 _PER_RELEASE = (
     RELEASE_READY,
@@ -129,6 +138,8 @@ METRIC_NAMES = frozenset(
         "release_readiness_reconcile_errors_total",
         "release_readiness_status_writes_total",
         "release_readiness_leader",
+        "release_readiness_notifications_total",
+        "release_readiness_notification_queue",
         "process_resident_memory_bytes",
         "up",
     }

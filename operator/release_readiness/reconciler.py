@@ -36,6 +36,7 @@ from release_readiness.events import EventLimiter
 from release_readiness.indexes import ClusterIndex, Key
 from release_readiness.kube import KubeApi
 from release_readiness.metricgates import MetricGates, PrometheusClient
+from release_readiness.notifications import Notification, status_notifications
 from release_readiness.sync import ListingSync
 
 __all__ = ["Reconciler", "transition_events"]
@@ -111,6 +112,8 @@ class Reconciler:
     events: EventLimiter = field(default_factory=EventLimiter)
     """Rate limits every event the operator posts (transitions here, gate refusals and break-glass in handlers)."""
     """When given, nothing is evaluated (no status written) before every watched kind is listed."""
+    notify: Callable[[list[Notification]], None] = lambda _: None
+    """Queues notifications of the status transitions written (notifier.py); never waits."""
 
     def enqueue(self, keys: Iterable[Key]) -> None:
         for key in keys:
@@ -283,6 +286,8 @@ class Reconciler:
             await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
             metrics.STATUS_WRITES.inc()
             events = transition_events(old, new) + events
+            checklist = self.index.checklists.get(release.spec.checklist)
+            self.notify(status_notifications(release, old, new, checklist, now))
             ready = new.condition("Ready")
             log.info(
                 "release %s/%s: Ready=%s (%s)",
