@@ -25,7 +25,7 @@ def deployment(ns: str, replicas: int = 2) -> str:
 
 
 class Pair:
-    def __init__(self, cluster: LocalCluster, tmp: Path) -> None:
+    def __init__(self, cluster: LocalCluster, tmp: Path, **env: str) -> None:
         self.kubectl = Kubectl(cluster.kubeconfig)
         certs = tmp / "certs"
         ca = write_serving_certificate(certs, ("127.0.0.1",))
@@ -36,7 +36,7 @@ class Pair:
         self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
         self.kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
         self.replicas = [
-            OperatorProcess(cluster, tmp / f"operator-{i}.log", certs, port, RR_IDENTITY=f"replica-{i}")
+            OperatorProcess(cluster, tmp / f"operator-{i}.log", certs, port, RR_IDENTITY=f"replica-{i}", **env)
             for i, port in enumerate(ports)
         ]
         # replica-0 starts first and takes the lease; it is also the balancer's first backend.
