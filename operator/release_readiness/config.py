@@ -117,6 +117,9 @@ class Settings:
     notify_claim_seconds: float = 180.0
     """RR_NOTIFY_CLAIM_SECONDS: a replica's claim on a notification not refreshed for this long (it died) is taken
     over by the leader's sweep; keep it above RR_NOTIFY_RETRY_MAX_SECONDS + RR_NOTIFY_TIMEOUT_SECONDS."""
+    notify_refusal_interval_seconds: float = 60.0
+    """RR_NOTIFY_REFUSAL_INTERVAL_SECONDS: at most one refusal notification a release in this interval, per replica
+    (retries of the same rollout are one notification whatever the interval)."""
     notify_sinks_seconds: float = 30.0
     """RR_NOTIFY_SINKS_SECONDS: how often the sink Secrets are listed again."""
     notify_sweep_seconds: float = 30.0
@@ -169,6 +172,9 @@ class Settings:
             notify_retry_max_seconds=float(e.get("RR_NOTIFY_RETRY_MAX_SECONDS", d.notify_retry_max_seconds)),
             notify_give_up_seconds=float(e.get("RR_NOTIFY_GIVE_UP_SECONDS", d.notify_give_up_seconds)),
             notify_claim_seconds=float(e.get("RR_NOTIFY_CLAIM_SECONDS", d.notify_claim_seconds)),
+            notify_refusal_interval_seconds=float(
+                e.get("RR_NOTIFY_REFUSAL_INTERVAL_SECONDS", d.notify_refusal_interval_seconds)
+            ),
             notify_sinks_seconds=float(e.get("RR_NOTIFY_SINKS_SECONDS", d.notify_sinks_seconds)),
             notify_sweep_seconds=float(e.get("RR_NOTIFY_SWEEP_SECONDS", d.notify_sweep_seconds)),
             access_review_timeout_seconds=float(

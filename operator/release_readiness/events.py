@@ -1,4 +1,4 @@
-"""Rate limits of the Kubernetes events the operator posts, per object.
+"""Rate limits of the Kubernetes events the operator posts, per object (and of the notifications it queues).
 
 Every event path goes through one `EventLimiter`: gate refusals, break-glass notices and the reconciler's
 transition events. A CD tool retrying a refused rollout, a person flapping a signoff, or a flood of
@@ -23,6 +23,11 @@ _MAX_KEYS = 10_000
 class EventLimiter:
     interval: float = EVENT_INTERVAL
     _last: dict[Hashable, float] = field(default_factory=dict)
+
+    def seen(self, key: Hashable, now: float) -> bool:
+        """Whether `key` was allowed less than an interval before `now` (records nothing)."""
+        last = self._last.get(key)
+        return last is not None and now - last < self.interval
 
     def allow(self, key: Hashable, now: float) -> bool:
         """Whether an event with this key may be posted at `now` (monotonic seconds); records it if so."""

@@ -100,8 +100,9 @@ STATUS_WRITES = Counter("release_readiness_status_writes", "Release status patch
 LEADER = Gauge("release_readiness_leader", "1 on the replica that reconciles (holds the Lease).")
 NOTIFICATIONS = Counter(
     "release_readiness_notifications",
-    "Notifications by transition, sink format and outcome (sent, failed, retried, duplicate: another replica or an "
-    "earlier run has it, dropped: the queue was full).",
+    "Notifications by transition, sink format and outcome (sent, failed, retried; duplicate: another replica or an "
+    "earlier run has it; repeated: this replica queued it a moment ago; limited: one refusal a release per interval; "
+    "dropped: the queue was full).",
     ["transition", "format", "outcome"],
 )
 NOTIFICATION_QUEUE = Gauge("release_readiness_notification_queue", "Notifications waiting to be sent.")

@@ -10,7 +10,8 @@
 - Retried: a failed POST (connection error, timeout, 408, 429, 5xx) is tried again with exponential back-off,
   refreshing the claim each time, until `notify_give_up_seconds`; other 4xx answers are final (a wrong URL).
   A claim not refreshed for `notify_claim_seconds` (its replica died or dropped it) is swept up by the leader.
-- Bounded: the queue, the entries of a ledger, and what a notification carries.
+- Bounded: the queue, the entries of a ledger, what a notification carries, and refusals: at most one a
+  release per notify_refusal_interval_seconds and replica.
 A replica that dies between sending and recording the send may have it sent again once by the sweep: receivers
 that must not see one twice de-duplicate on the CloudEvents id / the body's `id`, stable across replicas.
 """
@@ -31,6 +32,7 @@ import aiohttp
 
 from release_readiness import __version__
 from release_readiness.config import Settings
+from release_readiness.events import EventLimiter
 from release_readiness.kube import KubeApi
 from release_readiness.metrics import NOTIFICATION_QUEUE, NOTIFICATIONS
 from release_readiness.notifications import (
@@ -39,6 +41,7 @@ from release_readiness.notifications import (
     Sink,
     SinkError,
     SinkFormat,
+    Transition,
     cloudevent,
     delivery_id,
     parse_sink,
@@ -58,6 +61,8 @@ MAX_ENTRIES = 200
 MAX_PENDING = 50
 """Unsent notifications (with their text) one release's ledger holds; more are dropped, counted."""
 RETRY_FIRST_SECONDS = 1.0
+RECENT_SECONDS = 600.0
+"""A notification key this replica queued is not queued again for this long (the ledger has it anyway)."""
 
 
 def backoff(attempt: int, first: float, cap: float) -> float:
@@ -227,15 +232,31 @@ class Notifier:
     _session: aiohttp.ClientSession | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    _recent: EventLimiter = field(default_factory=lambda: EventLimiter(RECENT_SECONDS))
+    _refusals: EventLimiter = field(init=False)
+    _warned: set[str] = field(default_factory=set)
+
     def __post_init__(self) -> None:
+        self._refusals = EventLimiter(self.settings.notify_refusal_interval_seconds)
         self.queue = asyncio.Queue(maxsize=self.settings.notify_queue_size)
         self.ledger = Ledger(
             self.api, self.settings.notify_namespace, self.settings.identity, self.settings.notify_claim_seconds
         )
 
-    def submit(self, notifications: Iterable[Notification]) -> None:
-        """Queue notifications without waiting (called from reconciliation and admission)."""
+    def submit(self, notifications: Iterable[Notification], now: float | None = None) -> None:
+        """Queue notifications without waiting (called from reconciliation and admission). What this replica queued
+        a moment ago is not queued again (a CD tool retrying a refused rollout costs no ledger read), and refusals
+        of one release are queued at most once per notify_refusal_interval_seconds (a flood of refused rollouts,
+        each another pod template, is one message, not a flood of messages)."""
+        now = time.monotonic() if now is None else now
         for n in notifications:
+            if self._recent.seen(n.key, now):
+                NOTIFICATIONS.labels(str(n.transition), "-", "repeated").inc()
+                continue
+            if n.transition == Transition.ROLLOUT_REFUSED and not self._refusals.allow((n.namespace, n.release), now):
+                NOTIFICATIONS.labels(str(n.transition), "-", "limited").inc()
+                continue
+            self._recent.allow(n.key, now)
             self._put(n)
 
     def _put(self, item: Notification | Delivery) -> bool:
@@ -277,7 +298,9 @@ class Notifier:
                 try:
                     sinks.append(parse_sink(secret))
                 except SinkError as err:
-                    log.warning("notification sink skipped: %s", err)
+                    if str(err) not in self._warned:  # once per error, not once per listing
+                        self._warned.add(str(err))
+                        log.warning("notification sink skipped: %s", err)
             self._sinks, self._sinks_read = sinks, time.monotonic()
         return self._sinks
 

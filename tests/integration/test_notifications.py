@@ -51,6 +51,11 @@ def counted(replica: OperatorProcess, transition: str, outcome: str) -> float:
     return total
 
 
+def skipped(replica: OperatorProcess) -> float:
+    """Refusals a replica did not send: the ledger had them, or it had queued them itself a moment ago."""
+    return counted(replica, "RolloutRefused", "duplicate") + counted(replica, "RolloutRefused", "repeated")
+
+
 class Env:
     def __init__(self, cluster: LocalCluster, tmp: Path) -> None:
         self.receiver = Receiver().start()
@@ -62,6 +67,7 @@ class Env:
             RR_NOTIFY_RETRY_MAX_SECONDS="2",
             RR_NOTIFY_TIMEOUT_SECONDS="60",
             RR_NOTIFY_CLAIM_SECONDS="90",
+            RR_NOTIFY_REFUSAL_INTERVAL_SECONDS="0",  # each refusal of the slow-receiver test is one message
         )
         self.kubectl: Kubectl = self.pair.kubectl
         k = self.kubectl
@@ -84,8 +90,8 @@ class Env:
             {"role": "engineering-lead", "title": "Engineering Lead", "groups": ["eng-leads"]},
             {"role": "devops-lead", "groups": ["devops-leads"], "required": False},
         ]
-        k.apply(json.dumps({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessChecklist",
-                            "metadata": {"name": "shop"}, "spec": {"items": items, "approvals": approvals}}))  # fmt: skip
+        checklist = {"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessChecklist", "metadata": {"name": "shop"}}
+        k.apply(json.dumps({**checklist, "spec": {"items": items, "approvals": approvals}}))
         r = self.receiver
         secrets = [sink(f"to-{fmt}", r.url(path), format=fmt, namespaces="prod") for fmt, path in SINKS.items()]
         secrets += [
@@ -156,20 +162,16 @@ def test_a_refusal_is_sent_once_across_retries_replicas_a_leader_change_and_a_re
     assert "replicas" in got["/webhook"][0].json()["needed"]
 
     kubectl.run("apply", "-f", "-", stdin=deployment("prod"), check=False)  # a CD tool retrying
-    eventually(lambda: counted(first, "RolloutRefused", "duplicate") >= 3, what="replica-0 to skip the retry")
+    eventually(lambda: counted(first, "RolloutRefused", "repeated") >= 1, what="replica-0 to know it queued it")
     first.stop()  # the leader and the webhook's first backend
     again = kubectl.run("apply", "-f", "-", stdin=deployment("prod"), check=False)
-    assert "is not Ready" in again.stderr  # answered by replica-1
+    assert "is not Ready" in again.stderr  # answered by replica-1, which never saw it: the ledger says sent
     eventually(lambda: counted(second, "RolloutRefused", "duplicate") >= 3, what="replica-1 to find it sent")
     eventually(lambda: env.pair.lease_holder() == "replica-1", timeout=60, what="the lease to move")
     first.start()  # back, with nothing in memory (the API server may keep its connection to replica-1)
-    before = counted(second, "RolloutRefused", "duplicate")
+    before = skipped(second)
     kubectl.run("apply", "-f", "-", stdin=deployment("prod"), check=False)
-    eventually(
-        lambda: counted(first, "RolloutRefused", "duplicate") + counted(second, "RolloutRefused", "duplicate")
-        >= before + 3,
-        what="the replica that answered to find it sent",
-    )
+    eventually(lambda: skipped(first) + skipped(second) > before, what="the replica that answered to skip it")
     assert {p: len(env.receiver.on(p, "RolloutRefused")) for p in SINKS.values()} == dict.fromkeys(SINKS.values(), 1)
 
 
@@ -177,7 +179,8 @@ def test_a_veto_names_who_alone_can_lift_it(env: Env) -> None:
     sign(env.kubectl, FRANK, "prod", "rel", name="veto", role="engineering-lead", decision="reject", comment="no")
     got = env.once_per_sink("Vetoed")
     text = got["/slack"][0].json()["text"]
-    assert text.startswith("*Vetoed*: ReleaseReadiness prod/rel (shop-api 2.0.0) is vetoed by frank as engineering-lead")
+    assert text.startswith("*Vetoed*: ReleaseReadiness prod/rel (shop-api 2.0.0) is vetoed by frank as ")
+    assert "vetoed by frank as engineering-lead\n" in text
     assert "*Who*: frank only" in text
     assert "*Run*: `kubectl readiness withdraw rel --role engineering-lead -n prod`" in text
     env.kubectl.run("delete", "releasesignoff", "veto", "-n", "prod", as_user=FRANK[0], as_groups=FRANK[1])
@@ -211,7 +214,9 @@ def test_a_receiver_down_then_back_gets_each_notification_once(env: Env) -> None
     assert event["specversion"] == "1.0"
     assert event["type"] == "dev.readiness.release.Ready"
     assert event["id"] == got["/webhook"][0].json()["id"]
-    assert event["data"]["summary"] == "ReleaseReadiness prod/rel (shop-api 2.0.0) is Ready: the gate admits its rollout into prod"
+    assert event["data"]["summary"] == (
+        "ReleaseReadiness prod/rel (shop-api 2.0.0) is Ready: the gate admits its rollout into prod"
+    )
 
 
 def test_a_slow_receiver_does_not_slow_admission(env: Env) -> None:
