@@ -103,6 +103,10 @@ class Settings:
     notify_namespace: str = ""
     """RR_NOTIFY_NAMESPACE: where the notification sink Secrets and the ledger ConfigMaps live (default: the Lease's
     namespace, in a pod its own)."""
+    notify_sinks: tuple[str, ...] | None = None
+    """RR_NOTIFY_SINKS: comma-separated names of the sink Secrets in notify_namespace, read by name (the chart sets it
+    from notifications.sinks, and grants `get` on exactly these; set but empty: no notifications). Unset: every
+    Secret there labelled readiness.dev/notification-sink=true (needs `list secrets` in that namespace)."""
     notify_queue_size: int = 1000
     """RR_NOTIFY_QUEUE_SIZE: notifications waiting to be sent; when full, more are dropped (counted), never waited
     for."""
@@ -166,6 +170,7 @@ class Settings:
             or e.get("RR_LEASE_NAMESPACE")
             or _pod_namespace()
             or d.lease_namespace,
+            notify_sinks=_list(e["RR_NOTIFY_SINKS"]) if "RR_NOTIFY_SINKS" in e else None,
             notify_queue_size=int(e.get("RR_NOTIFY_QUEUE_SIZE", d.notify_queue_size)),
             notify_workers=int(e.get("RR_NOTIFY_WORKERS", d.notify_workers)),
             notify_timeout_seconds=float(e.get("RR_NOTIFY_TIMEOUT_SECONDS", d.notify_timeout_seconds)),

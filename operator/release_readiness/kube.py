@@ -161,6 +161,17 @@ class KubeApi:
         items = lister(namespace, label_selector=label_selector).items
         return [self.api_client.sanitize_for_serialization(i) for i in items]
 
+    def read_named_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret by name, whole (a notification sink); None when it does not exist."""
+        try:
+            body = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(body)
+        return result
+
     def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             body = self.core.read_namespaced_config_map(name, namespace)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from kubernetes.client.exceptions import ApiException
 
 from release_readiness import __version__
 from release_readiness.config import Settings
@@ -290,19 +291,44 @@ class Notifier:
     async def sinks(self, fresh: bool = False) -> list[Sink]:
         """The sink Secrets, read again at most every notify_sinks_seconds (a Secret edit applies by then)."""
         if fresh or time.monotonic() - self._sinks_read >= self.settings.notify_sinks_seconds:
-            secrets = await asyncio.to_thread(
-                self.api.list_labelled, "Secret", self.settings.notify_namespace, f"{SINK_LABEL}=true"
-            )
+            secrets = await asyncio.to_thread(self._sink_secrets)
             sinks = []
             for secret in secrets:
                 try:
                     sinks.append(parse_sink(secret))
                 except SinkError as err:
-                    if str(err) not in self._warned:  # once per error, not once per listing
-                        self._warned.add(str(err))
-                        log.warning("notification sink skipped: %s", err)
+                    self._warn_once(f"notification sink skipped: {err}")  # once per error, not once per listing
             self._sinks, self._sinks_read = sinks, time.monotonic()
         return self._sinks
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    def _sink_secrets(self) -> list[dict[str, Any]]:
+        """The named sink Secrets (RR_NOTIFY_SINKS), or the labelled ones; what cannot be read is said once."""
+        ns, names = self.settings.notify_namespace, self.settings.notify_sinks
+        try:
+            if names is None:
+                return self.api.list_labelled("Secret", ns, f"{SINK_LABEL}=true")
+            found = []
+            for name in names:
+                secret = self.api.read_named_secret(ns, name)
+                if secret is None:
+                    self._warn_once(f"notification sink Secret {ns}/{name} (RR_NOTIFY_SINKS) does not exist; create it")
+                else:
+                    found.append(secret)
+            return found
+        except ApiException as err:
+            if err.status != 403:
+                raise
+            what = f"list Secrets in {ns}" if names is None else f"get the Secrets {', '.join(names)} in {ns}"
+            self._warn_once(
+                f"notifications off: the operator may not {what}; name the sink Secrets in RR_NOTIFY_SINKS "
+                "(the chart's notifications.sinks), which grants `get` on exactly those"
+            )
+            return []
 
     async def _worker(self) -> None:
         while True:

@@ -163,7 +163,7 @@ def test_committed_kustomize_base_matches_the_chart() -> None:
 def install_rbac(kubectl: Kubectl) -> None:
     rbac = [
         o
-        for o in render("--set", "candidateNamespaces={stg-chart}")
+        for o in render("--set", "candidateNamespaces={stg-chart}", "--set", "notifications.sinks={team-slack}")
         if o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     ]
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))
@@ -182,6 +182,13 @@ def test_the_service_account_cannot_read_secrets_cluster_wide(chart_cluster: Loc
     assert can("get", "secrets", "-n", "stg-chart") == "yes"
     assert can("list", "secrets", "-n", "stg-chart") == "no"
     assert can("patch", "deployments", "-n", "stg-chart") == "no"
+    # Notifications: the named sink Secret only, and the ledger ConfigMaps in its own namespace.
+    assert can("get", "secrets/team-slack", "-n", NS) == "yes"
+    assert can("get", "secrets/rr-webhook-tls", "-n", NS) == "no"
+    assert can("list", "secrets", "-n", NS) == "no"
+    assert can("get", "secrets/team-slack", "-n", "elsewhere") == "no"
+    assert can("update", "configmaps", "-n", NS) == "yes"
+    assert can("update", "configmaps", "-n", "elsewhere") == "no"
     assert can("patch", "releasereadinesses.readiness.dev", "--subresource=status", "-n", "rr-self") == "yes"
     assert can("patch", "releasereadinesses.readiness.dev", "-n", "rr-self") == "no"
 
