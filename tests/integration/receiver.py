@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from release_readiness.localcluster import free_port
+from release_readiness_dev.localcluster import free_port
 
 
 @dataclass(frozen=True)

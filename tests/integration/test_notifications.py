@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from release_readiness.localcluster import LocalCluster
+from release_readiness_dev.localcluster import LocalCluster
 from tests.integration import manifests
 from tests.integration.conftest import Kubectl, OperatorProcess, Person, eventually, sign
 from tests.integration.receiver import Receiver, transition_of
