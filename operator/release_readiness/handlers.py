@@ -114,7 +114,10 @@ class OperatorState:
             mode = (decision.mode or "").capitalize()
             reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
             self._post(involved, "Warning", reason, decision.message)
-        self._notify(req, decision)
+        try:
+            self._notify(req, decision)
+        except Exception:  # the answer must stand whatever happens to its notification
+            log.exception("could not queue the notification of a gate decision on %s/%s", req.namespace, req.name)
 
     def _notify(self, req: GateRequest, decision: Decision) -> None:
         """Refusals and break-glass to the notification sinks: queued, never waited for (notifier.py)."""

@@ -417,9 +417,15 @@ def text(n: Notification) -> str:
     return "\n".join(lines)
 
 
+def _slack_escape(value: str) -> str:
+    """Slack's control characters escaped: a veto comment or a workload name cannot ping <!channel> or hide a link."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_body(n: Notification) -> dict[str, Any]:
     """A Slack-compatible incoming-webhook message (Slack, Mattermost, Rocket.Chat read `text`)."""
-    return {"text": text(n), "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text(n)[:3000]}}]}
+    escaped = _slack_escape(text(n))
+    return {"text": escaped, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escaped[:3000]}}]}
 
 
 def webhook_body(n: Notification) -> dict[str, Any]:

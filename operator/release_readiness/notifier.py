@@ -62,6 +62,8 @@ MAX_ENTRIES = 200
 MAX_PENDING = 50
 """Unsent notifications (with their text) one release's ledger holds; more are dropped, counted."""
 RETRY_FIRST_SECONDS = 1.0
+PRUNE_AFTER_SECONDS = 600.0
+"""A ledger younger than this is kept even if its release is not in the index (yet)."""
 RECENT_SECONDS = 600.0
 """A notification key this replica queued is not queued again for this long (the ledger has it anyway)."""
 
@@ -195,11 +197,16 @@ class Ledger:
                     out.append((n, str(entry["sink"]), _parse(entry.get("since", entry["at"]))))
         return out
 
-    def prune(self, live_uids: set[str]) -> int:
-        """Delete the ledgers of releases that no longer exist; how many."""
+    def prune(self, live_uids: set[str], now: dt.datetime) -> int:
+        """Delete the ledgers of releases that no longer exist; how many. A young ledger stays: its release may be
+        newer than this replica's index."""
         gone = 0
         for cm in self.api.list_labelled("ConfigMap", self.namespace, f"{LEDGER_LABEL}=true"):
             name = cm["metadata"]["name"]
+            created = str(cm["metadata"].get("creationTimestamp") or "")
+            with contextlib.suppress(ValueError):
+                if (now - _parse(created)).total_seconds() < PRUNE_AFTER_SECONDS:
+                    continue
             if name.startswith(LEDGER_PREFIX) and name[len(LEDGER_PREFIX) :] not in live_uids:
                 self.api.delete_config_map(self.namespace, name)
                 gone += 1
@@ -417,6 +424,6 @@ class Notifier:
                         self._put(Delivery(n, sink, since))
                 live = self.live_uids()
                 if live is not None:
-                    await asyncio.to_thread(self.ledger.prune, live)
+                    await asyncio.to_thread(self.ledger.prune, live, now)
             except Exception as err:
                 log.warning("notification sweep failed: %s", err)

@@ -286,8 +286,11 @@ class Reconciler:
             await asyncio.to_thread(self.api.replace_release_status, key[0], key[1], new.to_dict())
             metrics.STATUS_WRITES.inc()
             events = transition_events(old, new) + events
-            checklist = self.index.checklists.get(release.spec.checklist)
-            self.notify(status_notifications(release, old, new, checklist, now))
+            try:  # the status is written: nothing here may fail the reconcile
+                checklist = self.index.checklists.get(release.spec.checklist)
+                self.notify(status_notifications(release, old, new, checklist, now))
+            except Exception:
+                log.exception("could not queue the notifications of %s/%s", *key)
             ready = new.condition("Ready")
             log.info(
                 "release %s/%s: Ready=%s (%s)",
