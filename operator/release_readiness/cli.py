@@ -36,6 +36,7 @@ from release_readiness import GROUP, VERSION, __version__, completion
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.audit import DEFAULT_CHECKLIST_PATH, InputError, Manifest, audit, load_checklist, parse_documents
 from release_readiness.audit_output import FORMATS, render
+from release_readiness.evidence import ReportError, ci_run_url, evidence_items, parse_mapping, read_metrics
 from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
@@ -550,6 +551,58 @@ def cmd_withdraw(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evidence(api: Api, args: argparse.Namespace) -> int:
+    """Record evidence items from CI's reports in one ReleaseSignoff (as the caller: CI's identity). Every report
+    is read and every key mapped before anything is signed: one bad report, and nothing is."""
+    if not args.mappings:
+        raise CliError("evidence needs --from KEY=FORMAT:METRIC:FILE (repeatable), e.g. --from "
+                       "coverage-percent=cobertura:line-percent:coverage.xml")  # fmt: skip
+    run_url = args.run_url or ci_run_url(os.environ)
+    if run_url is not None and (len(run_url) > 1024 or not re.match(r"^https?://\S+$", run_url)):
+        raise CliError(f"--run-url {run_url[:80]!r} is not an http(s) URL of at most 1024 characters")
+    try:
+        mappings = [parse_mapping(text) for text in args.mappings]
+        reports = {}
+        for m in mappings:
+            if (m.format, m.file) not in reports:
+                data = _read_bytes(Path(m.file), m.file)
+                reports[(m.format, m.file)] = read_metrics(m.format, data, m.file)
+        release = api.release(args.release)
+        items = evidence_items(api.checklist(release.spec.checklist), mappings, reports, run_url)
+    except ReportError as err:
+        raise CliError(f"{err}; nothing signed") from None
+    for item in items:
+        src = item["source"]
+        what = f"{src['metric']} of {src['format']} {src['file']}, {src['digest'][:19]}…"
+        print(f"  {item['id']} = {item['value']}  ({what})")
+    if args.dry_run:
+        print(f"dry run: {len(items)} item(s) not signed")
+        return EXIT_OK
+    comment = "evidence read from CI reports" + (f" of {run_url}" if run_url else "")
+    spec: dict[str, Any] = {"items": items, "comment": comment}
+    reviewed = _reviewed(api, args)
+    if reviewed:
+        spec["expectedFingerprint"] = reviewed
+    created = api.create_signoff(args.release, spec)
+    signer = created["spec"].get("signer", {}).get("username", "?")
+    candidate = created["spec"].get("candidateFingerprint")
+    bound = f" for candidate {candidate}" if candidate else ""
+    print(
+        f"releasesignoff {api.namespace}/{created['metadata']['name']}: {signer} recorded {len(items)} evidence "
+        f"item(s){bound}"
+    )
+    return EXIT_OK
+
+
+def _read_bytes(path: Path, shown: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES * 2 + 1)
+    except OSError as err:
+        raise CliError(f"cannot read {shown}: {err.strerror or err}; nothing signed") from None
+    return data
+
+
 def cmd_wait(api: Api, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     last = ""
@@ -827,6 +880,31 @@ def parser() -> argparse.ArgumentParser:
         help="a ReadinessChecklist file, or its name in the cluster (default: the shipped pre-production)",
     )
     au.set_defaults(fn=cmd_audit)
+
+    ev = sub(
+        "evidence",
+        help="record evidence items from CI reports (JUnit, Cobertura, coverage.py, lcov, SARIF, Trivy, k6)",
+        description="Reads CI's reports and records the checklist's evidence keys in one ReleaseSignoff, with each "
+        "report's sha256 and the CI run's URL. Run it as CI's identity: the checklist says who may record evidence. "
+        "Metrics: junit: tests passed failed failures errors skipped flaky pass-rate-percent; cobertura, "
+        "coverage-py, lcov: line-percent branch-percent (lcov: function-percent); sarif: total error warning note "
+        "none suppressed; trivy: critical high medium low unknown total secrets misconfigurations; k6: "
+        "p95-latency-ms p90-latency-ms avg-latency-ms max-latency-ms request-rate requests error-rate-percent "
+        "checks-pass-rate-percent.",
+    )
+    ev.add_argument("release")
+    ev.add_argument(
+        "--from", dest="mappings", action="append", default=[], metavar="KEY=FORMAT:METRIC:FILE",
+        help="the evidence KEY takes METRIC of the FORMAT report FILE (repeatable), e.g. "
+        "coverage-percent=cobertura:line-percent:coverage.xml",
+    )  # fmt: skip
+    ev.add_argument(
+        "--run-url",
+        help="the CI run's URL (default: from GitHub Actions' or GitLab CI's variables), recorded with each value",
+    )
+    ev.add_argument("--fingerprint", help="the candidate fingerprint CI tested (default: the release's current one)")
+    ev.add_argument("--dry-run", action="store_true", help="read and map the reports, print the values, sign nothing")
+    ev.set_defaults(fn=cmd_evidence)
 
     wt = sub("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")
     wt.add_argument("release")

@@ -9,7 +9,16 @@ from pydantic import Field
 
 from release_readiness.api.common import DNS_LABEL, KubeModel, ListMapKeys, ObjectMeta, ResourceInfo
 
-__all__ = ["LIMITS", "Decision", "ReleaseSignoff", "Signer", "SignoffItem", "SignoffSpec"]
+__all__ = [
+    "LIMITS",
+    "REPORT_FORMATS",
+    "Decision",
+    "EvidenceSource",
+    "ReleaseSignoff",
+    "Signer",
+    "SignoffItem",
+    "SignoffSpec",
+]
 
 Decision = Literal["approve", "reject", "waive"]
 
@@ -28,6 +37,27 @@ class LIMITS:
     """How much of a veto's or waiver's comment the operator keeps in memory and shows in status."""
 
 
+REPORT_FORMATS = ("junit", "cobertura", "coverage-py", "lcov", "sarif", "trivy", "k6")
+ReportFormat = Literal["junit", "cobertura", "coverage-py", "lcov", "sarif", "trivy", "k6"]
+
+
+class EvidenceSource(KubeModel):
+    """Where an evidence value was read (`kubectl readiness evidence`): the report, its digest and the CI run."""
+
+    format: Annotated[ReportFormat, Field(description="The report's format, e.g. junit or cobertura.")]
+    file: Annotated[str, Field(description="The report's file name as CI gave it.", min_length=1, max_length=253)]
+    digest: Annotated[
+        str,
+        Field(description="sha256 of the report's bytes: sha256:<64 hex>.", pattern=r"^sha256:[0-9a-f]{64}$"),
+    ]
+    metric: Annotated[
+        str, Field(description="The figure read, e.g. pass-rate-percent.", pattern=DNS_LABEL, max_length=63)
+    ]
+    run: Annotated[
+        str | None, Field(description="The CI run that produced the report (URL).", max_length=LIMITS.EVIDENCE_URL)
+    ] = None
+
+
 class SignoffItem(KubeModel):
     id: Annotated[str, Field(description="The checklist item attested.", pattern=DNS_LABEL, max_length=63)]
     value: Annotated[
@@ -35,6 +65,10 @@ class SignoffItem(KubeModel):
     ] = None
     evidence: Annotated[
         str | None, Field(description="A URL to the evidence (CI run, report).", max_length=LIMITS.EVIDENCE_URL)
+    ] = None
+    source: Annotated[
+        EvidenceSource | None,
+        Field(description="The CI report the value was read from (recorded by kubectl readiness evidence)."),
     ] = None
 
 
