@@ -39,19 +39,21 @@ class SamplePerson:
     name: str  # users/<name>.kubeconfig
     username: str
     groups: tuple[str, ...]
+    role: str  # the default checklist's role they sign as ("" for CI)
     part: str  # what they do in the sample
 
 
 SAMPLE_PEOPLE = (
-    SamplePerson("erin", "erin", ("eng-leads",), "engineering-lead"),
-    SamplePerson("devon", "devon", ("devops-leads",), "devops-lead"),
-    SamplePerson("sasha", "sasha", ("security-leads",), "security-lead"),
-    SamplePerson("pat", "pat", ("product-leads",), "product-lead"),
-    SamplePerson("val", "val", ("vp-engineering",), "vp-engineering (may waive)"),
+    SamplePerson("erin", "erin", ("eng-leads",), "engineering-lead", "engineering lead"),
+    SamplePerson("devon", "devon", ("devops-leads",), "devops-lead", "DevOps lead"),
+    SamplePerson("sasha", "sasha", ("security-leads",), "security-lead", "security lead"),
+    SamplePerson("pat", "pat", ("product-leads",), "product-lead", "product lead"),
+    SamplePerson("val", "val", ("vp-engineering",), "vp-engineering", "VP of engineering, may waive"),
     SamplePerson(
         "ci-bot",
         "system:serviceaccount:ci:ci-bot",
         ("system:serviceaccounts", "system:serviceaccounts:ci"),
+        "",
         "CI: suite Jobs and evidence",
     ),
 )
@@ -107,7 +109,7 @@ def endpoints(settings: Settings, kubeconfig: str, people: list[tuple[SamplePers
         f"kubeconfig {kubeconfig}  (cluster admin)",
     ]
     width = max((len(p.name) for p, _ in people), default=0)
-    lines += [f"           {path}  ({p.name:<{width}} {p.part})" for p, path in people]
+    lines += [f"           {p.name:<{width}} {path}  ({p.part})" for p, path in people]
     lines += [
         "",
         f"To talk to it:  export KUBECONFIG={kubeconfig}",

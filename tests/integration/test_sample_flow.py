@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from release_readiness_dev.devrun import SAMPLE_PEOPLE
 from tests.integration import manifests
 from tests.integration.conftest import (
     REPO,
@@ -29,14 +30,8 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac", "checklist_installed")
 
 SAMPLES = REPO / "deploy" / "samples"
-PEOPLE = {
-    "engineering-lead": ("erin", ("eng-leads",)),
-    "devops-lead": ("devon", ("devops-leads",)),
-    "security-lead": ("sasha", ("security-leads",)),
-    "product-lead": ("pat", ("product-leads",)),
-    "vp-engineering": ("val", ("vp-engineering",)),
-}
-CI = ("system:serviceaccount:ci:ci-bot", ("system:serviceaccounts", "system:serviceaccounts:ci"))
+PEOPLE = {p.role: (p.username, p.groups) for p in SAMPLE_PEOPLE if p.role}  # the README walk's people
+CI = next((p.username, p.groups) for p in SAMPLE_PEOPLE if not p.role)
 RELEASE = "payments-api-3.2.0"
 API_DIGEST = "sha256:e1748cab7b1e9d2d0b5455fcb3066de444f8ac3b06b16aeabccfdbd2dc6dafd3"
 LOG_DIGEST = "sha256:171cde11cf77eb5a05ab1669e751f0667ff914ba627511b4795891e69a8f398f"
