@@ -384,16 +384,37 @@ def _condition(
     )
 
 
-def outstanding(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> tuple[list[str], list[str]]:
-    """(required pre-deployment items not satisfied, required approvals not granted), as short texts."""
+@dataclass(frozen=True)
+class Outstanding:
+    """What keeps a release from Ready, as data: formatted only where it is shown (conditions, the gate's refusal,
+    notifications), never searched as text."""
+
+    items: list[ItemStatus]
+    """Required pre-deployment items not satisfied: Failed first (the cluster must change), then Pending."""
+    approvals: list[ApprovalStatus]
+    """Required approvals not granted (Pending, Stale or Rejected)."""
+
+    @property
+    def item_texts(self) -> list[str]:
+        return [f"{s.id} ({s.state}: {s.message})" for s in self.items]
+
+    @property
+    def approval_texts(self) -> list[str]:
+        return [f"{a.role} ({a.state})" for a in self.approvals]
+
+    @property
+    def stale(self) -> bool:
+        return any(a.state == "Stale" for a in self.approvals)
+
+
+def outstanding(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> Outstanding:
+    """The required pre-deployment items not satisfied and the required approvals not granted."""
     required = {i.id for i in checklist.spec.items if i.required and i.phase == "pre"} if checklist else set()
-    # Failed first (the cluster must change), then Pending (someone must sign or wait), each in checklist order.
     open_items = [s for s in status.items if s.id in required and s.state not in SATISFIED]
-    open_items.sort(key=lambda s: s.state != "Failed")
-    items = [f"{s.id} ({s.state}: {s.message})" for s in open_items]
+    open_items.sort(key=lambda s: s.state != "Failed")  # stable: checklist order within each
     needed = {a.role for a in checklist.spec.approvals if a.required} if checklist else set()
-    approvals = [f"{a.role} ({a.state})" for a in status.approvals if a.role in needed and a.state != "Approved"]
-    return items, approvals
+    approvals = [a for a in status.approvals if a.role in needed and a.state != "Approved"]
+    return Outstanding(open_items, approvals)
 
 
 def _list(texts: list[str], limit: int = 10) -> str:
@@ -442,7 +463,7 @@ def _evaluate_items(
 
 def _summarize(status: ReleaseStatus, checklist: ReadinessChecklist | None) -> Summary:
     counts = Counter(s.state for s in status.items)
-    missing_items, _ = outstanding(status, checklist)
+    missing_items = outstanding(status, checklist).items
     required_roles = {a.role for a in checklist.spec.approvals if a.required} if checklist else set()
     approved = sum(1 for a in status.approvals if a.role in required_roles and a.state == "Approved")
     return Summary(
@@ -474,7 +495,8 @@ def _verdicts(
     snapshot: CandidateSnapshot | None = None,
 ) -> tuple[_Verdict, _Verdict, _Verdict]:
     """(Ready, ChecksPassed, Approved)."""
-    missing_items, missing_approvals = outstanding(status, checklist)
+    missing = outstanding(status, checklist)
+    missing_items, missing_approvals = missing.item_texts, missing.approval_texts
     if blocker is not None:
         stalled = _Verdict(False, blocker.reason, blocker.message)
         return stalled, stalled, stalled
@@ -499,10 +521,9 @@ def _verdicts(
         done = sum(1 for s in status.items if s.id in pre and s.state in SATISFIED)
         checks = _Verdict(True, Reason.ALL_ITEMS_PASSED, f"{done} pre-deployment item(s) satisfied")
     if missing_approvals:
-        stale = any("(Stale)" in a for a in missing_approvals)
         approved = _Verdict(
             False,
-            Reason.APPROVALS_STALE if stale else Reason.APPROVALS_MISSING,
+            Reason.APPROVALS_STALE if missing.stale else Reason.APPROVALS_MISSING,
             f"{len(missing_approvals)} approval(s) outstanding: {_list(missing_approvals)}",
         )
     else:

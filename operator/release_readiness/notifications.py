@@ -288,8 +288,10 @@ def gate_notification(
     r = _Release.of(release)
     shape = _digest(json.dumps(template, sort_keys=True, default=str))
     status = release.status or ReleaseStatus()
-    items, approvals = outstanding(status, checklist)
-    roles = [a.role for a in status.approvals if f"{a.role} ({a.state})" in approvals]
+    missing = outstanding(status, checklist)
+    items = missing.item_texts
+    roles = [a.role for a in missing.approvals]
+    approvals = missing.approval_texts
     holders = [f"{role}: {who_may(a)}" for role in roles if checklist and (a := checklist.approval(role))]
     who = "; ".join(holders) or f"the owners of {r.application} (see the outstanding items)"
     if verdict == "break-glass":

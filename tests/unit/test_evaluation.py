@@ -559,3 +559,36 @@ def test_a_release_the_operator_cannot_read_is_not_ready_and_stalled_with_why() 
     # Written once: the same answer later changes nothing.
     again = invalid_release_status("spec.version: too short", 3, status, NOW + dt.timedelta(minutes=5))
     assert not status_changed(status, again)
+
+
+def test_outstanding_is_data_failed_items_first_and_stale_approvals_known_by_state() -> None:
+    from release_readiness.api import ReleaseStatus
+    from release_readiness.evaluation import outstanding
+
+    checklist = make_checklist(
+        [
+            {"id": "a", "section": "S", "title": "a", "check": {"workload": "resourceLimits"}},
+            {"id": "b", "section": "S", "title": "b", "check": {"workload": "resourceLimits"}},
+            {"id": "c", "section": "S", "title": "c", "required": False, "check": {"workload": "resourceLimits"}},
+        ],
+        [{"role": "security-lead", "users": ["sasha"]}, {"role": "product-owner", "users": ["pat"]}],
+    )
+    status = ReleaseStatus.model_validate(
+        {
+            "items": [
+                {"id": "a", "state": "Pending", "message": "waiting"},
+                {"id": "b", "state": "Failed", "message": "no limits"},
+                {"id": "c", "state": "Failed", "message": "optional"},
+            ],
+            "approvals": [
+                {"role": "security-lead", "state": "Stale"},
+                {"role": "product-owner", "state": "Approved"},
+            ],
+        }
+    )
+    missing = outstanding(status, checklist)
+    assert [s.id for s in missing.items] == ["b", "a"]
+    assert missing.item_texts == ["b (Failed: no limits)", "a (Pending: waiting)"]
+    assert [a.role for a in missing.approvals] == ["security-lead"]
+    assert missing.approval_texts == ["security-lead (Stale)"]
+    assert missing.stale

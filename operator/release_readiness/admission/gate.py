@@ -441,7 +441,8 @@ def _judge(
     # A status for an older generation says nothing about the spec as it is now.
     current = status is not None and status.observed_generation == release.metadata.generation
     if ready is None or ready.status != "True" or checklist is None or not current:
-        items, approvals = outstanding(status, checklist) if status else ([], [])
+        missing = outstanding(status, checklist) if status else None
+        items, approvals = (missing.item_texts, missing.approval_texts) if missing else ([], [])
         why = ready.reason if ready else "not evaluated yet"
         if checklist is None and ready is not None and ready.status == "True":
             why = f"its checklist {release.spec.checklist} is not known to the gate"
