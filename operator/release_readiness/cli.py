@@ -36,6 +36,7 @@ from release_readiness import GROUP, VERSION, __version__, completion
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.audit import DEFAULT_CHECKLIST_PATH, InputError, Manifest, audit, load_checklist, parse_documents
 from release_readiness.audit_output import FORMATS, render
+from release_readiness.dashboard.command import add_dashboard_command
 from release_readiness.evidence import ReportError, ci_run_url, evidence_items, parse_mapping, read_metrics
 from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
@@ -780,7 +781,7 @@ def _global_flags(prefix: str) -> argparse.ArgumentParser:
     flags.add_argument("-n", "--namespace", dest=f"{prefix}namespace", help="namespace (default: the context's)")
     flags.add_argument(
         "-A", "--all-namespaces", dest=f"{prefix}all_namespaces", action="store_true", default=None,
-        help="list: in every namespace",
+        help="list, dashboard: in every namespace",
     )  # fmt: skip
     flags.add_argument("--context", dest=f"{prefix}context", help="kubeconfig context")
     flags.add_argument("--kubeconfig", dest=f"{prefix}kubeconfig", help="kubeconfig file (default: $KUBECONFIG)")
@@ -808,8 +809,10 @@ def merge_global_flags(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, name, after if after is not None else before)
     args.all_namespaces = bool(args.all_namespaces)
     args.request_timeout = args.request_timeout or 0.0
-    if args.all_namespaces and args.command != "list":
-        raise CliError(f"-A/--all-namespaces applies to `list` only, not `{args.command}`: use -n NAMESPACE")
+    if args.all_namespaces and args.command not in ("list", "dashboard"):
+        raise CliError(
+            f"-A/--all-namespaces applies to `list` and `dashboard` only, not `{args.command}`: use -n NAMESPACE"
+        )
     return args
 
 
@@ -913,6 +916,8 @@ def parser() -> argparse.ArgumentParser:
     )
     wt.add_argument("--interval", type=duration("--interval"), default=2.0, help=argparse.SUPPRESS)
     wt.set_defaults(fn=cmd_wait)
+
+    add_dashboard_command(sub)
     return p
 
 

@@ -65,7 +65,7 @@ def test_defaults_when_no_global_flag_is_given() -> None:
 
 
 def test_all_namespaces_only_where_a_listing_is_made() -> None:
-    with pytest.raises(CliError, match=r"-A/--all-namespaces applies to `list` only, not `status`"):
+    with pytest.raises(CliError, match=r"-A/--all-namespaces applies to `list` and `dashboard` only, not `status`"):
         parse("status", "r1", "-A")
 
 
