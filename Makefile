@@ -42,6 +42,10 @@ tools: ## Build etcd, kube-apiserver, kubectl and helm from Go modules into bin/
 prometheus: ## Install Prometheus and promtool from Debian's packages when missing (for metric-gate tests).
 	bash hack/install-prometheus.sh
 
+.PHONY: chromium
+chromium: ## Install Chromium from Debian's packages when missing (the dashboard's browser tests).
+	bash hack/install-chromium.sh
+
 .PHONY: image-tools
 image-tools: ## Install buildah, skopeo and mmdebstrap from Debian's packages when missing (for `make image`).
 	bash hack/install-image-tools.sh
@@ -77,12 +81,12 @@ unit: $(STAMP) prometheus ## Unit tests (no cluster; promtool checks the alert r
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: integration
-integration: $(STAMP) tools prometheus ## Integration tests against a real etcd + kube-apiserver.
+integration: $(STAMP) tools prometheus chromium ## Integration tests against a real etcd + kube-apiserver.
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 .PHONY: test
 test: lint ## Lint, unit and integration tests, with all their set-up (CI also runs `make test-image`).
-	$(MAKE) tools prometheus
+	$(MAKE) tools prometheus chromium
 	$(PY) -m pytest tests --ignore=tests/image $(PYTEST_ARGS)
 
 .PHONY: bench-tools
