@@ -213,7 +213,10 @@ def suggestion(item: ChecklistItem, state: ItemStatus | None, release: ReleaseRe
         value = "VALUE"
         if ev.equals is not None:
             value = ev.equals
-        hint = f"Record it as {who}: kubectl readiness -n {ns} attest {name} {item.id} --value {value}"
+        bounds = _bounds(ev.min, ev.max)
+        hint = f"Record it as {who}: kubectl readiness -n {ns} attest {name} {item.id} --value {value}" + (
+            f" ({ev.key} {bounds})" if bounds else ""
+        )
         return f"{message}. {hint}" if message and state is not None and state.state == "Failed" else hint
     if check.attestation is not None:
         roles = " or ".join(check.attestation.roles)
