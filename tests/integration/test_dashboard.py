@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from release_readiness.localcluster import LocalCluster, die_with_parent
+from release_readiness_dev.localcluster import LocalCluster, die_with_parent
 from tests.integration.conftest import BIN, REPO, Kubectl, eventually, sign
 from tests.integration.manifests import CI_ONLY
 
