@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
+from release_readiness.api import Check, ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.dashboard.reader import Listing, Unreadable
 from release_readiness.dashboard.server import Dashboard, make_app
 from release_readiness.dashboard.views import checklist_view, how_verified, release_row, release_view, stage
@@ -129,7 +129,12 @@ def test_how_each_kind_of_item_is_verified_and_what_to_do() -> None:
     release, checklist, _ = sample()
     items = {i.id: i for i in checklist.spec.items}
     kinds = {how_verified(i)[0] for i in checklist.spec.items}
-    assert kinds == {"workload", "evidence", "prometheus", "attestation"}
+    assert kinds <= {"workload", "cel", "evidence", "prometheus", "attestation"}
+    assert kinds >= {"workload", "evidence", "prometheus", "attestation"}
+    cel = checklist.spec.items[0].model_copy(
+        update={"check": Check.model_validate({"cel": {"rules": [{"expression": "true", "message": "has TZ"}]}})}
+    )
+    assert how_verified(cel) == ("cel", "the operator checks the candidate's workloads with CEL rules: has TZ")
     evidence = next(i for i in checklist.spec.items if i.check.evidence is not None)
     kind, text = how_verified(evidence)
     assert kind == "evidence"

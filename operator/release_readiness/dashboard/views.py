@@ -181,6 +181,9 @@ def how_verified(item: ChecklistItem) -> tuple[str, str]:
         return "workload", f"the operator checks the candidate's workloads: {check.workload}" + (
             f" ({params})" if params else ""
         )
+    if check.cel is not None:
+        rules = "; ".join(r.message or r.expression for r in check.cel.rules)
+        return "cel", f"the operator checks the candidate's workloads with CEL rules: {rules}"
     if check.evidence is not None:
         ev = check.evidence
         bounds = _bounds(ev.min, ev.max, ev.equals)
@@ -202,7 +205,7 @@ def suggestion(item: ChecklistItem, state: ItemStatus | None, release: ReleaseRe
     ns, name = release.metadata.namespace or "default", release.metadata.name
     check = item.check
     message = state.message if state else ""
-    if check.workload is not None:
+    if check.workload is not None or check.cel is not None:
         where = release.spec.candidate.namespace
         if state is not None and state.state == "Failed":
             return f"Fix the candidate in {where}: {message}"
