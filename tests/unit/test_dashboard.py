@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -219,6 +220,11 @@ def test_pages_render_escaped_with_security_headers() -> None:
         assert "you may not read the events in namespace payments-prod" in page  # the rest still shows
         assert 'data-fragment="/t0ken/fragments/releases/payments-prod/payments-api-3.2.0"' in page
         assert "Viewing as <strong>erin&lt;b&gt;</strong>" in page
+        # Unchanged, the fragment has the digest the page was rendered with: the script swaps nothing.
+        digest = re.search(r'data-digest="([0-9a-f]{20})"', page)
+        assert digest is not None
+        fragment = await client.get("/t0ken/fragments/releases/payments-prod/payments-api-3.2.0")
+        assert fragment.headers["X-Fragment-Digest"] == digest.group(1)
         denied = await client.get("/t0ken/releases/payments-prod/other")
         assert denied.status == 403
         assert "you may not read releasereadiness payments-prod/other" in await denied.text()

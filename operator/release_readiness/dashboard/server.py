@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import hmac
 import logging
 import secrets
@@ -125,11 +126,24 @@ class Dashboard:
 
     # -- pages ---------------------------------------------------------------------------------------------------
 
-    def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
-        html = self.env.get_template(template).render(
+    def _html(self, template: str, **context: Any) -> str:
+        return self.env.get_template(template).render(
             root=self.root, user=self.user, scope=self.reader.namespace, refresh=self.refresh, **context
         )
-        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+    def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
+        return web.Response(text=self._html(template, **context), status=status, content_type="text/html")
+
+    def render_live(self, page: str, fragment: str, as_fragment: bool, status: int, **context: Any) -> web.Response:
+        """A page with a live region, or only its fragment. The fragment's digest tells the page's script whether
+        anything changed (so an unchanged page keeps focus and selection: nothing is swapped)."""
+        html = self._html(fragment, **context)
+        digest = hashlib.sha256(html.encode()).hexdigest()[:20]
+        if as_fragment:
+            response = web.Response(text=html, status=status, content_type="text/html")
+            response.headers["X-Fragment-Digest"] = digest
+            return response
+        return self.render(page, status=status, digest=digest, updated=_now(), **context)
 
     async def releases_context(self) -> dict[str, Any]:
         listing = await self.reader.releases()
@@ -137,14 +151,13 @@ class Dashboard:
             "rows": [release_row(r) for r in listing.releases],
             "notes": listing.notes,
             "error": listing.error,
-            "updated": _now(),
         }
 
     async def releases_page(self, request: web.Request) -> web.Response:
-        return self.render("releases.html", **await self.releases_context())
+        return self.render_live("releases.html", "_releases.html", False, 200, **await self.releases_context())
 
     async def releases_fragment(self, request: web.Request) -> web.Response:
-        return self.render("_releases.html", **await self.releases_context())
+        return self.render_live("releases.html", "_releases.html", True, 200, **await self.releases_context())
 
     async def release_context(self, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
         if not self.reader.in_scope(namespace):
@@ -173,15 +186,15 @@ class Dashboard:
             optional(self.reader.events(release), []),
         )
         view = release_view(release, checklist, signoffs, events)
-        return 200, {"r": view, "notes": notes, "error": "", "namespace": namespace, "name": name, "updated": _now()}
+        return 200, {"r": view, "notes": notes, "error": "", "namespace": namespace, "name": name}
 
     async def release_page(self, request: web.Request) -> web.Response:
         status, context = await self.release_context(request.match_info["namespace"], request.match_info["name"])
-        return self.render("release.html", status=status, **context)
+        return self.render_live("release.html", "_release.html", False, status, **context)
 
     async def release_fragment(self, request: web.Request) -> web.Response:
         status, context = await self.release_context(request.match_info["namespace"], request.match_info["name"])
-        return self.render("_release.html", status=status, **context)
+        return self.render_live("release.html", "_release.html", True, status, **context)
 
     async def checklist_page(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

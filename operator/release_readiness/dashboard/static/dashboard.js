@@ -1,29 +1,45 @@
-// Live updates: every few seconds, fetch the page's fragment (server-rendered, escaped HTML) and swap it in when
-// it changed. No reload: focus, scroll position and open <details> are kept.
+// Live updates: every few seconds, fetch the page's fragment (server-rendered, escaped HTML) and swap it in only
+// when its digest changed. No reload: an unchanged page is left alone; on a change, focus (by id, or the link with
+// the same address and text), scroll position and open <details> are kept.
 (function () {
   "use strict";
   const region = document.getElementById("live");
   const status = document.getElementById("live-status");
   if (!region || !region.dataset.fragment) return;
   const every = Math.max(1, Number(region.dataset.refresh || "5")) * 1000;
-  let last = null;
+
+  function refocus(was) {
+    if (!was) return;
+    let el = was.id ? document.getElementById(was.id) : null;
+    if (!el && was.href) {
+      el = Array.from(region.querySelectorAll("a[href]")).find(
+        (a) => a.getAttribute("href") === was.href && a.textContent === was.text) || null;
+    }
+    if (el) el.focus({ preventScroll: true });
+  }
 
   function swap(html) {
-    const focused = document.activeElement && document.activeElement.id;
+    const active = document.activeElement;
+    const was = active && region.contains(active)
+      ? { id: active.id, href: active.getAttribute("href"), text: active.textContent } : null;
     const open = Array.from(region.querySelectorAll("details[open][id]"), (d) => d.id);
     region.innerHTML = html;
     open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
-    if (focused) { const el = document.getElementById(focused); if (el) el.focus({ preventScroll: true }); }
+    refocus(was);
   }
 
   async function tick() {
     try {
       const resp = await fetch(region.dataset.fragment, { credentials: "same-origin", cache: "no-store" });
+      const digest = resp.headers.get("X-Fragment-Digest") || "";
       const html = await resp.text();
-      if (html !== last) { swap(html); last = html; }
+      if (digest !== region.dataset.digest) {
+        swap(html);
+        region.dataset.digest = digest;
+        region.dataset.updates = String(Number(region.dataset.updates || "0") + 1);
+      }
       const when = new Date().toISOString().slice(11, 19);
       status.textContent = resp.ok ? `Live: checked at ${when} UTC.` : `Live: the server answered ${resp.status} at ${when} UTC.`;
-      region.dataset.updates = String(Number(region.dataset.updates || "0") + 1);
     } catch (err) {
       status.textContent = `Live updates paused: ${err.message}; retrying.`;
     } finally {
