@@ -149,7 +149,6 @@ def test_the_bash_script_in_bash() -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "KUBECONFIG": "/nonexistent"}
     assert bash_complete(["app"], env) == ["approve"]
     assert bash_complete(["status", "x", "-o", "y"], env) == ["yaml"]
-    assert bash_complete(["-n", "p", "list", "--all"], env) == ["--all-namespaces"]
 
 
 # -- -o ------------------------------------------------------------------------------------------------------
