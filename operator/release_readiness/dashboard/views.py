@@ -13,6 +13,7 @@ from typing import Any
 
 from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.api.release import ApprovalStatus, ItemStatus
+from release_readiness.evaluation import SATISFIED
 
 __all__ = [
     "SYMBOLS",
@@ -48,7 +49,6 @@ SYMBOLS = {
     "Expired": "✗",
     "Active": "~",
 }
-SATISFIED = {"Passed", "Waived", "NotApplicable"}
 GATE_REASONS = ("RolloutRefused", "RolloutWouldBeRefusedWarn", "RolloutWouldBeRefusedAudit")
 BREAK_GLASS = "BreakGlass"
 
