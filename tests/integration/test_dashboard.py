@@ -281,12 +281,16 @@ def test_a_release_lead_follows_a_release_from_waiting_to_admitted(
         assert refused.returncode != 0
         eventually(lambda: shows(page, "RolloutRefused"), timeout=60, what="the gate refusal on the page")
 
-        # CI records the evidence, the release manager waives the limits, the engineering lead approves.
+        # CI records the evidence and the engineering lead approves; then the release manager waives the limits,
+        # which makes that approval stale (it was given without the waiver), and the lead approves again.
         sign(kubectl, CI, prod, RELEASE, items=[{"id": "unit-test-coverage", "value": "91"}])
+        sign(kubectl, ERIN, prod, RELEASE, role="engineering-lead", comment="reviewed")
+        eventually(lambda: shows(page, "✓ Approved"), timeout=90, what="the approval on the page")
         expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
         sign(kubectl, RITA, prod, RELEASE, role="release-manager", decision="waive", items=[{"id": "limits"}],
              comment="vendor sidecar sets its own limits", expires=expires)  # fmt: skip
-        sign(kubectl, ERIN, prod, RELEASE, role="engineering-lead", comment="reviewed")
+        eventually(lambda: shows(page, "Stale approvals (1)", "It must be signed again"), timeout=90, what="stale")
+        sign(kubectl, ERIN, prod, RELEASE, role="engineering-lead", comment="reviewed with the waiver")
         eventually(lambda: at_stage(page, "Ready"), timeout=90, what="Ready on the page")
         assert shows(page, "erin", "vendor sidecar sets its own limits", "Nothing outstanding")
         body = text(page)
@@ -327,19 +331,27 @@ def test_a_release_lead_follows_a_release_from_waiting_to_admitted(
         dash.stop()
 
 
-def test_a_person_sees_only_the_releases_they_may_read(world: World, browser: Browser, tmp_path: Path) -> None:
+def test_a_person_sees_only_the_releases_they_may_read(
+    world: World, browser: Browser, kubectl: Kubectl, tmp_path: Path
+) -> None:
     """dana may list releases in `other` only: with -A she sees that one, not prod's, whose page says forbidden;
     with -n prod the list says she may not read it. The server answers only on 127.0.0.1, with its token, for its
     own Host, and only to reads."""
+    sign(kubectl, ERIN, world.other, "billing-api-1.4.0", role="engineering-lead", decision="reject",
+         comment="<b>p99</b> regressed")  # fmt: skip
     dash = Dashboard(world.dana, tmp_path / "dana.log", "-A")
     try:
         page = browser.new_page()
         page.goto(dash.url)
-        eventually(lambda: shows(page, "billing-api-1.4.0"), timeout=60, what="dana's readable release")
+        eventually(lambda: shows(page, "billing-api-1.4.0", "Vetoed"), timeout=60, what="dana's readable release")
         body = text(page)
         assert RELEASE not in body
         assert world.prod not in body
         assert "namespace(s) are not shown: you may not list their releases" in body
+        page.get_by_role("link", name="billing-api-1.4.0").click()
+        eventually(lambda: shows(page, "Vetoes (1)"), timeout=60, what="the veto")
+        assert "as engineering-lead by erin" in text(page)
+        assert "“<b>p99</b> regressed”" in text(page)  # shown as text, not markup
 
         response = page.goto(f"{dash.url}releases/{world.prod}/{RELEASE}")
         assert response is not None
