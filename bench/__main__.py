@@ -1,12 +1,13 @@
 """`make bench`: gate latency and throughput, the gate's cost through the API server, reconcile at scale.
 
 Prints figures; asserts nothing. Each scenario starts from a fresh local control plane and the real
-operator process, like the integration tests. Usage: python -m bench [gate] [apiserver] [scale] [signoffs]
+operator process, like the integration tests. Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel]
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import platform
@@ -508,12 +509,31 @@ def bench_apiserver(tmp: Path) -> None:
         setup.close()
 
 
-def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployments: int = 2000) -> None:
-    print(
-        f"\n== 3. Reconcile at scale: {deployments} Deployments in {namespaces} candidate namespaces, "
-        f"{releases} releases"
+SCALE_ITEMS = [
+    {"id": c.lower(), "section": "S", "title": c, "check": {"workload": c}}
+    for c in (
+        "resourceLimits",
+        "readinessProbe",
+        "livenessProbe",
+        "replicas",
+        "securityContext",
+        "networkPolicy",
+        "service",
     )
-    setup = Setup(tmp / "scale", register_webhooks=False)
+]
+
+
+def bench_scale(
+    tmp: Path,
+    namespaces: int = 50,
+    releases: int = 200,
+    deployments: int = 2000,
+    checklist_items: list[dict[str, Any]] | None = None,
+    watched: str = "resourcelimits",
+    title: str = "3. Reconcile at scale",
+) -> None:
+    print(f"\n== {title}: {deployments} Deployments in {namespaces} candidate namespaces, {releases} releases")
+    setup = Setup(tmp / watched, register_webhooks=False)
     k = setup.kubectl
     try:
         items = [
@@ -521,20 +541,7 @@ def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployment
                 "apiVersion": "readiness.dev/v1alpha1",
                 "kind": "ReadinessChecklist",
                 "metadata": {"name": "scale"},
-                "spec": {
-                    "items": [
-                        {"id": c.lower(), "section": "S", "title": c, "check": {"workload": c}}
-                        for c in (
-                            "resourceLimits",
-                            "readinessProbe",
-                            "livenessProbe",
-                            "replicas",
-                            "securityContext",
-                            "networkPolicy",
-                            "service",
-                        )
-                    ]
-                },
+                "spec": {"items": checklist_items or SCALE_ITEMS},
             }
         ]
         items += [
@@ -590,7 +597,7 @@ def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployment
                 "readiness.dev", "v1alpha1", "prod", "releasereadinesses", release
             )
             items = (body.get("status") or {}).get("items", [])
-            return next((it["state"] for it in items if it["id"] == "resourcelimits"), "")
+            return next((it["state"] for it in items if it["id"] == watched), "")
 
         latencies = []
         for i in range(40):
@@ -615,6 +622,96 @@ def bench_scale(tmp: Path, namespaces: int = 50, releases: int = 200, deployment
         print(f"operator resident memory: {_rss(setup) / 2**20:.0f} MiB")
     finally:
         setup.close()
+
+
+CEL_RULES = {
+    "memory-limit": "containers.all(c, has(c.resources.limits) && 'memory' in c.resources.limits)",
+    "cpu-limit": "containers.all(c, has(c.resources.limits) && 'cpu' in c.resources.limits)",
+    "requests": "containers.all(c, has(c.resources.requests) && c.resources.requests.size() >= 2)",
+    "log-level": "containers.all(c, has(c.env) && c.env.exists(e, e.name == 'LOG_LEVEL'))",
+    "version-label": "'app.kubernetes.io/version' in workload.metadata.labels",
+    "registry": "containers.all(c, c.image.startsWith('registry.example.com/'))",
+    "no-latest": "containers.all(c, !c.image.endsWith(':latest') && c.image.contains(':'))",
+    "readiness": "containers.all(c, has(c.readinessProbe) && has(c.readinessProbe.httpGet))",
+    "liveness": "containers.all(c, has(c.livenessProbe))",
+    "non-root": "has(podSpec.securityContext) && podSpec.securityContext.runAsNonRoot == true",
+    "replicas": "workload.spec.replicas >= 2",
+    "no-host-port": "containers.all(c, !has(c.ports) || c.ports.all(p, !has(p.hostPort)))",
+    "no-host-network": "!has(podSpec.hostNetwork) || !podSpec.hostNetwork",
+    "scraped": "workload.spec.template.metadata.annotations['prometheus.io/scrape'] == 'true'",
+    "probe-paths": "containers.all(c, c.readinessProbe.httpGet.path.startsWith('/'))",
+    "service-ports": "services.all(s, s.spec.ports.all(p, containers.exists(c, has(c.ports) "
+    "&& c.ports.exists(q, q.containerPort == p.targetPort || (has(q.name) && q.name == p.targetPort)))))",
+    "pdb-budget": "pdbs.all(p, has(p.spec.minAvailable) || has(p.spec.maxUnavailable))",
+    "hpa-min": "hpas.all(h, h.spec.minReplicas >= 2)",
+    "policy-types": "networkPolicies.all(n, has(n.spec.policyTypes))",
+    "env-names": "containers.all(c, !has(c.env) || c.env.all(e, e.name.matches('^[A-Z_][A-Z0-9_]*$')))",
+}
+CEL_ITEMS = [
+    {
+        "id": item_id,
+        "section": "S",
+        "title": item_id,
+        "check": {
+            "cel": {
+                "rules": [
+                    {
+                        "expression": rule,
+                        "messageExpression": f"containers.map(c, c.name).join(', ') + ' break {item_id}'",
+                    }
+                ]
+            }
+        },
+    }
+    for item_id, rule in CEL_RULES.items()
+]
+
+
+def bench_cel(tmp: Path, deployments: int = 2000) -> None:
+    """20 CEL items: in-process over one release selecting all 2,000 Deployments (what one evaluation costs the
+    event loop), then through the real operator over 2,000 Deployments in 200 releases, as scenario 3."""
+    from release_readiness.api.checklist import ChecklistItem
+    from release_readiness.checks.cel import compiled, run_cel_check
+    from release_readiness.checks.model import CandidateSnapshot, Workload
+
+    print(f"\n== 5. CEL: {len(CEL_ITEMS)} CEL items over {deployments} Deployments")
+    checks = [ChecklistItem.model_validate(i).check.cel for i in CEL_ITEMS]
+    bodies = [deployment("stg", name=f"app-{d}", replicas=2) for d in range(deployments)]
+    services = [
+        {
+            "metadata": {"name": f"svc-{d}", "namespace": "stg"},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": "payments-api"},
+                "ports": [{"port": 80, "targetPort": 8080}],
+            },
+        }
+        for d in range(3)
+    ]
+
+    def one_evaluation() -> tuple[float, list[str]]:
+        snap = CandidateSnapshot(
+            "payments-api", "3.2.0", "stg", [Workload(b) for b in bodies], dt.datetime.now(dt.UTC), services=services
+        )
+        started = time.perf_counter()
+        states = [run_cel_check(c, snap).state for c in checks if c is not None]
+        return time.perf_counter() - started, states
+
+    compiled.cache_clear()
+    started = time.perf_counter()
+    for item in CEL_ITEMS:
+        compiled(item["check"]["cel"]["rules"][0]["expression"])
+    compile_ms = (time.perf_counter() - started) * 1000
+    first, states = one_evaluation()
+    runs = [one_evaluation()[0] for _ in range(5)]
+    evaluations = len(CEL_ITEMS) * deployments
+    print(
+        f"in-process, one release selecting all {deployments}: compile {len(CEL_ITEMS)} rules {compile_ms:.0f} ms "
+        f"(once per checklist version); one evaluation of {len(CEL_ITEMS)} items x {deployments} workloads "
+        f"({evaluations} rule evaluations): first {first * 1000:.0f} ms, then p50 {pct(runs, 0.5) * 1000:.0f} ms "
+        f"(max {max(runs) * 1000:.0f} ms), {pct(runs, 0.5) / evaluations * 1e6:.1f} us a rule evaluation; "
+        f"states {sorted(set(states))}"
+    )
+    bench_scale(tmp, checklist_items=CEL_ITEMS, watched="memory-limit", title="5. CEL through the operator")
 
 
 def maximal_signoff(namespace: str, release: str, name: str, release_uid: str = "") -> dict[str, Any]:
@@ -732,7 +829,7 @@ def _rss(setup: Setup) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    wanted = set(argv) or {"gate", "apiserver", "scale", "signoffs", "vegeta"}
+    wanted = set(argv) or {"gate", "apiserver", "scale", "signoffs", "vegeta", "cel"}
     print(f"release-readiness benchmarks on {machine()}")
     version = subprocess.run(
         [str(REPO / "bin" / "kube-apiserver"), "--version"], capture_output=True, text=True, check=True
@@ -749,6 +846,8 @@ def main(argv: Sequence[str]) -> int:
             bench_signoffs(Path(tmp))
         if "vegeta" in wanted:
             bench_vegeta(Path(tmp))
+        if "cel" in wanted:
+            bench_cel(Path(tmp))
     return 0
 
 
