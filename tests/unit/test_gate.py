@@ -10,7 +10,7 @@ import pytest
 
 from release_readiness.admission.gate import GateRequest, gate_decision, gated_kind
 from release_readiness.admission.signoffs import Caller
-from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.checks.model import Workload
 from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
 from tests.unit.builders import NOW
@@ -613,3 +613,27 @@ def test_with_no_release_the_refusal_names_the_namespaces_releases_the_operator_
         "least 1 character): fix or recreate it"
     )
     assert "cannot be read" not in gate_decision(req, "enforce", [], {"demo": CHECKLIST}, [], NOW).message
+
+
+def test_cel_rules_over_the_template_alone_run_on_production_too() -> None:
+    """An env value is a per-environment field: the production template may set TZ to something else than the
+    candidate did. A CEL item that reads only workload/podSpec/containers is judged again on it; one that reads the
+    related objects (which the gate does not have) is not."""
+    house = CHECKLIST.model_copy(deep=True)
+    utc = "containers.all(c, has(c.env) && c.env.exists(e, e.name == 'TZ' && e.value == 'UTC'))"
+    rules = [{"expression": utc, "messageExpression": "'TZ is not UTC in ' + containers.map(c, c.name).join(', ')"}]
+    cross = [{"expression": "services.size() > 0 && " + utc}]
+    house.spec.items += [
+        ChecklistItem.model_validate({"id": "tz", "section": "S", "title": "T", "check": {"cel": {"rules": rules}}}),
+        ChecklistItem.model_validate({"id": "svc", "section": "S", "title": "T", "check": {"cel": {"rules": cross}}}),
+    ]
+    candidate, obj = workload(), workload()
+    candidate["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "TZ", "value": "UTC"}]
+    obj["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "TZ", "value": "Europe/Paris"}]
+    inspected = inspected_hash(candidate["spec"]["template"])
+    d = decide(obj, checklist=house, releases=[release(passed=("tz", "svc"), template=inspected)])
+    assert (d.allowed, d.verdict) == (False, "check-failed")
+    assert "check tz (cel) fails on it: deployment payments-prod/payments-api: TZ is not UTC in api" in d.message
+    assert "check svc" not in d.message
+    ok = decide(candidate, checklist=house, releases=[release(passed=("tz", "svc"), template=inspected)])
+    assert ok.verdict == "passed"

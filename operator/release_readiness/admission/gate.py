@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
+from release_readiness.checks.cel import reads_template_only, run_cel_check
 from release_readiness.checks.model import CandidateSnapshot, Workload
 from release_readiness.checks.workload import run_workload_check
 from release_readiness.evaluation import environment_fields, outstanding
@@ -238,7 +239,11 @@ def _check_problems(
     req: GateRequest, workload: Workload, release: ReleaseReadiness, checklist: ReadinessChecklist, now: dt.datetime
 ) -> list[str]:
     """Template checks that passed on the candidate must pass on the production template too."""
-    template_items = {i.id: i for i in checklist.spec.items if i.check.workload in TEMPLATE_CHECKS}
+    template_items = {
+        i.id: i
+        for i in checklist.spec.items
+        if i.check.workload in TEMPLATE_CHECKS or (i.check.cel is not None and reads_template_only(i.check.cel))
+    }
     passed = [
         template_items[s.id]
         for s in (release.status.items if release.status else [])
@@ -249,8 +254,11 @@ def _check_problems(
     )
     problems = []
     for item in passed:
-        name = item.check.workload or ""
-        result = run_workload_check(name, item.check.params, snapshot)
+        if item.check.cel is not None:
+            name, result = "cel", run_cel_check(item.check.cel, snapshot)
+        else:
+            name = item.check.workload or ""
+            result = run_workload_check(name, item.check.params, snapshot)
         if result.state == "Failed":
             problems.append(f"check {item.id} ({name}) fails on it: {result.message}")
     return problems

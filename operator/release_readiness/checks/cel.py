@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ITEM_SECONDS",
     "MAX_ITERATIONS",
+    "TEMPLATE_VARIABLES",
     "VARIABLES",
     "expression_errors",
+    "reads_template_only",
     "run_cel_check",
     "variables_of",
 ]
@@ -48,6 +50,9 @@ VARIABLES: dict[str, str] = {
     "hpas": "the HorizontalPodAutoscalers whose scaleTargetRef names it",
     "ingresses": "the Ingresses that route to one of those Services",
 }
+
+TEMPLATE_VARIABLES = ("workload", "podSpec", "containers")
+"""What a rule may read to be judged on a production workload alone (the gate has no related objects)."""
 
 MAX_ITERATIONS = 10_000
 """cel-cpp's comprehension_max_iterations, which the binding keeps at its default: comprehension iterations
@@ -65,6 +70,29 @@ def _env() -> Any:
     obj = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
     types = {"workload": obj, "podSpec": obj, **{name: cel.Type.List(obj) for name in list(VARIABLES)[2:]}}
     return cel.NewEnv(variables=types, extensions=[ext_strings.ExtStrings()])
+
+
+@functools.cache
+def _template_env() -> Any:
+    obj = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
+    types = {"workload": obj, "podSpec": obj, "containers": cel.Type.List(obj)}
+    return cel.NewEnv(variables=types, extensions=[ext_strings.ExtStrings()])
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_only(expression: str) -> bool:
+    try:
+        _template_env().compile(expression)
+    except RuntimeError:
+        return False
+    return True
+
+
+def reads_template_only(check: CelCheck) -> bool:
+    """Whether every rule reads only TEMPLATE_VARIABLES (told by the type checker, which refuses any other name
+    in an environment that declares only those): such an item is judged again on the production workload at the
+    gate, like the built-in template checks, since the per-environment fields (env values, resources) may differ."""
+    return all(_template_only(r.expression) for r in check.rules)
 
 
 @dataclass(frozen=True)
