@@ -7,7 +7,8 @@
 #   IMAGE_BASE=<reference>  that image, pulled from its registry;
 #   unset                   the Python project's slim bookworm image where its registry answers, and otherwise a
 #                           Debian bookworm root filesystem made by mmdebstrap from Debian's packages (python3,
-#                           python3-venv; the essential variant, no docs), imported as a local image. It is cached
+#                           python3-venv, and libstdc++6 for cel-expr-python's C++ extension, which the slim image
+#                           has through apt; the essential variant, no docs), imported as a local image. It is cached
 #                           outside the clone, keyed by its recipe, like the Go-built tools; IMAGE_BASE_REFRESH=1
 #                           makes it again (for Debian's security updates).
 # buildah's storage lives in the same cache (overlay where the kernel allows it, else vfs; IMAGE_STORAGE_DRIVER
@@ -56,7 +57,7 @@ export BUILDAH_ISOLATION=chroot
 debian_base() {
   local suite=bookworm
   local recipe=(
-    --variant=essential --include=python3,python3-venv --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+    --variant=essential --include=python3,python3-venv,libstdc++6 --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
@@ -76,7 +77,7 @@ debian_base() {
     local sources="${IMAGE_APT_SOURCES:-/etc/apt/sources.list.d/debian.sources}"
     [[ -s "$sources" ]] || sources=/etc/apt/sources.list
     local logfile="$cache_root/image-base-$suite.log" t=$SECONDS
-    log "base: mmdebstrap $suite (python3, python3-venv) from $sources; log: $logfile"
+    log "base: mmdebstrap $suite (python3, python3-venv, libstdc++6) from $sources; log: $logfile"
     mmdebstrap --format=tar "${recipe[@]}" "$suite" "$rootfs.tmp.$$" "$sources" >"$logfile" 2>&1 || {
       log "FAILED: mmdebstrap; last lines of $logfile:"; tail -n 25 "$logfile" >&2; rm -f "$rootfs.tmp.$$"; exit 1; }
     mv "$rootfs.tmp.$$" "$rootfs"
@@ -86,7 +87,7 @@ debian_base() {
   ctr="$(buildah_ from scratch)"
   buildah_ add "$ctr" "$rootfs" / >/dev/null
   buildah_ config --env LANG=C.UTF-8 --cmd '["python3"]' \
-    --label "org.opencontainers.image.description=Debian $suite, python3 and python3-venv (mmdebstrap)" "$ctr"
+    --label "org.opencontainers.image.description=Debian $suite, python3, python3-venv and libstdc++6 (mmdebstrap)" "$ctr"
   buildah_ commit --quiet --rm "$ctr" "$image" >/dev/null
   log "base $image: imported"
   echo "$image"
