@@ -14,6 +14,8 @@ from kubernetes import client
 
 from tests.integration import manifests
 from tests.integration.conftest import REPO, Kubectl, eventually
+from tests.integration.test_gate import Gate
+from tests.integration.test_gate import deployment as gate_deployment
 from tests.integration.test_reconciler import Release, container, deployment
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -132,3 +134,20 @@ def test_services_piled_up_by_a_developer_hit_the_cost_limit_never_a_pass(rel: R
     assert rel.item("service-named-ports")["state"] == "Passed"  # a linear rule is unaffected
     kubectl.run("delete", "service", "-n", rel.candidate, *[s["metadata"]["name"] for s in piled], as_user=DEV)
     until(rel, "pairwise", "Passed", "hold for 1 workload(s)")
+
+
+@pytest.mark.usefixtures("signer_rbac")
+def test_a_house_rule_over_the_template_is_judged_again_at_the_gate(
+    kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    """Env values may differ per environment (the default environmentFields): a deployer cannot keep TZ=UTC on the
+    candidate and ship another TZ to production; the real gate refuses it naming the CEL item."""
+    utc = "containers.all(c, has(c.env) && c.env.exists(e, e.name == 'TZ' && e.value == 'UTC'))"
+    rule = {"expression": utc, "messageExpression": "'TZ is not UTC in ' + containers.map(c, c.name).join(', ')"}
+    gate = Gate(kubectl, api_client, checks={"tz": {"cel": {"rules": [rule]}}}, env=[{"name": "TZ", "value": "UTC"}])
+    gate.approve()
+    proc = gate.rollout(gate_deployment(gate.prod, env=[{"name": "TZ", "value": "Europe/Paris"}]))
+    assert proc.returncode != 0
+    assert f"check tz (cel) fails on it: deployment {gate.prod}/payments-api: TZ is not UTC in api" in proc.stderr
+    admitted = gate.rollout(gate_deployment(gate.prod, env=[{"name": "TZ", "value": "UTC"}]))
+    assert admitted.returncode == 0, admitted.stderr
