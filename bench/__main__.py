@@ -1,7 +1,8 @@
 """`make bench`: gate latency and throughput, the gate's cost through the API server, reconcile at scale.
 
 Prints figures; asserts nothing. Each scenario starts from a fresh local control plane and the real
-operator process, like the integration tests. Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel]
+operator process, like the integration tests.
+Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel]
 """
 
 from __future__ import annotations
