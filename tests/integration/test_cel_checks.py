@@ -5,7 +5,9 @@ at `kubectl apply`; Services a developer piles into the candidate namespace hit 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from kubernetes import client
 
 from tests.integration import manifests
 from tests.integration.conftest import REPO, Kubectl, eventually
+from tests.integration.manifests import release as manifests_release
 from tests.integration.test_gate import Gate
 from tests.integration.test_gate import deployment as gate_deployment
 from tests.integration.test_reconciler import Release, container, deployment
@@ -151,3 +154,82 @@ def test_a_house_rule_over_the_template_is_judged_again_at_the_gate(
     assert f"check tz (cel) fails on it: deployment {gate.prod}/payments-api: TZ is not UTC in api" in proc.stderr
     admitted = gate.rollout(gate_deployment(gate.prod, env=[{"name": "TZ", "value": "UTC"}]))
     assert admitted.returncode == 0, admitted.stderr
+
+
+def test_audit_offline_and_the_operator_agree_on_cel_items(kubectl: Kubectl, tmp_path: Path) -> None:
+    """`kubectl readiness audit` on the manifests, before any cluster, and the operator on the same objects applied:
+    the same state and message for every CEL item of the sample, for an application that keeps the rules and one
+    that breaks each of them."""
+    suffix = uuid.uuid4().hex[:6]
+    ns, name = f"cel-audit-{suffix}", f"org-rules-{suffix}"
+    checklist = json.loads(json.dumps(SAMPLE))
+    checklist["metadata"]["name"] = name
+
+    def app(application: str, team: str, tz: bool, target: Any) -> list[dict[str, Any]]:
+        labels = {"app.kubernetes.io/name": application, "app.kubernetes.io/version": "1.0.0"}
+        env = [{"name": "TZ", "value": "UTC"}] if tz else []
+        containers = [
+            {"name": "api", "image": "registry.example.com/a:1", "ports": [{"name": "http", "containerPort": 8080}]},
+            {"name": "proxy", "image": "registry.example.com/p:1"},
+        ]
+        for c in containers:
+            c["env"] = [*env, {"name": "LOG_LEVEL", "value": "info"}]
+        return [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": application, "namespace": ns, "labels": {**labels, "team": team}},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": application}},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": application, "namespace": ns},
+                "spec": {
+                    "selector": {"app.kubernetes.io/name": application},
+                    "ports": [{"port": 443, "targetPort": target}],
+                },
+            },
+        ]
+
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
+    objects += app("keeper", "payments", tz=True, target="http") + app("breaker", "marketing", tz=False, target=8080)
+    manifest_file, checklist_file = tmp_path / "app.yaml", tmp_path / "checklist.yaml"
+    manifest_file.write_text(yaml.safe_dump_all(objects))
+    checklist_file.write_text(yaml.safe_dump(checklist))
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "kubectl-readiness"), "audit", "-f", str(manifest_file), "--checklist",
+         str(checklist_file), "-o", "json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # findings
+    report = json.loads(proc.stdout)
+    offline = {
+        (a["application"], i["id"]): (i["outcome"], i["message"]) for a in report["applications"] for i in a["items"]
+    }
+    assert {o for o, _ in offline.values()} == {"passed", "failed"}
+    assert offline[("breaker", "container-timezone")] == (
+        "failed",
+        f"deployment {ns}/breaker: container 'api', container 'proxy' sets no TZ (spec.template.spec.containers[].env)",
+    )
+
+    kubectl.apply(json.dumps(checklist))
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    releases = [manifests_release(a, ns, a, "1.0.0", name, ns) for a in ("keeper", "breaker")]
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": releases}))
+    states = {"passed": "Passed", "failed": "Failed"}
+
+    def live() -> dict[tuple[str, str], tuple[str, str]]:
+        out = {}
+        for a in ("keeper", "breaker"):
+            body = json.loads(kubectl.run("get", "rr", a, "-n", ns, "-o", "json").stdout)
+            for it in (body.get("status") or {}).get("items") or []:
+                out[(a, it["id"])] = (it["state"], it["message"])
+        return out
+
+    want = {key: (states[o], m) for key, (o, m) in offline.items()}
+    eventually(lambda: live() == want, timeout=90, what=f"live verdicts equal the audit's: {want} (live {live()})")
