@@ -13,7 +13,7 @@ import yaml
 from release_readiness.api import ReadinessChecklist
 from release_readiness.api.checklist import CelCheck
 from release_readiness.checks.cel import ITEM_SECONDS, MAX_ITERATIONS, compiled, expression_errors, run_cel_check
-from release_readiness.validation import validate_checklist
+from release_readiness.validation import MAX_CEL_EXPRESSIONS, validate_checklist
 from tests.unit.builders import deployment, good_container, obj, snapshot
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "cel-checklist.yaml"
@@ -239,4 +239,24 @@ def test_the_checklist_webhook_names_item_field_expression_and_position() -> Non
         "containers, services, networkPolicies, pdbs, hpas, ingresses",
         "ReadinessChecklist house: spec.items[0].check.cel.rules[1].messageExpression (tz): '1': yields an int, not "
         "a string; make it a string",
+    ]
+
+
+def test_a_checklist_with_too_many_expressions_is_refused_before_compiling_them() -> None:
+    rules = [{"expression": f"containers.size() > {i}", "messageExpression": "'x'"} for i in range(10)]
+    items = [
+        {"id": f"i{n}", "section": "S", "title": "T", "check": {"cel": {"rules": rules}}} for n in range(6)
+    ]  # 6 x 10 x 2 = 120
+    checklist = ReadinessChecklist.model_validate({"metadata": {"name": "big"}, "spec": {"items": items}})
+    before = compiled.cache_info().misses
+    assert validate_checklist(checklist) == [
+        f"ReadinessChecklist big: spec.items hold 120 CEL expressions (check.cel rules and messageExpressions), more "
+        f"than {MAX_CEL_EXPRESSIONS}; merge rules (a rule may && several conditions) or split the checklist"
+    ]
+    assert compiled.cache_info().misses == before
+
+
+def test_nesting_past_the_parser_limit_is_refused_not_crashed() -> None:
+    assert expression_errors("(" * 2000 + "true" + ")" * 2000, "rule") == [
+        "Expression recursion limit exceeded. limit: 32"
     ]

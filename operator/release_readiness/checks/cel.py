@@ -119,7 +119,11 @@ def _compile_errors(text: str) -> tuple[str, ...]:
             errors.append(f"{what} at line {row}, column {column}")
     # The checker goes on after an unknown name and reports what follows from it ("of type '*error*'"): noise.
     first = [e for e in errors if "'*error*'" not in e] or errors
-    return tuple(first) or (text.strip().splitlines()[0],)
+    if first:
+        return tuple(first)
+    # No position (e.g. "CANCELLED: Expression recursion limit exceeded. limit: 32 [CANCELLED]"): the reason alone.
+    reason = text.strip().splitlines()[0] if text.strip() else "does not compile"
+    return (re.sub(r"^[A-Z_]+: | \[[A-Z_]+\]$", "", reason),)
 
 
 @functools.lru_cache(maxsize=1024)
