@@ -223,8 +223,15 @@ def test_pages_render_escaped_with_security_headers() -> None:
         # Unchanged, the fragment has the digest the page was rendered with: the script swaps nothing.
         digest = re.search(r'data-digest="([0-9a-f]{20})"', page)
         assert digest is not None
-        fragment = await client.get("/t0ken/fragments/releases/payments-prod/payments-api-3.2.0")
-        assert fragment.headers["X-Fragment-Digest"] == digest.group(1)
+        fragment_path = "/t0ken/fragments/releases/payments-prod/payments-api-3.2.0"
+        fragment = await client.get(fragment_path)
+        assert fragment.headers["ETag"] == f'"{digest.group(1)}"'
+        unchanged = await client.get(fragment_path, headers={"If-None-Match": f'"{digest.group(1)}"'})
+        assert unchanged.status == 304
+        assert await unchanged.read() == b""
+        changed = await client.get(fragment_path, headers={"If-None-Match": '"older"'})
+        assert changed.status == 200
+        assert "Vetoes (1)" in await changed.text()
         denied = await client.get("/t0ken/releases/payments-prod/other")
         assert denied.status == 403
         assert "you may not read releasereadiness payments-prod/other" in await denied.text()

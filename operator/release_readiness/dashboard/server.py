@@ -134,14 +134,19 @@ class Dashboard:
     def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
         return web.Response(text=self._html(template, **context), status=status, content_type="text/html")
 
-    def render_live(self, page: str, fragment: str, as_fragment: bool, status: int, **context: Any) -> web.Response:
-        """A page with a live region, or only its fragment. The fragment's digest tells the page's script whether
-        anything changed (so an unchanged page keeps focus and selection: nothing is swapped)."""
+    def render_live(self, page: str, fragment: str, request: web.Request, status: int, **context: Any) -> web.Response:
+        """A page with a live region, or (for a /fragments/ request) only its fragment. The fragment's digest is its
+        ETag: the page's script sends it back (If-None-Match) and gets a bodyless 304 while nothing changed, so a
+        poll costs a few bytes and an unchanged page keeps focus and selection (nothing is swapped)."""
+        as_fragment = request.path.startswith(f"{self.root}fragments/")
         html = self._html(fragment, **context)
         digest = hashlib.sha256(html.encode()).hexdigest()[:20]
         if as_fragment:
+            etag = f'"{digest}"'
+            if status == 200 and request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers={"ETag": etag})  # unchanged: a poll costs a few bytes
             response = web.Response(text=html, status=status, content_type="text/html")
-            response.headers["X-Fragment-Digest"] = digest
+            response.headers["ETag"] = etag
             return response
         return self.render(page, status=status, digest=digest, updated=_now(), **context)
 
@@ -154,10 +159,10 @@ class Dashboard:
         }
 
     async def releases_page(self, request: web.Request) -> web.Response:
-        return self.render_live("releases.html", "_releases.html", False, 200, **await self.releases_context())
+        return self.render_live("releases.html", "_releases.html", request, 200, **await self.releases_context())
 
     async def releases_fragment(self, request: web.Request) -> web.Response:
-        return self.render_live("releases.html", "_releases.html", True, 200, **await self.releases_context())
+        return self.render_live("releases.html", "_releases.html", request, 200, **await self.releases_context())
 
     async def release_context(self, namespace: str, name: str) -> tuple[int, dict[str, Any]]:
         if not self.reader.in_scope(namespace):
@@ -190,11 +195,11 @@ class Dashboard:
 
     async def release_page(self, request: web.Request) -> web.Response:
         status, context = await self.release_context(request.match_info["namespace"], request.match_info["name"])
-        return self.render_live("release.html", "_release.html", False, status, **context)
+        return self.render_live("release.html", "_release.html", request, status, **context)
 
     async def release_fragment(self, request: web.Request) -> web.Response:
         status, context = await self.release_context(request.match_info["namespace"], request.match_info["name"])
-        return self.render_live("release.html", "_release.html", True, status, **context)
+        return self.render_live("release.html", "_release.html", request, status, **context)
 
     async def checklist_page(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

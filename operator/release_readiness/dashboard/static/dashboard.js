@@ -1,5 +1,5 @@
 // Live updates: every few seconds, fetch the page's fragment (server-rendered, escaped HTML) and swap it in only
-// when its digest changed. No reload: an unchanged page is left alone; on a change, focus (by id, or the link with
+// when its digest (ETag) changed; while unchanged the server answers 304 without a body. No reload: an unchanged page is left alone; on a change, focus (by id, or the link with
 // the same address and text), scroll position and open <details> are kept.
 (function () {
   "use strict";
@@ -30,16 +30,18 @@
 
   async function tick() {
     try {
-      const resp = await fetch(region.dataset.fragment, { credentials: "same-origin", cache: "no-store" });
-      const digest = resp.headers.get("X-Fragment-Digest") || "";
-      const html = await resp.text();
-      if (digest !== region.dataset.digest) {
-        swap(html);
+      const resp = await fetch(region.dataset.fragment, {
+        credentials: "same-origin", cache: "no-store", headers: { "If-None-Match": `"${region.dataset.digest}"` },
+      });
+      const digest = (resp.headers.get("ETag") || "").replaceAll('"', "");
+      if (resp.status !== 304 && digest !== region.dataset.digest) {
+        swap(await resp.text());
         region.dataset.digest = digest;
         region.dataset.updates = String(Number(region.dataset.updates || "0") + 1);
       }
       const when = new Date().toISOString().slice(11, 19);
-      status.textContent = resp.ok ? `Live: checked at ${when} UTC.` : `Live: the server answered ${resp.status} at ${when} UTC.`;
+      const fine = resp.ok || resp.status === 304;
+      status.textContent = fine ? `Live: checked at ${when} UTC.` : `Live: the server answered ${resp.status} at ${when} UTC.`;
     } catch (err) {
       status.textContent = `Live updates paused: ${err.message}; retrying.`;
     } finally {
