@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from release_readiness import GROUP, VERSION
 from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.checks.model import Body, Workload
+from release_readiness.constants import Label
 from release_readiness.evaluation import EvaluationInput, evaluate_release
 from release_readiness.indexes import CANDIDATE_KINDS, WATCHED, ClusterIndex
 
@@ -40,8 +41,8 @@ __all__ = [
 
 DEFAULT_CHECKLIST_PATH = Path(__file__).parent / "data" / "pre-production.yaml"
 """The default checklist as shipped with the package (a copy of deploy/checklists/pre-production.yaml)."""
-NAME_LABEL = "app.kubernetes.io/name"
-VERSION_LABEL = "app.kubernetes.io/version"
+NAME_LABEL: str = Label.APP_NAME.value
+VERSION_LABEL: str = Label.APP_VERSION.value
 MAX_NODES = 1_000_000
 """YAML nodes one document may expand to: aliases can make a small file expand without bound."""
 READ_KINDS = frozenset({w.kind for w in WATCHED} | {"Namespace", "Secret"})

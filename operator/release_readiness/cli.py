@@ -36,6 +36,7 @@ from release_readiness import GROUP, VERSION, __version__, completion
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.audit import DEFAULT_CHECKLIST_PATH, InputError, Manifest, audit, load_checklist, parse_documents
 from release_readiness.audit_output import FORMATS, render
+from release_readiness.constants import SATISFIED
 from release_readiness.dashboard.command import add_dashboard_command
 from release_readiness.evidence import ReportError, ci_run_url, evidence_items, parse_mapping, read_metrics
 from release_readiness.kube import authenticated_username
@@ -430,7 +431,7 @@ def cmd_status(api: Api, args: argparse.Namespace) -> int:
     section = None
     for item in checklist.spec.items:
         state = items.get(item.id)
-        if args.outstanding and state is not None and state.state in ("Passed", "Waived", "NotApplicable"):
+        if args.outstanding and state is not None and state.state in SATISFIED:
             continue
         if item.section != section:
             section = item.section

@@ -31,6 +31,7 @@ from release_readiness.api.release import CandidateImage, CandidateStatus, Candi
 from release_readiness.checks.cel import run_cel_check
 from release_readiness.checks.model import CandidateSnapshot, CheckResult
 from release_readiness.checks.workload import run_workload_check
+from release_readiness.constants import SATISFIED, Reason
 from release_readiness.podtemplate import (
     DEFAULT_ENVIRONMENT_FIELDS,
     controller_labels,
@@ -63,31 +64,6 @@ __all__ = [
     "status_changed",
     "who_may",
 ]
-
-
-class Reason:
-    """Condition reasons (CamelCase constants, never literals at the use site)."""
-
-    READY = "ReleaseReady"
-    ITEMS_OUTSTANDING = "ItemsOutstanding"
-    ALL_ITEMS_PASSED = "AllItemsPassed"
-    APPROVALS_MISSING = "ApprovalsMissing"
-    APPROVALS_STALE = "ApprovalsStale"
-    APPROVED = "AllApprovalsGranted"
-    VETOED = "Vetoed"
-    CHECKLIST_NOT_FOUND = "ChecklistNotFound"
-    CANDIDATE_NAMESPACE_NOT_FOUND = "CandidateNamespaceNotFound"
-    NO_CANDIDATE_WORKLOADS = "NoCandidateWorkloads"
-    NOT_STALLED = "Progressing"
-    RECONCILED = "Reconciled"
-    POST_PENDING = "NotDeployed"
-    POST_HEALTHY = "PostDeploymentChecksPassed"
-    POST_FAILING = "PostDeploymentChecksFailing"
-    POST_WATCHING = "PostDeploymentWatching"
-    INVALID_SPEC = "InvalidSpec"
-
-
-SATISFIED = frozenset({"Passed", "Waived", "NotApplicable"})
 
 
 @dataclass(frozen=True)

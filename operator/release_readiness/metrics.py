@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 from release_readiness import __version__
 from release_readiness.api import ReleaseStatus
+from release_readiness.constants import ItemState
 
 __all__ = [
     "ADMISSION_LATENCY",
@@ -31,7 +32,7 @@ __all__ = [
     "observe_release",
 ]
 
-STATES = ("Passed", "Failed", "Pending", "Waived", "NotApplicable")
+STATES: tuple[str, ...] = tuple(s.value for s in ItemState)
 
 BUILD_INFO = Info("release_readiness_build", "Version of the release-readiness operator.")
 BUILD_INFO.info({"version": __version__})
@@ -151,7 +152,7 @@ METRIC_NAMES = frozenset(
 def observe_release(namespace: str, name: str, status: ReleaseStatus, created: float | None) -> None:
     ready = status.condition("Ready")
     RELEASE_READY.labels(namespace, name).set(1 if ready and ready.status == "True" else 0)
-    counts = dict.fromkeys(STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     for item in status.items:
         counts[item.state] = counts.get(item.state, 0) + 1
     for state, count in counts.items():

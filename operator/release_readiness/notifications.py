@@ -28,6 +28,7 @@ from typing import Any
 
 from release_readiness import API_VERSION
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseStatus
+from release_readiness.constants import Label
 from release_readiness.evaluation import Reason, outstanding
 from release_readiness.tally import who_may
 
@@ -47,7 +48,7 @@ __all__ = [
     "webhook_body",
 ]
 
-SINK_LABEL = "readiness.dev/notification-sink"
+SINK_LABEL: str = Label.NOTIFICATION_SINK.value
 """Label (value "true") of the Secrets that are notification sinks, in the operator's namespace."""
 
 MAX_TEXT = 1500

@@ -33,6 +33,7 @@ from kubernetes.client.exceptions import ApiException
 
 from release_readiness import __version__
 from release_readiness.config import Settings
+from release_readiness.constants import Label
 from release_readiness.events import EventLimiter
 from release_readiness.kube import KubeApi
 from release_readiness.metrics import NOTIFICATION_QUEUE, NOTIFICATIONS
@@ -55,7 +56,7 @@ __all__ = ["LEDGER_LABEL", "Ledger", "Notifier", "backoff", "may_claim"]
 
 log = logging.getLogger(__name__)
 
-LEDGER_LABEL = "readiness.dev/notification-ledger"
+LEDGER_LABEL: str = Label.NOTIFICATION_LEDGER.value
 LEDGER_PREFIX = "rr-notified-"
 MAX_ENTRIES = 200
 """Entries one release's ledger keeps: the oldest finished ones go first."""

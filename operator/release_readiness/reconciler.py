@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from pydantic import ValidationError
 
-from release_readiness import metrics
+from release_readiness import API_VERSION, metrics
 from release_readiness.api import ReleaseReadiness, ReleaseStatus
 from release_readiness.checks.model import CheckResult
 from release_readiness.config import Settings
@@ -301,7 +301,7 @@ class Reconciler:
             )
         body = {
             **self.index.release_bodies.get(key, {}),
-            "apiVersion": "readiness.dev/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "ReleaseReadiness",
         }
         for type_, reason, message in events:

@@ -14,6 +14,7 @@ from typing import Any
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.api.release import ApprovalStatus, ItemStatus
+from release_readiness.constants import SATISFIED
 from release_readiness.seed import POST_SECTION
 
 __all__ = ["render_json", "render_markdown"]
@@ -30,7 +31,7 @@ ROLE_TITLES = {
     "VP of Engineering / Director": "vp-engineering",
     "VP Engineering": "vp-engineering",
 }
-DONE = {"Passed", "Waived", "NotApplicable"}
+DONE = SATISFIED
 
 
 def _date(value: dt.datetime | None) -> str:

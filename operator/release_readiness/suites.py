@@ -22,12 +22,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from release_readiness import GROUP
+from release_readiness.constants import Annotation, Label
 
 __all__ = ["SUITE_CREATOR", "SUITE_LABEL", "TTL_CONTROLLER", "creator_of", "suite_change_errors", "suite_stamp"]
 
-SUITE_LABEL = f"{GROUP}/suite"
-SUITE_CREATOR = f"{GROUP}/suite-creator"
+SUITE_LABEL: str = Label.SUITE.value
+SUITE_CREATOR: str = Annotation.SUITE_CREATOR.value
 TTL_CONTROLLER = "system:serviceaccount:kube-system:ttl-after-finished-controller"
 
 

@@ -22,6 +22,7 @@ from release_readiness.api import ReadinessChecklist, ReleaseReadiness
 from release_readiness.checks.cel import reads_template_only, run_cel_check
 from release_readiness.checks.model import CandidateSnapshot, Workload
 from release_readiness.checks.workload import run_workload_check
+from release_readiness.constants import Annotation, Label
 from release_readiness.evaluation import environment_fields, outstanding
 from release_readiness.kinds import BUILTIN_GATED_KINDS, GatedKind
 from release_readiness.podtemplate import controller_labels, differences, normalize_template, template_hash
@@ -39,10 +40,10 @@ __all__ = [
     "starting_decision",
 ]
 
-GATE_LABEL = "readiness.dev/gate"
-BREAK_GLASS = "readiness.dev/break-glass"
+GATE_LABEL: str = Label.GATE.value
+BREAK_GLASS: str = Annotation.BREAK_GLASS.value
 NAME_LABEL = "app.kubernetes.io/name"
-VERSION_LABEL = "app.kubernetes.io/version"
+VERSION_LABEL: str = Label.APP_VERSION.value
 STARTING = "starting, retry"
 """In every answer given before the operator's listings are complete."""
 Mode = Literal["enforce", "warn", "audit"]

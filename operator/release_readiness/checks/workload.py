@@ -26,11 +26,12 @@ from release_readiness.checks.model import (
     Workload,
     selector_of,
 )
+from release_readiness.constants import Annotation
 from release_readiness.suites import SUITE_LABEL, creator_of
 
 __all__ = ["CATALOG", "SCAN_ANNOTATION", "WorkloadCheck", "parse_params", "run_workload_check"]
 
-SCAN_ANNOTATION = "readiness.dev/scan"
+SCAN_ANNOTATION: str = Annotation.SCAN.value
 """JSON on the workload or its pod template: {"<image>": {"critical": 0, "high": 2}, ...}."""
 
 
