@@ -28,8 +28,8 @@ from typing import Any
 
 from release_readiness import API_VERSION
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseStatus
-from release_readiness.constants import Label
-from release_readiness.evaluation import Reason, outstanding
+from release_readiness.constants import Label, Reason
+from release_readiness.evaluation import outstanding
 from release_readiness.tally import who_may
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any
 
 from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.api.release import ApprovalStatus, ItemStatus
-from release_readiness.evaluation import SATISFIED
+from release_readiness.constants import SATISFIED
 
 __all__ = [
     "SYMBOLS",
