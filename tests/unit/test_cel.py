@@ -12,7 +12,14 @@ import yaml
 
 from release_readiness.api import ReadinessChecklist
 from release_readiness.api.checklist import CelCheck
-from release_readiness.checks.cel import ITEM_SECONDS, MAX_ITERATIONS, compiled, expression_errors, run_cel_check
+from release_readiness.checks.cel import (
+    EVALUATION_SECONDS,
+    ITEM_SECONDS,
+    MAX_ITERATIONS,
+    compiled,
+    expression_errors,
+    run_cel_check,
+)
 from release_readiness.validation import MAX_CEL_EXPRESSIONS, validate_checklist
 from tests.unit.builders import deployment, good_container, obj, snapshot
 
@@ -260,3 +267,23 @@ def test_nesting_past_the_parser_limit_is_refused_not_crashed() -> None:
     assert expression_errors("(" * 2000 + "true" + ")" * 2000, "rule") == [
         "Expression recursion limit exceeded. limit: 32"
     ]
+
+
+def test_all_cel_items_of_one_evaluation_share_a_time_budget() -> None:
+    """Each item stays under its own limit, but together they would hold the event loop: once EVALUATION_SECONDS
+    are spent, the items after are Pending, saying why."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.9  # every look at the clock: 0.9 s later
+        return now[0]
+
+    snap = snapshot(deployment("a"))
+    states = [run_cel_check(cel({"expression": "true"}), snap, clock=clock) for _ in range(12)]
+    assert [s.state for s in states[:5]] == ["Passed"] * 5
+    assert states[-1].state == "Pending"
+    assert f"evaluation stopped after the {EVALUATION_SECONDS:g}s all CEL items of one evaluation may take" in (
+        states[-1].message
+    )
+    # A new evaluation (a new snapshot) has its own budget.
+    assert run_cel_check(cel({"expression": "true"}), snapshot(), clock=clock).state == "Passed"

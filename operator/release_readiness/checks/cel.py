@@ -7,8 +7,8 @@ its text, so by the checklist's content), never per workload.
 
 Cost: cel-cpp stops an evaluation after MAX_ITERATIONS comprehension iterations (nested loops included), which
 bounds what hostile objects in the candidate namespace (thousands of Services, huge lists) can make one rule cost.
-On top of that, an item stops evaluating once it has spent ITEM_SECONDS (the operator evaluates on its event loop)
-and is Pending, saying so. Neither limit, nor an evaluation error, ever passes an item.
+On top of that, an item stops evaluating once it has spent ITEM_SECONDS, and every item once the evaluation's CEL
+items together have spent EVALUATION_SECONDS (the operator evaluates on its event loop): Pending, saying so. Neither limit, nor an evaluation error, ever passes an item.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from release_readiness.checks.model import Body, CandidateSnapshot, CheckResult,
 from release_readiness.checks.workload import autoscalers_of, pdbs_selecting, policies_selecting
 
 if TYPE_CHECKING:
-    from release_readiness.api.checklist import CelCheck
+    from release_readiness.api.checklist import CelCheck, CelRule
 
 __all__ = [
+    "EVALUATION_SECONDS",
     "ITEM_SECONDS",
     "MAX_ITERATIONS",
     "TEMPLATE_VARIABLES",
@@ -60,6 +61,10 @@ MAX_ITERATIONS = 10_000
 
 ITEM_SECONDS = 2.0
 """Wall-clock time one CEL item may spend on one release's workloads; the rest of its workloads stay unjudged."""
+
+EVALUATION_SECONDS = 10.0
+"""Wall-clock time all CEL items of one evaluation (one snapshot) may spend together."""
+_SPENT = ("cel", "seconds")
 
 Purpose = Literal["rule", "message"]
 WANTED: dict[Purpose, str] = {"rule": "bool", "message": "string"}
@@ -282,30 +287,50 @@ def run_cel_check(check: CelCheck, snap: CandidateSnapshot, clock: Callable[[], 
     if problems:
         return CheckResult.failed(problems)
     started = clock()
-    for done, wl in enumerate(snap.workloads):
-        if clock() - started > ITEM_SECONDS:
-            stopped = (
-                f"evaluation stopped after {ITEM_SECONDS:g}s (the time limit of a CEL item) with "
-                f"{len(snap.workloads) - done} of {len(snap.workloads)} workload(s) not judged; it is tried again "
-                "at the next evaluation (simplify the rules, or select fewer workloads)"
-            )
-            return CheckResult.failed([*problems, stopped]) if problems else CheckResult.pending(stopped)
-        activation = _activation(snap, wl)
-        for index, rule, found in rules:
-            value, error = _evaluate(found.program, activation)
-            if error is not None:
-                problems.append(f"{wl.ref}: rules[{index}] could not be evaluated: {error}")
-            elif not isinstance(value, bool):
-                problems.append(
-                    f"{wl.ref}: rules[{index}] yields {type(value).__name__} {_shown(str(value), 60)!r}, not a bool"
+    spent_before = float(snap.memo.get(_SPENT, 0.0))
+    try:
+        for done, wl in enumerate(snap.workloads):
+            limit = _limit_reached(clock() - started, spent_before)
+            if limit:
+                stopped = (
+                    f"evaluation stopped after {limit} with {len(snap.workloads) - done} of {len(snap.workloads)} "
+                    "workload(s) not judged; it is tried again at the next evaluation (simplify the rules, or select "
+                    "fewer workloads)"
                 )
-            elif not value:
-                message = _message(rule.message, rule.message_expression, rule.expression, activation)
-                problems.append(f"{wl.ref}: {message}")
+                return CheckResult.failed([*problems, stopped]) if problems else CheckResult.pending(stopped)
+            problems += _judge(snap, wl, rules)
+    finally:
+        snap.memo[_SPENT] = spent_before + (clock() - started)
     if problems:
         return CheckResult.failed(problems)
     count = len(check.rules)
     return CheckResult.passed(f"{count} CEL rule(s) hold for {len(snap.workloads)} workload(s)")
+
+
+def _limit_reached(item: float, before: float) -> str:
+    if item > ITEM_SECONDS:
+        return f"{ITEM_SECONDS:g}s (the time limit of a CEL item)"
+    if before + item > EVALUATION_SECONDS:
+        return f"the {EVALUATION_SECONDS:g}s all CEL items of one evaluation may take (earlier items spent them)"
+    return ""
+
+
+def _judge(snap: CandidateSnapshot, wl: Workload, rules: list[tuple[int, CelRule, Compiled]]) -> list[str]:
+    """What is wrong with one workload, rule by rule."""
+    problems = []
+    activation = _activation(snap, wl)
+    for index, rule, found in rules:
+        value, error = _evaluate(found.program, activation)
+        if error is not None:
+            problems.append(f"{wl.ref}: rules[{index}] could not be evaluated: {error}")
+        elif not isinstance(value, bool):
+            problems.append(
+                f"{wl.ref}: rules[{index}] yields {type(value).__name__} {_shown(str(value), 60)!r}, not a bool"
+            )
+        elif not value:
+            message = _message(rule.message, rule.message_expression, rule.expression, activation)
+            problems.append(f"{wl.ref}: {message}")
+    return problems
 
 
 def _message(static: str | None, expression: str | None, rule: str, activation: Any) -> str:
