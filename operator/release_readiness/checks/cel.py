@@ -8,7 +8,8 @@ its text, so by the checklist's content), never per workload.
 Cost: cel-cpp stops an evaluation after MAX_ITERATIONS comprehension iterations (nested loops included), which
 bounds what hostile objects in the candidate namespace (thousands of Services, huge lists) can make one rule cost.
 On top of that, an item stops evaluating once it has spent ITEM_SECONDS, and every item once the evaluation's CEL
-items together have spent EVALUATION_SECONDS (the operator evaluates on its event loop): Pending, saying so. Neither limit, nor an evaluation error, ever passes an item.
+items together have spent EVALUATION_SECONDS (the operator evaluates on its event loop): Pending, saying so.
+Neither limit, nor an evaluation error, ever passes an item.
 """
 
 from __future__ import annotations
