@@ -25,7 +25,7 @@ from release_readiness.admission.gate import Decision, GateRequest
 from release_readiness.admission.webhooks import register_webhooks, webhook_server
 from release_readiness.config import Settings
 from release_readiness.indexes import ClusterIndex, Watched, watched
-from release_readiness.kinds import GatedKind, gated_kinds
+from release_readiness.kinds import GatedKind
 from release_readiness.kube import KubeApi
 from release_readiness.leader import LeaderElector
 from release_readiness.notifications import gate_notification
@@ -259,5 +259,5 @@ def register(
         await state.reconciler.stop()
         await state.notifier.stop()
 
-    register_webhooks(registry, gated_kinds(extra_kinds))
+    register_webhooks(registry)
     return registry

@@ -637,3 +637,14 @@ def test_cel_rules_over_the_template_alone_run_on_production_too() -> None:
     assert "check svc" not in d.message
     ok = decide(candidate, checklist=house, releases=[release(passed=("tz", "svc"), template=inspected)])
     assert ok.verdict == "passed"
+
+
+def test_a_refusal_lists_the_releases_current_state_when_it_changes() -> None:
+    """The outstanding items are kept per release object (the index replaces it on change): a new state shows."""
+    before = release(ready=False, items=12)
+    assert "12 required item(s) outstanding:" in decide(workload(), releases=[before]).message
+    assert "12 required item(s) outstanding:" in decide(workload(), releases=[before]).message
+    after = release(ready=False, items=3)
+    message = decide(workload(), releases=[after]).message
+    assert "3 required item(s) outstanding:" in message
+    assert "item-3" not in message

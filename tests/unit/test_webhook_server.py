@@ -216,3 +216,37 @@ def test_past_the_connection_limit_a_new_connection_is_reset_and_the_held_ones_a
     assert shed == 1
     assert len(answers) == 3
     assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"ok") for a in answers), answers
+
+
+def test_a_path_with_a_direct_answer_is_answered_without_kopf() -> None:
+    """The gate's paths are answered by the server itself; Kopf's function is not called for them."""
+
+    async def kopf_fn(request: Any, **_: Any) -> dict[str, Any]:
+        raise AssertionError("Kopf was asked")
+
+    def direct(review: Any) -> dict[str, Any]:
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {"uid": review["request"]["uid"], "allowed": False, "status": {"code": 403, "message": "no"}},
+        }
+
+    async def go() -> tuple[int, str]:
+        server = InstrumentedWebhookServer(
+            routes=ROUTES, kinds=admission_kinds(), max_body=1 << 20, direct={"gate-deployments": direct}
+        )
+
+        async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
+            return await server._serve(kopf_fn, request)
+
+        app = aiohttp.web.Application()
+        app.add_routes([aiohttp.web.post("/{id:.*}", handle)])
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.post("/gate-deployments", data=json.dumps(review).encode())
+            return resp.status, await resp.text()
+
+    review = valid_review()
+    status, text = asyncio.run(go())
+    assert status == 200
+    answer = json.loads(text)["response"]
+    assert answer == {"uid": review["request"]["uid"], "allowed": False, "status": {"code": 403, "message": "no"}}

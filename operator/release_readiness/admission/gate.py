@@ -328,6 +328,38 @@ class _PassedTemplates:
 _PASSED = _PassedTemplates()
 
 
+class _OutstandingCache:
+    """outstanding() per release state, for refusals: a release that is not Ready refuses every rollout with the
+    same list, and building it (a text for each of up to 231 items) cost more than the rest of the decision. Keyed
+    by the identity of the release and checklist objects the index holds (it replaces them on every change, and
+    never changes one in place), so a new state is a new entry; the few recent ones are kept."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[
+            tuple[int, int], tuple[ReleaseReadiness, ReadinessChecklist | None, tuple[Sequence[str], Sequence[str]]]
+        ] = OrderedDict()
+
+    def get(
+        self, release: ReleaseReadiness, checklist: ReadinessChecklist | None
+    ) -> tuple[Sequence[str], Sequence[str]]:
+        key = (id(release), id(checklist))
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] is release and hit[1] is checklist:
+            self._entries.move_to_end(key)
+            return hit[2]
+        assert release.status is not None
+        missing = outstanding(release.status, checklist)
+        result = (tuple(missing.item_texts), tuple(missing.approval_texts))
+        self._entries[key] = (release, checklist, result)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return result
+
+
+_OUTSTANDING = _OutstandingCache()
+
+
 def _inspected_none(_: ReleaseReadiness) -> Sequence[Workload]:
     return ()
 
@@ -450,8 +482,7 @@ def _judge(
     # A status for an older generation says nothing about the spec as it is now.
     current = status is not None and status.observed_generation == release.metadata.generation
     if ready is None or ready.status != "True" or checklist is None or not current:
-        missing = outstanding(status, checklist) if status else None
-        items, approvals = (missing.item_texts, missing.approval_texts) if missing else ([], [])
+        items, approvals = _OUTSTANDING.get(release, checklist) if status else ((), ())
         why = ready.reason if ready else "not evaluated yet"
         if checklist is None and ready is not None and ready.status == "True":
             why = f"its checklist {release.spec.checklist} is not known to the gate"

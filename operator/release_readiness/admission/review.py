@@ -16,12 +16,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = [
     "MAX_DEPTH",
     "OPERATIONS",
     "ReviewError",
     "Route",
     "check_review",
+    "dump_json",
     "parse_review",
     "routes_of",
 ]
@@ -184,11 +187,23 @@ def check_review(data: Any, path: str, routes: Mapping[str, frozenset[Route]]) -
 def parse_review(body: bytes, path: str, routes: Mapping[str, frozenset[Route]]) -> dict[str, Any]:
     """Decode and check a body; raises ReviewError with one line naming what is wrong."""
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)  # several times faster than json; what it refuses, json is asked (same messages)
+    except orjson.JSONDecodeError:
+        data = _stdlib_loads(body)
+    check_review(data, path, routes)
+    result: dict[str, Any] = data
+    return result
+
+
+def dump_json(data: Any) -> bytes:
+    """An answer's JSON (orjson: several times faster than json; non-str keys as strings, like json)."""
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _stdlib_loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
     except RecursionError:
         raise ReviewError(f"the body nests deeper than {MAX_DEPTH} levels") from None
     except ValueError:  # also UnicodeDecodeError
         raise ReviewError("the body is not JSON (an admission.k8s.io/v1 AdmissionReview)") from None
-    check_review(data, path, routes)
-    result: dict[str, Any] = data
-    return result
