@@ -648,3 +648,10 @@ def test_a_refusal_lists_the_releases_current_state_when_it_changes() -> None:
     message = decide(workload(), releases=[after]).message
     assert "3 required item(s) outstanding:" in message
     assert "item-3" not in message
+
+
+def test_the_template_memo_key_is_canonical_and_takes_any_json() -> None:
+    from release_readiness.admission.gate import _canonical
+
+    assert _canonical({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == _canonical({"a": [1, {"c": 3, "d": 2}], "b": 1})
+    assert _canonical({"big": 2**70}) == b'{"big":1180591620717411303424}'  # past orjson's 64 bits: json's

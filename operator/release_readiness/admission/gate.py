@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness
 from release_readiness.checks.cel import reads_template_only, run_cel_check
@@ -282,6 +284,14 @@ def _apply_mode(decision: Decision, mode: Mode) -> Decision:
     return decision
 
 
+def _canonical(value: Any) -> bytes:
+    """One byte string per JSON value, for an in-memory key (orjson, sorted keys: a tenth of json's cost)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot encode (an integer past 64 bits, parsed by json)
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
 class _PassedTemplates:
     """Pod templates found equal to an inspected one and passing the template checks, per version of the
     release and of its checklist (uid and resourceVersion: any change to either is a new key). A CD tool's
@@ -303,8 +313,7 @@ class _PassedTemplates:
         r, c = release.metadata, checklist.metadata
         if not (r.uid and r.resource_version and c.uid and c.resource_version):
             return None
-        canonical = json.dumps(req.gated.template(req.obj), sort_keys=True, separators=(",", ":"))
-        template = hashlib.sha256(canonical.encode()).hexdigest()
+        template = hashlib.sha256(_canonical(req.gated.template(req.obj))).hexdigest()
         return (r.uid, r.resource_version, c.uid, c.resource_version, req.kind, req.subresource or "", template)
 
     def __contains__(self, key: tuple[str, ...]) -> bool:
