@@ -412,19 +412,109 @@ def first_answer_after(port: int, context: ssl.SSLContext, body: bytes) -> tuple
         time.sleep(0.01)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rollout_of(setup: Setup, version: str) -> dict[str, Any]:
+    """The production rollout with another version label on its pod template (another release judges it)."""
+    obj = json.loads(json.dumps(setup.rollout))
+    obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] = version
+    return obj
+
+
+def unready_release(setup: Setup, version: str = "3.3.0") -> None:
+    """A release of the same application judged by the default 231-item checklist: not Ready, so the gate refuses
+    its rollouts listing what is outstanding (the refusal path)."""
+    k = setup.kubectl
+    k.run("apply", "--server-side", "-f", str(REPO / "deploy" / "checklists"))
+    k.apply(
+        json.dumps(
+            {
+                "apiVersion": "readiness.dev/v1alpha1",
+                "kind": "ReleaseReadiness",
+                "metadata": {"name": f"payments-api-{version}", "namespace": "prod"},
+                "spec": {
+                    "application": "payments-api",
+                    "version": version,
+                    "checklist": "pre-production",
+                    "candidate": {"namespace": "stg"},
+                },
+            }
+        )
+    )
+    k.run("wait", "--for=condition=Ready=False", f"rr/payments-api-{version}", "-n", "prod", "--timeout=60s")
+
+
+def capacity_line(label: str, v: Vegeta, pids: Sequence[int], seconds: float = 15) -> dict[str, Any]:
+    """Closed loop with 64 connections; also the operators' CPU per request (steadier than throughput here)."""
+    before = sum(cpu_seconds(pid) for pid in pids)
+    r = v.attack(0, seconds, connections=64, workers=64)
+    used = sum(cpu_seconds(pid) for pid in pids) - before
+    print(vegeta_line(label, r) + f"; operator CPU {used / max(r['requests'], 1) * 1e6:.0f} us/request")
+    return r
+
+
+def overload(setup: Setup, v: Vegeta, pid: int, over: int, body: bytes) -> None:
+    """60 s at `over` req/s with unlimited connections (as an API server opens them); the operator's RSS sampled."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            samples.append(rss_mib(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        r = v.attack(over, 60, connections=None)
+    finally:
+        stop.set()
+        sampler.join()
+    after, latency = first_answer_after(setup.port, setup.tls, body)
+    print(vegeta_line(f"3x: {over} req/s, unlimited", r))
+    print(
+        f"operator RSS during 60 s at 3x capacity: peak {max(samples):.0f} MiB, last {samples[-1]:.0f} MiB; "
+        f"first 200 on a new connection {after * 1000:.0f} ms after the overload (that request: "
+        f"{latency * 1000:.1f} ms); RSS now {rss_mib(pid):.0f} MiB; load average {load_average()}"
+    )
+    capacity_line("capacity after the overload", v, [pid], 10)
+
+
+def replicas(setup: Setup, v: Vegeta, pid: int, directory: Path) -> None:
+    # Two replicas on one port: SO_REUSEPORT makes the kernel spread connections among them, as a Service does
+    # among endpoints, without a proxy's own CPU on this 2-core machine. Alternated, so drift hits both alike.
+    print("one replica and two, alternated (64 connections, 10 s each):")
+    for _ in range(2):
+        capacity_line("1 replica", v, [pid], 10)
+        second = OperatorProcess(
+            setup.cluster, directory / "operator-2.log", setup.cluster_certs, setup.port, RR_LOG_FORMAT="json"
+        ).start()
+        try:
+            v.attack(200, 2)  # its first connections
+            capacity_line("2 replicas", v, [pid, second.proc.pid if second.proc else 0], 10)
+        finally:
+            second.stop()
+
+
 def bench_vegeta(tmp: Path) -> None:
     print("\n== 5. The gate under load and overload, with vegeta (TLS with the API server's client certificate)")
     setup = Setup(tmp / "vegeta")
     try:
         setup.ready_release()
+        unready_release(setup)
         pid = setup.operator.proc.pid if setup.operator.proc else 0
         body = review("x", setup.rollout)
-        v = Vegeta(setup, tmp / "vegeta" / "vegeta", body)
+        v = Vegeta(setup, tmp / "vegeta" / "admitted", body)
+        refused = Vegeta(setup, tmp / "vegeta" / "refused", review("y", rollout_of(setup, "3.3.0")))
         v.attack(200, 3)  # warm up
+        refused.attack(200, 3)
         print(f"operator RSS at rest: {rss_mib(pid):.0f} MiB; load average {load_average()}")
         print(VEGETA_HEADER)
-        capacity = v.attack(0, 15, connections=64, workers=64)
-        print(vegeta_line("capacity (64 connections)", capacity))
+        capacity = capacity_line("capacity, admitted", v, [pid])
+        capacity_line("capacity, refused (207 items)", refused, [pid])
         for rate in (500, 1000, 2000):
             before = server_histogram(setup)
             r = v.attack(rate, 15)
@@ -434,28 +524,9 @@ def bench_vegeta(tmp: Path) -> None:
                 + f"; inside: p50 <= {quantile_bound(server, 0.5)} ms, p99 <= {quantile_bound(server, 0.99)} ms"
             )
         print(f"load average {load_average()}")
-        over = int(3 * max(capacity["throughput"], 300))
-        samples: list[float] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(0.5):
-                samples.append(rss_mib(pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        try:
-            r = v.attack(over, 60, connections=None)
-        finally:
-            stop.set()
-            sampler.join()
-        after, latency = first_answer_after(setup.port, setup.tls, body)
-        print(vegeta_line(f"3x: {over} req/s, unlimited", r))
-        print(
-            f"operator RSS during 60 s at 3x capacity: peak {max(samples):.0f} MiB, last {samples[-1]:.0f} MiB; "
-            f"first 200 on a new connection {after * 1000:.0f} ms after the overload (that request: "
-            f"{latency * 1000:.1f} ms); RSS now {rss_mib(pid):.0f} MiB; load average {load_average()}"
-        )
+        overload(setup, v, pid, int(3 * max(capacity["throughput"], 300)), body)
+        replicas(setup, v, pid, tmp / "vegeta")
+        print(f"load average {load_average()}")
     finally:
         setup.close()
 
