@@ -64,6 +64,8 @@ MAX_PENDING = 50
 """Unsent notifications (with their text) one release's ledger holds; more are dropped, counted."""
 RETRY_FIRST_SECONDS = 1.0
 PRUNE_AFTER_SECONDS = 600.0
+DRAIN_SECONDS = 5.0
+"""On shutdown, how long queued notifications may still be sent (within a pod's 30 s grace period)."""
 """A ledger younger than this is kept even if its release is not in the index (yet)."""
 RECENT_SECONDS = 600.0
 """A notification key this replica queued is not queued again for this long (the ledger has it anyway)."""
@@ -241,6 +243,7 @@ class Notifier:
     _session: aiohttp.ClientSession | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    retry_first_seconds: float = RETRY_FIRST_SECONDS
     _recent: EventLimiter = field(default_factory=lambda: EventLimiter(RECENT_SECONDS))
     _refusals: EventLimiter = field(init=False)
     _warned: set[str] = field(default_factory=set)
@@ -286,7 +289,11 @@ class Notifier:
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.settings.notify_workers)]
         self._tasks.append(asyncio.create_task(self._sweep()))
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Stop, after giving the workers a moment to send what is queued (a rolling update loses nothing queued)."""
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.queue.join(), drain_seconds)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -353,6 +360,8 @@ class Notifier:
                 raise
             except Exception:  # the API server away, a bug: log, never let a worker die
                 log.exception("notification %s failed", getattr(item, "key", item))
+            finally:
+                self.queue.task_done()
 
     async def _deliver(self, d: Delivery) -> None:
         n = d.notification
@@ -376,7 +385,7 @@ class Notifier:
         if final or age >= self.settings.notify_give_up_seconds:
             await self._finish(d, "failed", why, sink.format)
             return
-        delay = backoff(d.attempts, RETRY_FIRST_SECONDS, self.settings.notify_retry_max_seconds)
+        delay = backoff(d.attempts, self.retry_first_seconds, self.settings.notify_retry_max_seconds)
         NOTIFICATIONS.labels(str(n.transition), str(sink.format), "retried").inc()
         log.info("notification %s to %s failed (%s); retry %d in %.0fs", n.key, d.sink, why, d.attempts, delay)
         asyncio.get_running_loop().call_later(delay, self._retry, d)

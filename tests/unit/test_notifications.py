@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -407,3 +408,66 @@ def drain(notifier: Notifier) -> list[Any]:
     while not notifier.queue.empty():
         out.append(notifier.queue.get_nowait())
     return out
+
+
+# -- the notifier against a local HTTP server, with the ledger in memory -----------------------------------------
+
+
+class FakeApi(FakeConfigMaps):
+    def __init__(self, secrets: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def list_labelled(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self.secrets if kind == "Secret" else list(self.maps.values())
+
+
+def test_the_notifier_retries_a_failing_receiver_gives_up_on_a_wrong_url_and_drains_on_stop() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    calls: Counter[str] = Counter()
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls["flaky"] += 1
+        return web.Response(status=503 if calls["flaky"] <= 2 else 200)
+
+    async def gone(request: web.Request) -> web.Response:
+        calls["gone"] += 1
+        return web.Response(status=404)
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        app = web.Application()
+        app.router.add_post("/flaky", flaky)
+        app.router.add_post("/gone", gone)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        api = FakeApi([
+            {**secret(url=f"http://127.0.0.1:{port}/flaky", format="slack"), "metadata": {"name": "flaky"}},
+            {**secret(url=f"http://127.0.0.1:{port}/gone"), "metadata": {"name": "gone"}},
+        ])  # fmt: skip
+        notifier = Notifier(Settings(identity="me", notify_retry_max_seconds=0.05), api, retry_first_seconds=0.01)  # type: ignore[arg-type]
+        await notifier.start()
+        notifier.submit([notification()])
+        states: dict[str, dict[str, Any]] = {}
+        for _ in range(500):  # until both are recorded as finished
+            data = next(iter(api.maps.values()), {}).get("data") or {}
+            states = {e["sink"]: e for e in map(json.loads, data.values())}
+            if len(states) == 2 and all(e["state"] != "pending" for e in states.values()):
+                break
+            await asyncio.sleep(0.02)
+        notifier.submit([replace(notification(), key="after")])
+        await notifier.stop()  # what is queued is still sent
+        await runner.cleanup()
+        return states
+
+    states = asyncio.run(scenario())
+    assert states["flaky"]["state"] == "sent"
+    assert states["gone"]["state"] == "failed"
+    assert states["gone"]["why"] == "HTTP 404"
+    assert calls["gone"] == 2  # once for each notification: a wrong URL is not retried
+    assert calls["flaky"] == 4  # 503, 503, 200; and the one queued before stop
