@@ -17,7 +17,7 @@ from kubernetes import client
 from tests.integration import manifests
 from tests.integration.conftest import REPO, Kubectl, eventually
 from tests.integration.manifests import release as manifests_release
-from tests.integration.test_gate import Gate
+from tests.integration.test_gate import DEPLOYER, Gate
 from tests.integration.test_gate import deployment as gate_deployment
 from tests.integration.test_reconciler import Release, container, deployment
 
@@ -233,3 +233,20 @@ def test_audit_offline_and_the_operator_agree_on_cel_items(kubectl: Kubectl, tmp
 
     want = {key: (states[o], m) for key, (o, m) in offline.items()}
     eventually(lambda: live() == want, timeout=90, what=f"live verdicts equal the audit's: {want} (live {live()})")
+
+
+@pytest.mark.usefixtures("signer_rbac")
+def test_a_dry_run_that_passed_does_not_admit_another_workload_with_the_same_template(
+    kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    """Red-team 3 finding 1: a CEL item over the workload object (its replicas) is judged at the gate; a server
+    dry-run with 2 replicas passed and was remembered by pod template, and the real create with 1 replica (the same
+    template) was admitted from that memory without judging the item."""
+    ha = {"expression": "workload.spec.replicas >= 2", "message": "runs fewer than 2 replicas (spec.replicas)"}
+    gate = Gate(kubectl, api_client, checks={"ha": {"cel": {"rules": [ha]}}})
+    gate.approve()
+    dry = gate.rollout(gate_deployment(gate.prod, replicas=2), DEPLOYER, "--dry-run=server")
+    assert dry.returncode == 0, dry.stderr
+    proc = gate.rollout(gate_deployment(gate.prod, replicas=1))
+    assert proc.returncode != 0
+    assert f"check ha (cel) fails on it: deployment {gate.prod}/payments-api: runs fewer than 2 replicas" in proc.stderr

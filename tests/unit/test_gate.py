@@ -655,3 +655,48 @@ def test_the_template_memo_key_is_canonical_and_takes_any_json() -> None:
 
     assert _canonical({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == _canonical({"a": [1, {"c": 3, "d": 2}], "b": 1})
     assert _canonical({"big": 2**70}) == b'{"big":1180591620717411303424}'  # past orjson's 64 bits: json's
+
+
+def test_a_remembered_pass_admits_only_the_same_workload_not_the_same_template(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Red-team 3 finding 1: a CEL item may read the workload object itself (here spec.replicas). A server dry-run
+    with 3 replicas passed and was remembered by its pod template alone; the real create with 1 replica and the same
+    template was then admitted from the memo without judging the item."""
+    from release_readiness.admission import gate
+
+    memo = gate._PassedTemplates()
+    monkeypatch.setattr(gate, "_PASSED", memo)
+    house = CHECKLIST.model_copy(deep=True)
+    ha = [{"expression": "workload.spec.replicas >= 3", "message": "fewer than 3 replicas"}]
+    house.spec.items.append(
+        ChecklistItem.model_validate({"id": "ha", "section": "S", "title": "T", "check": {"cel": {"rules": ha}}})
+    )
+    house.metadata.uid, house.metadata.resource_version = "uid-c", "1"
+    r = release(passed=("ha",))
+    r.metadata.uid, r.metadata.resource_version = "uid-r", "1"
+    assert decide(workload(replicas=3), checklist=house, releases=[r]).verdict == "passed"
+    d = decide(workload(replicas=1), checklist=house, releases=[r])
+    assert (d.allowed, d.verdict) == (False, "check-failed")
+    assert "check ha (cel) fails on it: deployment payments-prod/payments-api: fewer than 3 replicas" in d.message
+    # The fields the API server sets are not part of what is judged: the same object again still hits the memo.
+    again = workload(replicas=3)
+    again["metadata"] |= {"resourceVersion": "42", "uid": "u", "managedFields": [{"manager": "kubectl"}]}
+    assert decide(again, checklist=house, releases=[r]).verdict == "passed"
+    assert len(memo) == 1
+
+
+def test_a_cel_item_the_time_limit_left_unjudged_on_production_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Red-team 3 finding 2: the CEL items of one evaluation share a time limit, so an item can be Pending on the
+    production workload; the gate admitted everything but Failed. Unjudged is never admitted."""
+    from release_readiness.checks import cel
+
+    monkeypatch.setattr(cel, "EVALUATION_SECONDS", -1.0)  # the budget is spent before the first workload
+    house = CHECKLIST.model_copy(deep=True)
+    rule = [{"expression": "workload.spec.replicas >= 1"}]
+    house.spec.items.append(
+        ChecklistItem.model_validate({"id": "ha", "section": "S", "title": "T", "check": {"cel": {"rules": rule}}})
+    )
+    d = decide(workload(), checklist=house, releases=[release(passed=("ha",))])
+    assert (d.allowed, d.verdict) == (False, "check-failed")
+    assert "check ha (cel) could not be judged on it: evaluation stopped after the -1s all CEL items" in d.message

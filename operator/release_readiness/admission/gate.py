@@ -264,6 +264,8 @@ def _check_problems(
             result = run_workload_check(name, item.check.params, snapshot)
         if result.state == "Failed":
             problems.append(f"check {item.id} ({name}) fails on it: {result.message}")
+        elif name == "cel" and result.state != "Passed":  # not judged (a time limit): never admitted unjudged
+            problems.append(f"check {item.id} ({name}) could not be judged on it: {result.message}; retry")
     return problems
 
 
@@ -298,7 +300,12 @@ class _PassedTemplates:
     retries, dry-runs and a rollout's ReplicaSets pay for the comparison once. Refusals are never memoized.
 
     A key holds the sha256 of the canonical template, never the template: whoever may dry-run a rollout chooses
-    the template (a 250 KB annotation a request), so the memo is bounded by entries and by bytes, oldest out."""
+    the template (a 250 KB annotation a request), so the memo is bounded by entries and by bytes, oldest out.
+
+    The hash covers the whole workload object as judged (its metadata and spec, not only the pod template): a CEL
+    item may read `workload` (its labels, replicas, strategy), so a pass remembered for one object must not admit
+    another with the same template (red-team 3 finding 1: a dry-run with 2 replicas, then the real create with 1,
+    was admitted from the memo without judging the CEL item)."""
 
     def __init__(self, size: int = 4096, max_bytes: int = 2 * 1024 * 1024) -> None:
         self.size = size
@@ -313,7 +320,7 @@ class _PassedTemplates:
         r, c = release.metadata, checklist.metadata
         if not (r.uid and r.resource_version and c.uid and c.resource_version):
             return None
-        template = hashlib.sha256(_canonical(req.gated.template(req.obj))).hexdigest()
+        template = hashlib.sha256(_canonical(_judged(req.obj))).hexdigest()
         return (r.uid, r.resource_version, c.uid, c.resource_version, req.kind, req.subresource or "", template)
 
     def __contains__(self, key: tuple[str, ...]) -> bool:
@@ -335,6 +342,15 @@ class _PassedTemplates:
 
 
 _PASSED = _PassedTemplates()
+
+_SERVER_SET = frozenset({"resourceVersion", "generation", "uid", "creationTimestamp", "managedFields"})
+
+
+def _judged(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the checks may read of a workload: everything but its status and the fields the API server sets (so a
+    CD tool's retries of one object still hit the memo)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_SET}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
 class _OutstandingCache:
