@@ -156,6 +156,8 @@ def parse_documents(text: str, source: str, lines: bool = True) -> list[Manifest
         raise InputError(f"{where}: invalid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise InputError(f"{source}: invalid YAML: {err}") from None
+    except RecursionError:
+        raise InputError(f"{source}: a document is nested too deeply to be a Kubernetes object") from None
     finally:
         loader.dispose()
     return out

@@ -59,6 +59,8 @@ def _json(data: bytes, source: str, what: str) -> dict[str, Any]:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
         raise ReportError(f"{source}: not JSON ({err}); is it {what}?") from None
+    except RecursionError:
+        raise ReportError(f"{source}: JSON nested too deeply to be {what}") from None
     if not isinstance(parsed, dict):
         raise ReportError(f"{source}: {what} is a JSON object, this is a {type(parsed).__name__}")
     return parsed

@@ -348,3 +348,8 @@ def test_cel_checks_run_offline_through_the_same_dispatch(capsys: pytest.Capture
     )
     assert verdicts[("payments", "service-named-ports")][0] == "passed"
     assert verdicts[("storefront", "container-timezone")][0] == "failed"
+
+
+def test_yaml_nested_without_bound_is_an_error_not_a_crash() -> None:
+    with pytest.raises(InputError, match=r"^deep.yaml:1:\d+: invalid YAML: .*nesting depth"):
+        parse_documents("a: " + "[" * 100_000 + "]" * 100_000, "deep.yaml")

@@ -259,3 +259,8 @@ def test_every_format_of_the_api_has_a_parser() -> None:
     from release_readiness.api.signoff import REPORT_FORMATS
 
     assert tuple(PARSERS) == REPORT_FORMATS
+
+
+def test_json_nested_without_bound_is_an_error_not_a_crash() -> None:
+    with pytest.raises(ReportError, match=r"^deep.sarif: JSON nested too deeply to be a SARIF log$"):
+        read_metrics("sarif", b"[" * 100_000 + b"]" * 100_000, "deep.sarif")
