@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["add_dashboard_command", "cmd_dashboard"]
 
-EXIT_ERROR = 2
+EXIT_OK = 0
 
 
 def _port(value: str) -> int:
@@ -69,4 +69,4 @@ def cmd_dashboard(api: Any, args: argparse.Namespace) -> int:
         from release_readiness.cli import CliError
 
         raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {err.strerror or err}; choose --port") from None
-    return EXIT_ERROR
+    return EXIT_OK  # served until stopped

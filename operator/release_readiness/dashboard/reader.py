@@ -8,7 +8,6 @@ read, so a person without the right to read signoffs or events still sees the re
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
@@ -191,7 +190,3 @@ def _releases(body: Any) -> list[ReleaseReadiness]:
     out = [ReleaseReadiness.model_validate(i) for i in (body or {}).get("items", [])]
     out.sort(key=lambda r: (r.metadata.namespace or "", r.metadata.name))
     return out
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
