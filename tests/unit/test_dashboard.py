@@ -9,6 +9,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from release_readiness.api import Check, ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
@@ -281,3 +282,20 @@ def test_times_are_utc() -> None:
     release, _, _ = sample()
     release.metadata.creation_timestamp = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert release_row(release).created == "2026-11-27 08:00:00 UTC"
+
+
+def test_the_command_takes_the_global_flags_a_port_and_a_refresh(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_cli import parse
+
+    args = parse("-A", "dashboard", "--port", "8765", "--refresh", "10s", "--as", "erin")
+    assert (args.command, args.all_namespaces, args.port, args.refresh, args.as_user) == (
+        "dashboard", True, 8765, 10.0, "erin",
+    )  # fmt: skip
+    assert (parse("dashboard", "-n", "payments-prod").namespace, parse("dashboard").port) == ("payments-prod", 0)
+    for bad, message in (
+        (("--port", "70000"), "'70000' is not a port: use 1-65535, or 0 for a free one"),
+        (("--refresh", "0.1"), "'0.1' is not a refresh interval: use 1s to 300s"),
+    ):
+        with pytest.raises(SystemExit):
+            parse("dashboard", *bad)
+        assert message in capsys.readouterr().err
