@@ -103,7 +103,7 @@ NOTIFICATIONS = Counter(
     "release_readiness_notifications",
     "Notifications by transition, sink format and outcome (sent, failed, retried; duplicate: another replica or an "
     "earlier run has it; repeated: this replica queued it a moment ago; limited: one refusal a release per interval; "
-    "dropped: the queue was full).",
+    "dropped: the queue was full, or one namespace held three quarters of it).",
     ["transition", "format", "outcome"],
 )
 NOTIFICATION_QUEUE = Gauge("release_readiness_notification_queue", "Notifications waiting to be sent.")

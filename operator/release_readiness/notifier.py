@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,6 +248,8 @@ class Notifier:
     _recent: EventLimiter = field(default_factory=lambda: EventLimiter(RECENT_SECONDS))
     _refusals: EventLimiter = field(init=False)
     _warned: set[str] = field(default_factory=set)
+    _queued: Counter[str] = field(default_factory=Counter)
+    """Items on the queue per release namespace: no namespace may hold more than its share (namespace_share)."""
 
     def __post_init__(self) -> None:
         self._refusals = EventLimiter(self.settings.notify_refusal_interval_seconds)
@@ -271,16 +274,40 @@ class Notifier:
             self._recent.allow(n.key, now)
             self._put(n)
 
+    @property
+    def namespace_share(self) -> int:
+        """What one namespace's releases may hold of the queue: all but a quarter, which stays for the others.
+        Red-team 3 finding 3: whoever may create releases in one namespace (a few hundred, each waiting for five
+        roles) filled the queue, and every other team's notifications were dropped while it drained."""
+        return self.queue.maxsize - self.queue.maxsize // 4 if self.queue.maxsize > 0 else 0
+
     def _put(self, item: Notification | Delivery) -> bool:
         n = item if isinstance(item, Notification) else item.notification
+        share = self.namespace_share
+        if isinstance(item, Notification) and share and self._queued[n.namespace] >= share:
+            NOTIFICATIONS.labels(str(n.transition), "-", "dropped").inc()
+            self._warn_once(
+                f"notifications of namespace {n.namespace} dropped: its releases hold {share} of the queue's "
+                f"{self.queue.maxsize} places (RR_NOTIFY_QUEUE_SIZE), the most one namespace may: a quarter stays for "
+                "the others; the releases' status still says what they need"
+            )
+            return False
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             NOTIFICATIONS.labels(str(n.transition), "-", "dropped").inc()
             log.warning("notification queue full (%d): dropped %s", self.queue.maxsize, n.key)
             return False
+        self._queued[n.namespace] += 1
         NOTIFICATION_QUEUE.set(self.queue.qsize())
         return True
+
+    def _taken(self, item: Notification | Delivery) -> None:
+        """An item left the queue: its namespace's share frees a place."""
+        ns = (item if isinstance(item, Notification) else item.notification).namespace
+        self._queued[ns] -= 1
+        if self._queued[ns] <= 0:
+            del self._queued[ns]
 
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.notify_timeout_seconds)
@@ -348,6 +375,7 @@ class Notifier:
     async def _worker(self) -> None:
         while True:
             item = await self.queue.get()
+            self._taken(item)
             NOTIFICATION_QUEUE.set(self.queue.qsize())
             try:
                 if isinstance(item, Notification):

@@ -407,6 +407,7 @@ def drain(notifier: Notifier) -> list[Any]:
     out = []
     while not notifier.queue.empty():
         out.append(notifier.queue.get_nowait())
+        notifier._taken(out[-1])  # as the worker does
     return out
 
 
@@ -471,3 +472,18 @@ def test_the_notifier_retries_a_failing_receiver_gives_up_on_a_wrong_url_and_dra
     assert states["gone"]["why"] == "HTTP 404"
     assert calls["gone"] == 2  # once for each notification: a wrong URL is not retried
     assert calls["flaky"] == 4  # 503, 503, 200; and the one queued before stop
+
+
+def test_one_namespace_cannot_fill_the_queue_for_every_other() -> None:
+    """Red-team 3 finding 3: a developer who may create releases in one namespace (hundreds, each waiting for five
+    roles) filled the queue, and every other team's notifications were dropped. One namespace holds at most three
+    quarters; a place frees when its item is taken."""
+    notifier = Notifier(Settings(notify_queue_size=8), api=None)  # type: ignore[arg-type]
+    flood = [replace(notification(Transition.READY), key=f"flood-{i}", namespace="mallory-dev") for i in range(20)]
+    notifier.submit(flood, now=0)
+    assert notifier.queue.qsize() == 6
+    team = [replace(notification(Transition.READY), key=f"team-{i}") for i in range(2)]
+    notifier.submit(team, now=0)
+    assert [n.namespace for n in drain(notifier)] == ["mallory-dev"] * 6 + ["payments-prod"] * 2
+    notifier.submit([replace(flood[0], key="flood-later")], now=0)
+    assert [n.key for n in drain(notifier)] == ["flood-later"]
