@@ -53,6 +53,21 @@ class Settings:
     webhook_client_ca: str | None = None
     """RR_WEBHOOK_CLIENT_CA: a CA file; when set, the webhook requires a TLS client certificate signed by it (the
     API server's, configured with an AdmissionConfiguration) and refuses every other client at the handshake."""
+    webhook_cert_name: str | None = None
+    """RR_WEBHOOK_CERT_NAME: the operator owns the serving certificate: it keeps this Secret (in its namespace,
+    RR_LEASE_NAMESPACE) with a CA and a serving certificate, rotates them, writes them into RR_WEBHOOK_CERT_DIR
+    (a writable directory) and patches the caBundle of RR_WEBHOOK_CONFIGURATIONS. Unset: the files in
+    RR_WEBHOOK_CERT_DIR come from elsewhere (cert-manager)."""
+    webhook_service: str = "release-readiness"
+    """RR_WEBHOOK_SERVICE: the Service in front of the webhook (the serving certificate's names)."""
+    webhook_configurations: tuple[str, ...] = field(default_factory=tuple)
+    """RR_WEBHOOK_CONFIGURATIONS: comma-separated names of the Validating/MutatingWebhookConfigurations whose
+    caBundle the operator keeps (with RR_WEBHOOK_CERT_NAME)."""
+    webhook_cert_check_seconds: float = 60.0
+    """RR_WEBHOOK_CERT_CHECK_SECONDS: how often the certificate Secret and the served files are checked."""
+    default_checklist: str | None = None
+    """RR_DEFAULT_CHECKLIST: a ReadinessChecklist manifest (file) the operator applies once its webhook answers
+    (server-side apply; a checklist someone else changed is left as it is)."""
     webhook_max_body_bytes: int = 8 * 1024 * 1024
     """RR_WEBHOOK_MAX_BODY_BYTES: larger request bodies are refused with 400 without being read (the API server
     accepts up to 3 MiB a request, and a review carries the object and the old one)."""
@@ -150,6 +165,11 @@ class Settings:
             webhook_host=e.get("RR_WEBHOOK_HOST", d.webhook_host),
             webhook_cert_dir=e.get("RR_WEBHOOK_CERT_DIR") or None,
             webhook_client_ca=e.get("RR_WEBHOOK_CLIENT_CA") or None,
+            webhook_cert_name=e.get("RR_WEBHOOK_CERT_NAME") or None,
+            webhook_service=e.get("RR_WEBHOOK_SERVICE") or d.webhook_service,
+            webhook_configurations=_list(e.get("RR_WEBHOOK_CONFIGURATIONS", "")),
+            webhook_cert_check_seconds=float(e.get("RR_WEBHOOK_CERT_CHECK_SECONDS", d.webhook_cert_check_seconds)),
+            default_checklist=e.get("RR_DEFAULT_CHECKLIST") or None,
             webhook_max_body_bytes=int(e.get("RR_WEBHOOK_MAX_BODY_BYTES", d.webhook_max_body_bytes)),
             webhook_max_connections=int(e.get("RR_WEBHOOK_MAX_CONNECTIONS", d.webhook_max_connections)),
             webhook_max_in_flight=int(e.get("RR_WEBHOOK_MAX_IN_FLIGHT", d.webhook_max_in_flight)),

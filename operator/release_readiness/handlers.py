@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import dataclasses
 import logging
+import tempfile
 import time
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -23,7 +26,9 @@ from release_readiness import API_VERSION, GROUP, VERSION
 from release_readiness.admission.authority import Authority
 from release_readiness.admission.gate import Decision, GateRequest
 from release_readiness.admission.webhooks import register_webhooks, webhook_server
+from release_readiness.certificates import CertificateKeeper
 from release_readiness.config import Settings
+from release_readiness.defaultchecklist import apply_default_checklist
 from release_readiness.indexes import ClusterIndex, Watched, watched
 from release_readiness.kinds import GatedKind
 from release_readiness.kube import KubeApi
@@ -191,6 +196,41 @@ async def _skip_unserved_optional_kinds(state: OperatorState) -> None:
     log.info("every watched kind is listed: answering admission and evaluating releases")
 
 
+async def _keep_certificates(state: OperatorState) -> None:
+    """RR_WEBHOOK_CERT_NAME: the first pass before the webhook server starts (it needs the files), then a pass
+    every RR_WEBHOOK_CERT_CHECK_SECONDS in the background."""
+    s = state.settings
+    secret = s.webhook_cert_name
+    if not secret:
+        return
+    if not s.webhook_cert_dir:
+        state.settings = s = dataclasses.replace(s, webhook_cert_dir=tempfile.mkdtemp(prefix="rr-webhook-"))
+    keeper = CertificateKeeper(
+        state.api.api_client,
+        s.lease_namespace,
+        secret,
+        s.webhook_service,
+        s.webhook_configurations,
+        Path(s.webhook_cert_dir or ""),
+        s.webhook_cert_check_seconds,
+    )
+    try:
+        await keeper.first()
+    except RuntimeError as err:
+        raise kopf.TemporaryError(str(err), delay=10) from err
+    task = asyncio.create_task(keeper.run())
+    state.background.add(task)
+
+
+async def _apply_default_checklist(state: OperatorState, path: Path) -> None:
+    """Once this replica's indexes are complete (so its own webhook answers), and any replica serves."""
+    await state.sync.wait()
+    try:
+        await apply_default_checklist(state.api.api_client, path)
+    except ValueError as err:
+        log.error("%s", err)
+
+
 def register(
     registry: kopf.OperatorRegistry | None = None, extra_kinds: Sequence[GatedKind] = ()
 ) -> kopf.OperatorRegistry:
@@ -233,6 +273,7 @@ def register(
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        await _keep_certificates(_state(memo))
         settings.admission.server = webhook_server(_state(memo))
         settings.admission.managed = None  # the project owns its webhook configurations (namespaceSelector, timeouts)
         state = _state(memo)
@@ -244,6 +285,9 @@ def register(
         register_tap(settings, state.tap)
         task = asyncio.create_task(_skip_unserved_optional_kinds(state))
         state.background.add(task)
+        if state.settings.default_checklist:
+            task = asyncio.create_task(_apply_default_checklist(state, Path(state.settings.default_checklist)))
+            state.background.add(task)
         await state.reconciler.start_soon()
         await state.notifier.start()
         if state.elector is not None:

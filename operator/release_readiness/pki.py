@@ -48,7 +48,17 @@ def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 class CertificateAuthority:
     """A self-signed CA that issues serving and client certificates."""
 
-    def __init__(self, common_name: str = "release-readiness-ca") -> None:
+    def __init__(
+        self,
+        common_name: str = "release-readiness-ca",
+        validity: dt.timedelta = _VALIDITY,
+        *,
+        loaded: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+    ) -> None:
+        if loaded is not None:
+            self._cert, self._key = loaded
+            self._name = self._cert.subject
+            return
         self._key = _new_key()
         now = dt.datetime.now(dt.UTC)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -60,7 +70,7 @@ class CertificateAuthority:
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
+            .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -79,9 +89,26 @@ class CertificateAuthority:
             .sign(self._key, hashes.SHA256())
         )
 
+    @classmethod
+    def from_pem(cls, cert_pem: bytes, key_pem: bytes) -> CertificateAuthority:
+        """A CA from its PEM certificate and PEM (EC) private key; ValueError when they are unusable or unpaired."""
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+            raise ValueError("the CA key is not the CA certificate's key")
+        return cls(loaded=(cert, key))
+
     @property
     def cert_pem(self) -> bytes:
         return self._cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return _key_pem(self._key)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._cert
 
     def issue(
         self,

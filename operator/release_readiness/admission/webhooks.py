@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import socket
 import ssl
@@ -250,6 +251,44 @@ class InstrumentedWebhookServer(kopf.WebhookServer):
             ADMISSION_LATENCY.labels(hook)
             ADMISSION_ERRORS.labels(hook)
             ADMISSION_MALFORMED.labels(hook)
+        self._context: ssl.SSLContext | None = None
+
+    def _build_ssl(self) -> tuple[bytes | None, ssl.SSLContext | None]:
+        cadata, context = super()._build_ssl()
+        self._context = context
+        return cadata, context
+
+    @staticmethod
+    def _digest(*paths: Any) -> str:
+        hasher = hashlib.sha256()
+        for path in paths:
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    hasher.update(Path(path).read_bytes())
+        return hasher.hexdigest()
+
+    async def _WebhookServer__sleep_forever_or_until_ssl_files_change(self) -> None:  # noqa: N802 - Kopf's hook
+        """Replaces Kopf's wait, which restarts the server (closing the port for a moment) when a file changes:
+        a rotated serving certificate is loaded into the live TLS context, so the next handshake presents it and
+        no request is refused meanwhile. A changed client CA (RR_WEBHOOK_CLIENT_CA) still restarts the server,
+        since a context can trust more CAs but never fewer."""
+        serving = self._digest(self.certfile, self.pkeyfile)
+        client_ca = self._digest(self.cafile)
+        while True:
+            await asyncio.sleep(self.file_check_interval)
+            if self._digest(self.cafile) != client_ca:
+                log.info("the webhook client CA changed: restarting the webhook server")
+                return
+            now = self._digest(self.certfile, self.pkeyfile)
+            if now == serving or self._context is None or self.certfile is None:
+                continue
+            try:
+                _load_pair(self._context, Path(self.certfile), Path(self.pkeyfile or self.certfile))
+            except (ssl.SSLError, OSError, ValueError) as err:  # caught between two writes: retry next time
+                log.info("the serving certificate changed but does not load yet (%s); retrying", err)
+                continue
+            serving = now
+            log.info("reloaded the webhook serving certificate without a restart")
 
     async def __call__(self, fn: WebhookFn) -> AsyncIterator[WebhookClientConfig]:
         """Kopf's server loop (serve; restart when the certificate files change) on a BoundedSite."""
@@ -363,6 +402,18 @@ DirectFn = Callable[[Mapping[str, Any]], Response]
 """An answer to a well-formed review (checked by parse_review) without Kopf: the gate's (see _gate_answer)."""
 
 
+def _load_pair(context: ssl.SSLContext, certfile: Path, keyfile: Path) -> None:
+    """Load a certificate and key into a live context only once they are known to pair: both are read once into a
+    private file, tried on a scratch context, then loaded (a mismatched key would leave the live context without
+    a certificate)."""
+    with tempfile.TemporaryDirectory(prefix="rr-tls-") as tmp:
+        pair = Path(tmp) / "pair.pem"
+        pair.write_bytes(keyfile.read_bytes() + b"\n" + certfile.read_bytes())
+        pair.chmod(0o600)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(pair))
+        context.load_cert_chain(str(pair))
+
+
 def _internal_error(review: Mapping[str, Any], hook: str) -> Response:
     uid = str(review["request"]["uid"])
     return Response(
@@ -410,6 +461,7 @@ def webhook_server(state: OperatorState) -> kopf.WebhookServer:
         port=s.webhook_port,
         certfile=certfile,
         pkeyfile=keyfile,
+        file_check_interval=s.webhook_cert_check_seconds,
         **client_ca,
     )
 
