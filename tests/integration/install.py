@@ -13,13 +13,14 @@ The test control plane has no kubelet and no pod network, so:
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from release_readiness.localcluster import LocalCluster
+from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually
 
 SAMPLES = REPO / "deploy" / "samples"
@@ -60,6 +61,10 @@ def run_as_deployed(
             data = get(kubectl, "configmap", volume["configMap"]["name"], "-n", namespace).get("data", {})
             for key, value in data.items():
                 (local / key).write_text(value)
+        if "secret" in volume:  # and a Secret volume's (cert-manager's certificate, or an older chart's)
+            secret = get(kubectl, "secret", volume["secret"]["secretName"], "-n", namespace)
+            for key, value in (secret.get("data") or {}).items():
+                (local / key).write_bytes(base64.b64decode(value))
 
     def local_path(value: str) -> str:
         for mount, local in paths.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from release_readiness.localcluster import LocalCluster
+from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import REPO, Kubectl
 from tests.integration.install import default_checklist_applied, get, helm, refused_at_the_gate, run_as_deployed
 

@@ -66,3 +66,6 @@ def test_the_private_internals_the_operator_patches_or_calls_are_there_as_writte
     assert {"path", "addr", "port", "host", "certfile", "pkeyfile", "cafile", "DEFAULT_HOST"} <= set(
         dir(kopf.WebhookServer(addr="127.0.0.1", port=1))
     )
+    # The wait is replaced (the server's own subclass method of that mangled name): a rotated certificate is loaded
+    # into the live TLS context kept from _build_ssl, instead of restarting the listener. Its interval is Kopf's.
+    assert "file_check_interval" in inspect.signature(kopf.WebhookServer).parameters
