@@ -102,6 +102,7 @@ bench: $(STAMP) tools bench-tools ## Benchmarks that print figures (no assertion
 .PHONY: cluster
 cluster: $(STAMP) tools ## Start etcd + kube-apiserver in the background; writes .cluster/kubeconfig.
 	$(DEV) -m release_readiness_dev.localcluster start --dir $(CLUSTER_DIR) --background
+	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig $(DEV) -m release_readiness_dev.stale
 
 .PHONY: cluster-down
 cluster-down: $(STAMP) ## Stop the background cluster started by `make cluster`.
@@ -109,6 +110,7 @@ cluster-down: $(STAMP) ## Stop the background cluster started by `make cluster`.
 
 .PHONY: install
 install: $(STAMP) tools ## Apply the CRDs and the default checklist to the cluster in KUBECONFIG.
+	$(DEV) -m release_readiness_dev.stale
 	bin/kubectl apply --server-side --force-conflicts -f crds/
 	bin/kubectl wait --for=condition=Established --timeout=60s -f crds/
 	bin/kubectl apply --server-side --force-conflicts -f deploy/checklists/

@@ -25,6 +25,7 @@ from release_readiness.config import Settings
 from release_readiness.logs import configure_logging
 from release_readiness.main import run_operator
 from release_readiness_dev.localcluster import ControlPlaneError, LocalCluster, find_bin_dir, stop_background
+from release_readiness_dev.stale import remove_stale_registrations
 
 __all__ = ["main"]
 
@@ -187,6 +188,17 @@ async def run_and_install(
     await operator
 
 
+def _started_by_make_cluster() -> LocalCluster | None:
+    """The local control plane of `make cluster` when $KUBECONFIG is its kubeconfig (then `make run` registers
+    its webhooks there as it does on a control plane of its own)."""
+    local = LocalCluster(Path(os.environ.get("RR_CLUSTER_DIR") or REPO / ".cluster"))
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if kubeconfig and Path(kubeconfig).resolve() == local.kubeconfig.resolve() and local.webhook_client_ca.exists():
+        print(f"KUBECONFIG is the local control plane of `make cluster` ({local.directory}): registering webhooks")
+        return local
+    return None
+
+
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(os.environ.get("RR_LOG_FORMAT", "text"), logging.INFO)
@@ -202,21 +214,33 @@ def main() -> int:
             return 1
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         print(f"local control plane ready at {cluster.server} in {cluster.startup_seconds:.1f}s")
+    local = cluster or _started_by_make_cluster()
+    registered = False
     try:
         people: list[tuple[SamplePerson, Path]] = []
-        if cluster is not None:
-            settings = register_local_webhooks(settings, cluster)
+        for removed in remove_stale_registrations():
+            print(f"removed the stale webhook registration {removed}")
+        if local is not None:
+            settings = register_local_webhooks(settings, local)
+            registered = True
             install_crds_first()
-            people = write_people_kubeconfigs(cluster)
+            if cluster is not None:  # make cluster's CA key is not kept: its people have no kubeconfigs here
+                people = write_people_kubeconfigs(cluster)
         else:
             print("KUBECONFIG is set: not registering webhooks (the API server must reach them; install the chart)")
-        asyncio.run(run_and_install(settings, webhooks=cluster is not None, people=people))
+        asyncio.run(run_and_install(settings, webhooks=registered, people=people))
     except KeyboardInterrupt:
         pass
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
+        if registered and cluster is None:  # the cluster outlives us: leave no registration pointing at nothing
+            try:
+                for removed in remove_stale_registrations():
+                    print(f"removed the webhook registration {removed}")
+            except RuntimeError as err:
+                print(f"error: {err}", file=sys.stderr)
         if cluster is not None:
             cluster.stop()
             print("stopped the local control plane")

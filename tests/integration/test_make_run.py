@@ -174,3 +174,79 @@ def test_ctrl_c_stops_everything(make_run: MakeRun) -> None:
         ["pgrep", "-f", f"--data-dir={make_run.cluster_dir / 'etcd'}"], capture_output=True, text=True
     ).stdout.split()
     assert leftovers == [], "make run left etcd running"
+
+
+def make(target: str, cluster_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", target, f"CLUSTER_DIR={cluster_dir}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_make_cluster_install_and_run_in_any_order_replace_stale_registrations(tmp_path: Path) -> None:
+    """A registration left in the kept etcd (a `make run` that ended, a crash) points at nothing: `make install`
+    and `make run` remove it first; `make run` against `make cluster` registers its webhooks and removes them
+    when it stops."""
+    from release_readiness.admission.configuration import prepare_local_webhook
+
+    cluster_dir = tmp_path / "cluster"
+    kubeconfig = cluster_dir / "kubeconfig"
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"RR_CLUSTER_DIR": str(cluster_dir)}
+    started = make("cluster", cluster_dir, env)
+    assert started.returncode == 0, started.stderr
+    try:
+        kubectl = Kubectl(kubeconfig)
+        stale = prepare_local_webhook(tmp_path / "gone", free_port())  # nothing will listen there
+        kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": stale}))
+        with_cluster = env | {"KUBECONFIG": str(kubeconfig)}
+        installed = make("install", cluster_dir, with_cluster)
+        assert installed.returncode == 0, installed.stderr
+        assert "removed the stale webhook registration validatingwebhookconfiguration/release-readiness" in (
+            installed.stdout
+        )
+        assert "readinesschecklist.readiness.dev/pre-production serverside-applied" in installed.stdout
+        kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": stale}))  # and again, for make run
+        run_env = with_cluster | {
+            "RR_WEBHOOK_PORT": str(free_port()),
+            "RR_HEALTH_PORT": str(free_port()),
+            "RR_METRICS_PORT": str(free_port()),
+            "PYTHONPATH": str(REPO / "operator"),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "release_readiness_dev.devrun"],
+            cwd=REPO,
+            env=run_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "the operator is running" in line:
+                    break
+            output = "".join(lines)
+            assert "removed the stale webhook registration" in output, output
+            assert "registering webhooks" in output, output
+            refused = kubectl.run(
+                "apply", "-f", str(REPO / "deploy" / "samples" / "production-deployment.yaml"), check=False
+            )
+            assert "is not Ready" in refused.stderr
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            rest, _ = proc.communicate(timeout=60)
+        assert "removed the webhook registration" in rest, rest
+        names = kubectl.run("get", "validatingwebhookconfigurations,mutatingwebhookconfigurations", "-o", "name")
+        assert names.stdout.strip() == "", "make run leaves no registration behind on a cluster that outlives it"
+        again = make("install", cluster_dir, with_cluster)
+        assert again.returncode == 0, again.stderr
+    finally:
+        make("cluster-down", cluster_dir, env)

@@ -1,9 +1,10 @@
-"""Upgrading from the previous chart version (0.1.0: a chart-made CA, the checklist owned by Helm) with releases and
+"""Upgrading from the previous chart version (0.1.0: a chart-made CA in a Secret and the caBundle) with releases and
 signoffs present loses nothing, following docs/operations.md ("Upgrade") literally; uninstalling leaves what
 the docs say it leaves."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,13 @@ def test_upgrade_from_the_previous_chart_loses_nothing(tmp_path: Path) -> None:
     with LocalCluster(tmp_path / "cluster") as cluster:
         kubectl = Kubectl(cluster.kubeconfig)
         at = f"--kubeconfig={cluster.kubeconfig}"
-        # 0.1.0 as its users ran it: installed without its checklist (which its own webhook refused), then with.
+        # 0.1.0 as it could be run: installed without its checklist (which its own webhook refused on a fresh
+        # cluster), the checklist applied once the webhook answered (as 0.1.0's docs said: kubectl apply).
         without = ("--set", "installDefaultChecklist=false")
         helm("install", NAME, str(PREVIOUS), "-n", NS, "--create-namespace", at, *without)
         old = run_as_deployed(cluster, NS, NAME, tmp_path / "old").start()
         try:
-            with_checklist = ("--reuse-values", "--set", "installDefaultChecklist=true")
-            helm("upgrade", NAME, str(PREVIOUS), "-n", NS, at, *with_checklist)
+            kubectl.run("apply", "--server-side", "-f", str(REPO / "deploy" / "checklists"))
             kubectl.apply(
                 json.dumps(
                     {
@@ -88,7 +89,7 @@ def test_upgrade_from_the_previous_chart_loses_nothing(tmp_path: Path) -> None:
                 decision="waive",
                 items=[{"id": "latency-p95"}],
                 comment="measured in LT-311",
-                expires="2099-01-01T00:00:00Z",
+                expires=(dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             eventually(
                 lambda: approvals(kubectl).get("engineering-lead") == "Approved", timeout=90, what="approval counted"
@@ -107,6 +108,7 @@ def test_upgrade_from_the_previous_chart_loses_nothing(tmp_path: Path) -> None:
         # is kept when Helm stops rendering it; then the chart.
         kubectl.run("annotate", "readinesschecklist", "pre-production", "helm.sh/resource-policy=keep")
         kubectl.run("apply", "--server-side", "--field-manager=helm", "--force-conflicts", "-f", str(CHART / "crds"))
+        kubectl.run("delete", "service", NAME, "-n", NS)  # the test's stand-in for the pod network goes; Helm's returns
         upgraded = helm("upgrade", NAME, str(CHART), "-n", NS, at, "--reuse-values")
         assert "STATUS: deployed" in upgraded.stdout
         new = run_as_deployed(cluster, NS, NAME, tmp_path / "new").start()
