@@ -4,8 +4,8 @@ Why the operator and not the chart: the checklist webhook fails closed, so a che
 an install (Helm, `kubectl apply -k`, install.yaml, Argo CD) is refused while no replica serves yet. The operator
 applies it with server-side apply under its own field manager, without force: a later version of the checklist
 updates what the operator set, while a checklist someone changed (a conflict) is left as it is and the log says
-how to take the shipped version. Deleting it is the platform team's choice: the operator applies it again only
-when it starts.
+how to take the shipped version. It is applied at every start (a deleted one comes back then; the chart's
+installDefaultChecklist=false turns it off).
 """
 
 from __future__ import annotations

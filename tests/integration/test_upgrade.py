@@ -11,7 +11,7 @@ from typing import Any
 
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import FIXTURES, REPO, Kubectl, eventually, sign
-from tests.integration.install import default_checklist_applied, get, helm, run_as_deployed
+from tests.integration.install import get, helm, run_as_deployed
 
 CHART = REPO / "charts" / "release-readiness"
 PREVIOUS = FIXTURES / "release-readiness-0.1.0.tgz"
@@ -69,16 +69,7 @@ def test_upgrade_from_the_previous_chart_loses_nothing(tmp_path: Path) -> None:
             for sample in ("namespaces.yaml", "candidate.yaml", "release.yaml"):
                 kubectl.run("apply", "-f", str(REPO / "deploy" / "samples" / sample))
             eventually(lambda: "engineering-lead" in approvals(kubectl), timeout=90, what="the release evaluated")
-            eventually(
-                lambda: (
-                    sign(
-                        kubectl, ERIN, "payments-prod", RELEASE, "erin-ok", check=False, role="engineering-lead"
-                    ).returncode
-                    == 0
-                ),
-                timeout=90,
-                what="the engineering lead's approval accepted (once the candidate is inspected)",
-            )
+            # The waiver first: a waiver changes what was approved (an approval before it turns Stale).
             sign(
                 kubectl,
                 VAL,
@@ -92,36 +83,48 @@ def test_upgrade_from_the_previous_chart_loses_nothing(tmp_path: Path) -> None:
                 expires=(dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
             eventually(
+                lambda: (
+                    sign(
+                        kubectl, ERIN, "payments-prod", RELEASE, "erin-ok", check=False, role="engineering-lead"
+                    ).returncode
+                    == 0
+                ),
+                timeout=90,
+                what="the engineering lead's approval accepted (once the candidate is inspected)",
+            )
+            eventually(
                 lambda: approvals(kubectl).get("engineering-lead") == "Approved", timeout=90, what="approval counted"
             )
+            before = recorded(kubectl)
+            assert {
+                "rr/payments-api-3.2.0",
+                "releasesignoff/erin-ok",
+                "releasesignoff/val-waiver",
+                "rcl/pre-production",
+            } <= set(before)
+            # docs/operations.md, "Upgrade", while 0.1.0 runs: from 0.1.x the checklist is kept when Helm stops
+            # rendering it; the CRDs first, under Helm's field manager; then the chart.
+            kubectl.run("annotate", "readinesschecklist", "pre-production", "helm.sh/resource-policy=keep")
+            # The platform team's own edit of the default checklist, which the upgrade must keep.
+            edit = {"spec": {"description": "ours: edited by the platform team"}}
+            kubectl.run("patch", "readinesschecklist", "pre-production", "--type=merge", "-p", json.dumps(edit))
+            before = recorded(kubectl)
+            crds = str(CHART / "crds")
+            kubectl.run("apply", "--server-side", "--field-manager=helm", "--force-conflicts", "-f", crds)
         finally:
             old.stop()
-        before = recorded(kubectl)
-        assert {
-            "rr/payments-api-3.2.0",
-            "releasesignoff/erin-ok",
-            "releasesignoff/val-waiver",
-            "rcl/pre-production",
-        } <= set(before)
-
-        # docs/operations.md, "Upgrade": the CRDs first, under Helm's field manager; from 0.1.x the checklist
-        # is kept when Helm stops rendering it; then the chart.
-        kubectl.run("annotate", "readinesschecklist", "pre-production", "helm.sh/resource-policy=keep")
-        kubectl.run("apply", "--server-side", "--field-manager=helm", "--force-conflicts", "-f", str(CHART / "crds"))
         kubectl.run("delete", "service", NAME, "-n", NS)  # the test's stand-in for the pod network goes; Helm's returns
-        upgraded = helm("upgrade", NAME, str(CHART), "-n", NS, at, "--reuse-values")
+        # 0.1.0 needed installDefaultChecklist=false on a fresh cluster; 0.2.0 applies it (docs: "From chart 0.1.x").
+        upgraded = helm(
+            "upgrade", NAME, str(CHART), "-n", NS, at, "--reuse-values", "--set", "installDefaultChecklist=true"
+        )
         assert "STATUS: deployed" in upgraded.stdout
         new = run_as_deployed(cluster, NS, NAME, tmp_path / "new").start()
         try:
-            checklist = default_checklist_applied(kubectl)
-            managers = {f["manager"] for f in checklist["metadata"]["managedFields"]}
             eventually(
-                lambda: (
-                    "release-readiness-operator"
-                    in {f["manager"] for f in default_checklist_applied(kubectl)["metadata"]["managedFields"]}
-                ),
+                lambda: "the default checklist pre-production was changed by someone else: left as it is" in new.logs(),
                 timeout=90,
-                what=f"the operator applying the checklist it now owns (managers: {managers})",
+                what="the operator leaving the edited checklist as it is",
             )
             assert recorded(kubectl) == before, "no release, signoff or checklist lost or re-created"
             eventually(
