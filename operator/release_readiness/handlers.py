@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import dataclasses
+import datetime as dt
 import logging
 import tempfile
 import time
