@@ -183,7 +183,16 @@ def test_the_service_account_cannot_read_secrets_cluster_wide(chart_cluster: Loc
     assert can("patch", "deployments", "-n", "stg-chart") == "no"
     # Notifications: the named sink Secret only, and the ledger ConfigMaps in its own namespace.
     assert can("get", "secrets/team-slack", "-n", NS) == "yes"
-    assert can("get", "secrets/rr-webhook-tls", "-n", NS) == "no"
+    assert can("get", "secrets/another-apps-credentials", "-n", NS) == "no"
+    # Its webhook certificate, by name only (it creates and rotates it), and its own webhook configurations.
+    assert can("patch", "secrets/rr-webhook-tls", "-n", NS) == "yes"
+    assert can("patch", "secrets/team-slack", "-n", NS) == "no"
+    assert can("patch", "secrets/rr-webhook-tls", "-n", "stg-chart") == "no"
+    assert can("patch", "validatingwebhookconfigurations/rr") == "yes"
+    assert can("patch", "validatingwebhookconfigurations/someone-elses") == "no"
+    assert can("patch", "mutatingwebhookconfigurations/rr") == "yes"
+    assert can("create", "readinesschecklists.readiness.dev/pre-production") == "yes"
+    assert can("patch", "readinesschecklists.readiness.dev/another") == "no"
     assert can("list", "secrets", "-n", NS) == "no"
     assert can("get", "secrets/team-slack", "-n", "elsewhere") == "no"
     assert can("update", "configmaps", "-n", NS) == "yes"
