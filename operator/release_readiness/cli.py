@@ -162,6 +162,13 @@ class ClusterLookups:
             return []
         return sorted(str(i["metadata"]["name"]) for i in body.get("items", []))
 
+    def checklists(self) -> list[str]:
+        try:
+            body = _dict(self._connect().custom.list_cluster_custom_object(GROUP, VERSION, "readinesschecklists"))
+        except Exception:
+            return []
+        return sorted(str(i["metadata"]["name"]) for i in body.get("items", []))
+
     def _checklist(self, namespace: str | None, release: str) -> ReadinessChecklist | None:
         try:
             api = self._connect(namespace)

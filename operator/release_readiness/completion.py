@@ -12,6 +12,7 @@ executable: with it on PATH, `kubectl readiness <TAB>` completes through kubectl
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,6 +39,7 @@ class Lookups(Protocol):
     def namespaces(self) -> list[str]: ...
     def contexts(self) -> list[str]: ...
     def releases(self, namespace: str | None) -> list[str]: ...
+    def checklists(self) -> list[str]: ...
     def items(self, namespace: str | None, release: str) -> list[str]: ...
     def roles(self, namespace: str | None, release: str) -> list[str]: ...
 
@@ -111,13 +113,14 @@ def _values(action: argparse.Action, line: _Line, lookups: Lookups) -> Completio
         "namespace": lookups.namespaces,
         "context": lookups.contexts,
         "release": lambda: lookups.releases(namespace),
+        "checklist": lookups.checklists,
         "item": lambda: lookups.items(namespace, release) if release else [],
         "items": lambda: lookups.items(namespace, release) if release else [],
         "role": lambda: lookups.roles(namespace, release) if release else [],
     }
     dest = _dest(action)
-    if dest == "kubeconfig":
-        return Completion([], DIRECTIVE_DEFAULT)
+    if dest in ("kubeconfig", "filename", "kustomize") or re.search(r"\b(FILE|DIR)\b", str(action.metavar or "")):
+        return Completion([], DIRECTIVE_DEFAULT)  # paths: the shell completes them
     finder = by_dest.get(dest)
     return Completion(finder() if finder else [])
 

@@ -35,6 +35,9 @@ class FakeCluster:
         self.asked.append(("releases", namespace))
         return ["payments-api-3.1.0", "payments-api-3.2.0"] if namespace in (None, "payments-prod") else []
 
+    def checklists(self) -> list[str]:
+        return ["pre-production", "lightweight"]
+
     def items(self, namespace: str | None, release: str) -> list[str]:
         self.asked.append(("items", (namespace, release)))
         return ["unit-test-coverage", "latency-p95", "limits"]
@@ -97,6 +100,9 @@ def test_flag_values() -> None:
     assert offered("list", "--context", "")[0] == ["local", "prod-admin"]
     assert offered("completion", "")[0] == ["bash", "zsh"]
     assert offered("status", "--kubeconfig", "") == ([], completion.DIRECTIVE_DEFAULT)  # the shell's file names
+    assert offered("audit", "-f", "") == ([], completion.DIRECTIVE_DEFAULT)
+    assert offered("init", "app", "1.0", "--checklist", "pre")[0] == ["pre-production"]
+    assert offered("audit", "-k", "") == ([], completion.DIRECTIVE_DEFAULT)
     assert offered("nonsense", "") == ([], completion.DIRECTIVE_NO_FILE)
 
 
