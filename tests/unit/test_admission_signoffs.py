@@ -29,6 +29,7 @@ CHECKLIST = ReadinessChecklist.model_validate(
             "items": [
                 {"id": "limits", "section": "S", "title": "T", "check": {"workload": "resourceLimits"}},
                 {"id": "latency", "section": "S", "title": "T", "check": {"workload": "replicas"}},
+                {"id": "tz", "section": "S", "title": "T", "check": {"cel": {"rules": [{"expression": "true"}]}}},
                 {
                     "id": "coverage",
                     "section": "S",
@@ -321,3 +322,10 @@ def test_a_signer_says_which_candidate_they_reviewed() -> None:
     assert "signed for candidate sha256:x (spec.expectedFingerprint)" in vetoed[0]  # asked for: honoured
     gone = check(ENG, role="engineering-lead", expectedFingerprint="sha256:images", candidateFingerprint=None)
     assert "but the candidate of release r is now none (the candidate is not inspected)" in gone[0]
+
+
+def test_nobody_attests_a_cel_item_the_operator_checks_it() -> None:
+    errors = check(VP, items=[{"id": "tz"}])
+    assert len(errors) == 1
+    assert "tried to attest 'tz' (spec.items[0]), which the operator checks itself (CEL rules)" in errors[0]
+    assert waive(VP, "vp-engineering", ["tz"]) == []  # a waiving role may still waive it
