@@ -75,23 +75,17 @@ WANTED: dict[Purpose, str] = {"rule": "bool", "message": "string"}
 
 
 @functools.cache
-def _env() -> Any:
+def _env(names: tuple[str, ...] = tuple(VARIABLES)) -> Any:
+    """The CEL environment declaring `names`: workload and podSpec are objects, the others lists of objects."""
     obj = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
-    types = {"workload": obj, "podSpec": obj, **{name: cel.Type.List(obj) for name in list(VARIABLES)[2:]}}
-    return cel.NewEnv(variables=types, extensions=[ext_strings.ExtStrings()])
-
-
-@functools.cache
-def _template_env() -> Any:
-    obj = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
-    types = {"workload": obj, "podSpec": obj, "containers": cel.Type.List(obj)}
+    types = {name: obj if name in ("workload", "podSpec") else cel.Type.List(obj) for name in names}
     return cel.NewEnv(variables=types, extensions=[ext_strings.ExtStrings()])
 
 
 @functools.lru_cache(maxsize=1024)
 def _template_only(expression: str) -> bool:
     try:
-        _template_env().compile(expression)
+        _env(TEMPLATE_VARIABLES).compile(expression)
     except RuntimeError:
         return False
     return True
