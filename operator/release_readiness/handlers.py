@@ -119,15 +119,23 @@ class OperatorState:
             mode = (decision.mode or "").capitalize()
             reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
             self._post(involved, "Warning", reason, decision.message)
-        try:
-            self._notify(req, decision)
-        except Exception:  # the answer must stand whatever happens to its notification
-            log.exception("could not queue the notification of a gate decision on %s/%s", req.namespace, req.name)
+        if not (decision.refused or decision.verdict == "break-glass"):
+            return
+        if decision.verdict != "break-glass" and not self.notifier.refusal_allowed(*decision.release):
+            return
+        # Built after the answer is on its way, not on the request path.
+        asyncio.get_running_loop().call_soon(self._notify, req, decision)
 
     def _notify(self, req: GateRequest, decision: Decision) -> None:
         """Refusals and break-glass to the notification sinks: queued, never waited for (notifier.py)."""
+        try:
+            self._queue_notification(req, decision)
+        except Exception:  # nothing may break the loop's callbacks
+            log.exception("could not queue the notification of a gate decision on %s/%s", req.namespace, req.name)
+
+    def _queue_notification(self, req: GateRequest, decision: Decision) -> None:
         release = self.index.releases.get(decision.release) if decision.release else None
-        if release is None or not (decision.refused or decision.verdict == "break-glass"):
+        if release is None:
             return
         found = gate_notification(
             release,

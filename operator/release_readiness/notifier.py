@@ -260,16 +260,11 @@ class Notifier:
 
     def submit(self, notifications: Iterable[Notification], now: float | None = None) -> None:
         """Queue notifications without waiting (called from reconciliation and admission). What this replica queued
-        a moment ago is not queued again (a CD tool retrying a refused rollout costs no ledger read), and refusals
-        of one release are queued at most once per notify_refusal_interval_seconds (a flood of refused rollouts,
-        each another pod template, is one message, not a flood of messages)."""
+        a moment ago is not queued again (a CD tool retrying a refused rollout costs no ledger read)."""
         now = time.monotonic() if now is None else now
         for n in notifications:
             if self._recent.seen(n.key, now):
                 NOTIFICATIONS.labels(str(n.transition), "-", "repeated").inc()
-                continue
-            if n.transition == Transition.ROLLOUT_REFUSED and not self._refusals.allow((n.namespace, n.release), now):
-                NOTIFICATIONS.labels(str(n.transition), "-", "limited").inc()
                 continue
             self._recent.allow(n.key, now)
             self._put(n)
@@ -280,6 +275,15 @@ class Notifier:
         Red-team 3 finding 3: whoever may create releases in one namespace (a few hundred, each waiting for five
         roles) filled the queue, and every other team's notifications were dropped while it drained."""
         return self.queue.maxsize - self.queue.maxsize // 4 if self.queue.maxsize > 0 else 0
+
+    def refusal_allowed(self, namespace: str, release: str, now: float | None = None) -> bool:
+        """Whether a refusal of this release may be announced now: at most one per notify_refusal_interval_seconds
+        (a flood of refused rollouts, each another pod template, is one message, and costs the gate one check
+        each, not a message built each)."""
+        if self._refusals.allow((namespace, release), time.monotonic() if now is None else now):
+            return True
+        NOTIFICATIONS.labels(str(Transition.ROLLOUT_REFUSED), "-", "limited").inc()
+        return False
 
     def _put(self, item: Notification | Delivery) -> bool:
         n = item if isinstance(item, Notification) else item.notification

@@ -393,13 +393,16 @@ def test_submit_queues_a_key_once_and_one_refusal_a_release_per_interval() -> No
     notifier = Notifier(Settings(notify_refusal_interval_seconds=60, notify_queue_size=3), api=None)  # type: ignore[arg-type]
     refused = replace(notification(Transition.ROLLOUT_REFUSED), key="u-1/RolloutRefused/a")
     other = replace(refused, key="u-1/RolloutRefused/b")
-    elsewhere = replace(refused, key="u-2/RolloutRefused/a", release="r2")
-    notifier.submit([refused, refused, other, elsewhere], now=0)
-    assert [n.key for n in drain(notifier)] == [refused.key, elsewhere.key]
-    notifier.submit([refused, other], now=61)  # a retry of `refused` still is not queued again; `other` now is
-    assert [n.key for n in drain(notifier)] == [other.key]
+    notifier.submit([refused, refused, other], now=0)
+    assert [n.key for n in drain(notifier)] == [refused.key, other.key]
+    notifier.submit([refused], now=61)  # a retry of `refused` is not queued again for a while
+    assert drain(notifier) == []
+    assert notifier.refusal_allowed("payments-prod", "r", now=0)
+    assert not notifier.refusal_allowed("payments-prod", "r", now=30)  # one refusal a release per interval
+    assert notifier.refusal_allowed("payments-prod", "r2", now=30)
+    assert notifier.refusal_allowed("payments-prod", "r", now=61)
     ready = [replace(notification(Transition.READY), key=f"k{i}") for i in range(5)]
-    notifier.submit(ready, now=100)  # not limited, but the queue is bounded: the rest are dropped, not waited for
+    notifier.submit(ready, now=100)  # the queue is bounded: the rest are dropped, not waited for
     assert len(drain(notifier)) == 3
 
 
