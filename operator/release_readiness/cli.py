@@ -38,7 +38,14 @@ from release_readiness.audit import DEFAULT_CHECKLIST_PATH, InputError, Manifest
 from release_readiness.audit_output import FORMATS, render
 from release_readiness.constants import SATISFIED
 from release_readiness.dashboard.command import add_dashboard_command
-from release_readiness.evidence import ReportError, ci_run_url, evidence_items, parse_mapping, read_metrics
+from release_readiness.evidence import (
+    MAX_REPORT_BYTES,
+    ReportError,
+    ci_run_url,
+    evidence_items,
+    parse_mapping,
+    read_metrics,
+)
 from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
@@ -606,7 +613,7 @@ def cmd_evidence(api: Api, args: argparse.Namespace) -> int:
 def _read_bytes(path: Path, shown: str) -> bytes:
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES * 2 + 1)
+            data = handle.read(MAX_REPORT_BYTES + 1)  # read_metrics refuses more, naming the file
     except OSError as err:
         raise CliError(f"cannot read {shown}: {err.strerror or err}; nothing signed") from None
     return data

@@ -24,6 +24,7 @@ from release_readiness.api import ReadinessChecklist
 from release_readiness.api.signoff import LIMITS, REPORT_FORMATS
 
 __all__ = [
+    "MAX_REPORT_BYTES",
     "METRICS",
     "REPORT_FORMATS",
     "EvidenceMapping",
@@ -414,7 +415,7 @@ class Report:
 
 def read_metrics(fmt: str, data: bytes, file: str) -> Report:
     if len(data) > MAX_REPORT_BYTES:
-        raise ReportError(f"{file}: larger than {MAX_REPORT_BYTES // 2**20} MiB")
+        raise ReportError(f"{file}: larger than the {MAX_REPORT_BYTES} bytes a report may have")
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     return Report(fmt, file, digest, PARSERS[fmt](data, file))
 

@@ -264,3 +264,11 @@ def test_every_format_of_the_api_has_a_parser() -> None:
 def test_json_nested_without_bound_is_an_error_not_a_crash() -> None:
     with pytest.raises(ReportError, match=r"^deep.sarif: JSON nested too deeply to be a SARIF log$"):
         read_metrics("sarif", b"[" * 100_000 + b"]" * 100_000, "deep.sarif")
+
+
+def test_a_report_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import release_readiness.evidence as evidence
+
+    monkeypatch.setattr(evidence, "MAX_REPORT_BYTES", 1024)
+    with pytest.raises(ReportError, match=r"^huge.xml: larger than the 1024 bytes a report may have$"):
+        read_metrics("junit", b"<testsuite>" + b" " * 2048 + b"</testsuite>", "huge.xml")
