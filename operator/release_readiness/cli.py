@@ -567,9 +567,10 @@ def cmd_withdraw(api: Api, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_evidence(api: Api, args: argparse.Namespace) -> int:
+def cmd_evidence(args: argparse.Namespace) -> int:
     """Record evidence items from CI's reports in one ReleaseSignoff (as the caller: CI's identity). Every report
-    is read and every key mapped before anything is signed: one bad report, and nothing is."""
+    is read and every key mapped before anything is signed: one bad report, and nothing is. With --dry-run and
+    --checklist FILE it needs no cluster (a pull request's pipeline checks its mapping)."""
     if not args.mappings:
         raise CliError("evidence needs --from KEY=FORMAT:METRIC:FILE (repeatable), e.g. --from "
                        "coverage-percent=cobertura:line-percent:coverage.xml")  # fmt: skip
@@ -583,15 +584,22 @@ def cmd_evidence(api: Api, args: argparse.Namespace) -> int:
             if (m.format, m.file) not in reports:
                 data = _read_bytes(Path(m.file), m.file)
                 reports[(m.format, m.file)] = read_metrics(m.format, data, m.file)
-        release = api.release(args.release)
-        items = evidence_items(api.checklist(release.spec.checklist), mappings, reports, run_url)
-    except ReportError as err:
+        if args.checklist:
+            if not args.dry_run:
+                raise CliError("--checklist FILE is for --dry-run: signing maps onto the release's own checklist")
+            checklist = load_checklist(_read_text(Path(args.checklist), args.checklist), args.checklist)
+            api = None
+        else:
+            api = Api(args)
+            checklist = api.checklist(api.release(args.release).spec.checklist)
+        items = evidence_items(checklist, mappings, reports, run_url)
+    except (ReportError, InputError) as err:
         raise CliError(f"{err}; nothing signed") from None
     for item in items:
         src = item["source"]
         what = f"{src['metric']} of {src['format']} {src['file']}, {src['digest'][:19]}…"
         print(f"  {item['id']} = {item['value']}  ({what})")
-    if args.dry_run:
+    if args.dry_run or api is None:
         print(f"dry run: {len(items)} item(s) not signed")
         return EXIT_OK
     comment = "evidence read from CI reports" + (f" of {run_url}" if run_url else "")
@@ -608,6 +616,9 @@ def cmd_evidence(api: Api, args: argparse.Namespace) -> int:
         f"item(s){bound}"
     )
     return EXIT_OK
+
+
+LOCAL_COMMANDS["evidence"] = cmd_evidence  # connects itself, unless a dry run maps onto a checklist file
 
 
 def _read_bytes(path: Path, shown: str) -> bytes:
@@ -922,6 +933,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--fingerprint", help="the candidate fingerprint CI tested (default: the release's current one)")
     ev.add_argument("--dry-run", action="store_true", help="read and map the reports, print the values, sign nothing")
+    ev.add_argument(
+        "--checklist", metavar="FILE", help="with --dry-run: map onto this ReadinessChecklist file (no cluster needed)"
+    )
     ev.set_defaults(fn=cmd_evidence)
 
     wt = sub("wait", help="wait for Ready: exit 0 Ready, 1 timeout or veto, 2 error")

@@ -272,3 +272,28 @@ def test_a_report_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(evidence, "MAX_REPORT_BYTES", 1024)
     with pytest.raises(ReportError, match=r"^huge.xml: larger than the 1024 bytes a report may have$"):
         read_metrics("junit", b"<testsuite>" + b" " * 2048 + b"</testsuite>", "huge.xml")
+
+
+def test_a_dry_run_against_a_checklist_file_needs_no_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from release_readiness.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # no cluster to be found
+    (tmp_path / "checklist.yaml").write_text(
+        yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessChecklist", **checklist().to_dict()})
+    )
+    mapping = f"coverage-percent=cobertura:line-percent:{REPORTS / 'cobertura.xml'}"
+    argv = ["evidence", "cart-0.9.0", "--from", mapping, "--checklist", str(tmp_path / "checklist.yaml")]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "  unit-test-coverage = 86.4  (line-percent of cobertura " in out
+    assert out.rstrip().endswith("dry run: 1 item(s) not signed")
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: --checklist FILE is for --dry-run: signing maps onto the release's own checklist\n"
+    )
