@@ -49,8 +49,13 @@ def test_a_rotated_ca_and_certificate_are_served_without_a_restart_or_a_refusal(
     with LocalCluster(tmp_path / "cluster") as cluster:
         kubectl = Kubectl(cluster.kubeconfig)
         helm("install", NAME, str(CHART), "-n", NS, "--create-namespace", f"--kubeconfig={cluster.kubeconfig}")
-        # A CA with 30 days left and a serving certificate with 20: both are due (a CA is replaced a year early).
-        short = Lifetimes(ca_validity=dt.timedelta(days=30), serving_validity=dt.timedelta(days=20))
+        # A CA that becomes due 90 s from now (it is replaced a year before it expires), while the replica serves
+        # under load, and a serving certificate due soon after (90 days before it expires).
+        due = Lifetimes()
+        short = Lifetimes(
+            ca_validity=due.ca_renew_before + dt.timedelta(seconds=90),
+            serving_validity=due.serving_renew_before + dt.timedelta(seconds=100),
+        )
         decided = plan(
             None,
             service_hosts(NAME, NS),
@@ -118,6 +123,8 @@ def test_a_rotated_ca_and_certificate_are_served_without_a_restart_or_a_refusal(
             )
             thread = threading.Thread(target=load, daemon=True)
             thread.start()
+            eventually(lambda: "new CA" in operator.logs(), timeout=150, interval=1, what="the CA replaced")
+            assert answered, "the load ran before the new CA was added to the caBundle"
             ca_file = tmp_path / "bundle.pem"
 
             def rotated() -> bool:

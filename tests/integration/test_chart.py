@@ -446,3 +446,15 @@ def test_user_roles_aggregate_where_right_and_nobody_gets_status() -> None:
         {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}
     ]
     assert render("--set", "userRoles.enabled=false").count(roles["rr-viewer"]) == 0
+
+
+def test_monitoring_objects_render_when_the_cluster_serves_them_or_when_asked() -> None:
+    def monitoring(*args: str) -> set[str]:
+        return {o["kind"] for o in render(*args)} & {"ServiceMonitor", "PrometheusRule"}
+
+    served = ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]
+    served += ["--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]
+    assert monitoring() == set(), "a fresh cluster has no Prometheus Operator: nothing that needs it"
+    assert monitoring(*served) == {"ServiceMonitor", "PrometheusRule"}
+    assert monitoring(*served, "--set", "serviceMonitor.enabled=false") == {"PrometheusRule"}
+    assert monitoring("--set", "prometheusRule.enabled=true") == {"PrometheusRule"}

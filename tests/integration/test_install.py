@@ -61,6 +61,22 @@ def test_helm_install_with_defaults(fresh: LocalCluster, tmp_path: Path) -> None
     )
     assert "STATUS: deployed" in out.stdout
     installed_and_working(fresh, "release-readiness", tmp_path)
+    # Routine upgrades and rollbacks keep the operator's caBundle and Secret: the chart carries neither.
+    kubectl = Kubectl(fresh.kubeconfig)
+
+    def trusted() -> tuple[str, ...]:
+        secret = get(kubectl, "secret", "release-readiness-webhook-tls", "-n", NS)["data"]["ca.crt"]
+        hooks = [
+            h["clientConfig"].get("caBundle") for h in get(kubectl, "validatingwebhookconfiguration", NS)["webhooks"]
+        ]
+        return (secret, *hooks)
+
+    before = trusted()
+    at = f"--kubeconfig={fresh.kubeconfig}"
+    helm("upgrade", "release-readiness", str(CHART), "-n", NS, at, "--reuse-values", "--set", "replicaCount=3")
+    assert trusted() == before, "helm upgrade kept the caBundle"
+    helm("rollback", "release-readiness", "1", "-n", NS, at)
+    assert trusted() == before, "helm rollback kept the caBundle"
 
 
 @pytest.mark.parametrize("how", ["kustomize", "install.yaml"])
