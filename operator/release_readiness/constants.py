@@ -64,6 +64,7 @@ class Reason(StrEnum):
     POST_FAILING = "PostDeploymentChecksFailing"
     POST_WATCHING = "PostDeploymentWatching"
     INVALID_SPEC = "InvalidSpec"
+    CANDIDATE_TOO_LARGE = "CandidateTooLarge"
 
 
 class Label(StrEnum):

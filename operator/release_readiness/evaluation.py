@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -127,6 +128,30 @@ def candidate_status(
     material = "\n".join(lines)
     fingerprint = "sha256:" + hashlib.sha256(material.encode()).hexdigest() if material else ""
     return CandidateStatus(namespace=snapshot.namespace, workloads=workloads, fingerprint=fingerprint)
+
+
+MAX_CANDIDATE_BYTES = 256 * 1024
+"""What status.candidate may take. Red-team 3 finding 4: the developer who writes the candidate namespace chose its
+size (two Deployments with a 1 MB image string each, or a thousand with ten containers): the status grew past
+what the API server stores, every status write failed, and the last one written stayed, Ready included, so a veto
+signed after that never reached the gate."""
+
+
+def bounded_candidate(candidate: CandidateStatus) -> tuple[CandidateStatus, Blocker | None]:
+    """The candidate as recorded, or, past MAX_CANDIDATE_BYTES, nothing of it (no fingerprint: approvals and
+    evidence do not count, the gate has no template to admit) and why the release is stalled."""
+    size = len(json.dumps(candidate.to_dict()))
+    if size <= MAX_CANDIDATE_BYTES:
+        return candidate, None
+    count = sum(len(w.images) for w in candidate.workloads)
+    longest = max((len(i.image) for w in candidate.workloads for i in w.images), default=0)
+    why = (
+        f"the candidate in {candidate.namespace} is too large to record: {len(candidate.workloads)} workload(s) with "
+        f"{count} image reference(s), the longest {longest:,} characters, would take {size:,} bytes of the status "
+        f"(at most {MAX_CANDIDATE_BYTES:,}); select fewer workloads (the app.kubernetes.io/name label) or fix the "
+        "image references (a valid one is under 512 characters)"
+    )
+    return CandidateStatus(namespace=candidate.namespace), Blocker(Reason.CANDIDATE_TOO_LARGE, why)
 
 
 def for_candidate(s: ReleaseSignoff, fingerprint: str) -> bool:
@@ -532,7 +557,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     release, checklist, now = inp.release, inp.checklist, inp.now
     previous = release.status
     generation = release.metadata.generation
-    candidate = candidate_status(inp.snapshot, environment_fields(checklist))
+    candidate, too_large = bounded_candidate(candidate_status(inp.snapshot, environment_fields(checklist)))
     counted = inp.tally()
     waivers = waiver_fingerprint(counted.waivers)
     approvals = evaluate_approvals(checklist, counted, candidate.fingerprint, waivers) if checklist else []
@@ -553,7 +578,7 @@ def evaluate_release(inp: EvaluationInput) -> ReleaseStatus:
     )
     status.summary = _summarize(status, checklist)
 
-    blocker = inp.blocker
+    blocker = inp.blocker or too_large
     vetoes = [a for a in approvals if a.state == "Rejected"]
     if blocker is None and vetoes:
         blocker = Blocker(Reason.VETOED, "; ".join(f"{a.role} vetoed by {a.by}: {a.message}" for a in vetoes))

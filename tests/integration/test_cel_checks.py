@@ -250,3 +250,29 @@ def test_a_dry_run_that_passed_does_not_admit_another_workload_with_the_same_tem
     proc = gate.rollout(gate_deployment(gate.prod, replicas=1))
     assert proc.returncode != 0
     assert f"check ha (cel) fails on it: deployment {gate.prod}/payments-api: runs fewer than 2 replicas" in proc.stderr
+
+
+def test_a_candidate_too_large_to_record_stalls_the_release(kubectl: Kubectl, api_client: client.ApiClient) -> None:
+    """Red-team 3 finding 4: whoever writes the candidate namespace chose the status's size. Three Deployments with
+    a 700 KB image string each made every status write fail (larger than the API server stores), so the last status
+    written stayed, Ready included, and a veto signed afterwards never reached the gate. The release is Stalled
+    saying why, and the candidate is not recorded (the gate has no template to admit)."""
+    release = Release(kubectl, api_client, {"tz": CHECKS["container-timezone"]})
+    release.apply(app(release.candidate, tz=True, team="payments", named_port=True))
+    release.create()
+    until(release, "tz", "Passed", "hold for 1 workload(s)")
+    huge = "registry.example.com/payments/api:" + "x" * 700_000
+    for i in range(3):
+        body = app(release.candidate, tz=True, team="payments", named_port=True)
+        body["metadata"]["name"] = f"payments-api-{i}"
+        body["spec"]["template"]["spec"]["containers"][0]["image"] = huge
+        kubectl.run("create", "-f", "-", stdin=json.dumps(body))  # `edit` in the candidate namespace allows it
+
+    def stalled() -> bool:
+        c = release.condition("Stalled")
+        return c.get("status") == "True" and c.get("reason") == "CandidateTooLarge"
+
+    eventually(stalled, timeout=90, what=f"Stalled=CandidateTooLarge (now {release.condition('Stalled')})")
+    assert "select fewer workloads" in release.condition("Stalled")["message"]
+    assert release.condition("Ready")["status"] == "False"
+    assert not (release.get().get("status") or {}).get("candidate", {}).get("workloads")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
@@ -592,3 +593,25 @@ def test_outstanding_is_data_failed_items_first_and_stale_approvals_known_by_sta
     assert [a.role for a in missing.approvals] == ["security-lead"]
     assert missing.approval_texts == ["security-lead (Stale)"]
     assert missing.stale
+
+
+def test_a_candidate_too_large_to_record_stalls_the_release_instead_of_freezing_its_status() -> None:
+    """Red-team 3 finding 4: two Deployments with a 1 MB image string each made the status too large to store;
+    every write failed and the last status written (Ready) stayed, vetoes signed later never reaching the gate.
+    Now the candidate is not recorded (no fingerprint, no template for the gate) and the release is Stalled."""
+    from release_readiness.evaluation import MAX_CANDIDATE_BYTES
+
+    huge = "registry.example.com/payments/api:" + "x" * (MAX_CANDIDATE_BYTES // 2)
+    workloads = [deployment(f"api-{i}", containers=[good_container(image=huge)]) for i in range(3)]
+    status = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(*workloads))
+    assert conditions(status)["Ready"] == ("False", "CandidateTooLarge")
+    assert conditions(status)["Stalled"] == ("True", "CandidateTooLarge")
+    assert status.candidate.workloads == []
+    assert status.candidate.fingerprint == ""
+    assert len(json.dumps(status.to_dict())) < 2 * MAX_CANDIDATE_BYTES
+    stalled = next(c for c in status.conditions if c.type == "Stalled")
+    assert "3 workload(s) with 3 image reference(s), the longest 131,106 characters" in stalled.message
+    # A candidate of ordinary size is recorded as before.
+    assert evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment())).candidate.fingerprint.startswith(
+        "sha256:"
+    )
