@@ -287,3 +287,16 @@ def test_all_cel_items_of_one_evaluation_share_a_time_budget() -> None:
     )
     # A new evaluation (a new snapshot) has its own budget.
     assert run_cel_check(cel({"expression": "true"}), snapshot(), clock=clock).state == "Passed"
+
+
+def test_a_message_from_the_candidates_objects_cannot_drive_the_terminal() -> None:
+    """Red-team 3 finding 5: a messageExpression quoting an annotation put the developer's bytes into the status
+    that `kubectl readiness status` prints: an ANSI clear-screen and a fake verdict, or a bidi override."""
+    owner = "\x1b[2J\x1b[32mReady: all items passed\x1b[0m \u202etxet\n"
+    wl = deployment("a", annotations={"owner": owner})
+    rule = {"expression": "false", "messageExpression": "'owner ' + workload.metadata.annotations['owner']"}
+    message = run_cel_check(cel(rule), snapshot(wl)).message
+    assert message == (
+        "deployment payments-staging/a: owner \\x1b[2J\\x1b[32mReady: all items passed\\x1b[0m \\u202etxet\\n"
+    )
+    assert message.isprintable()

@@ -343,4 +343,14 @@ def _message(static: str | None, expression: str | None, rule: str, activation: 
         return f"{fallback} (messageExpression failed: {error})"
     if not isinstance(value, str) or not value.strip():
         return fallback
-    return value
+    return _printable(value)
+
+
+def _printable(text: str) -> str:
+    """A message built from the candidate's objects (an annotation, an env value: whatever the developer wrote),
+    with every character that is not printable written as its escape: an ANSI sequence in an annotation cannot
+    clear or rewrite the terminal of whoever runs `kubectl readiness status`, nor a bidi override reorder what they
+    read (red-team 3 finding 5)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
