@@ -260,7 +260,8 @@ def test_a_release_lead_follows_a_release_from_waiting_to_admitted(
         # Keyboard: the first Tab reaches the skip link; the release is reached and opened with the keyboard.
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Skip to content"
-        page.get_by_role("link", name=RELEASE).focus()
+        # (other tests' releases may share the name: the link to this namespace's)
+        page.locator(f'a[href$="/releases/{prod}/{RELEASE}"]').focus()
         page.keyboard.press("Enter")
         page.wait_for_url(f"**/releases/{prod}/{RELEASE}")
 
@@ -348,7 +349,7 @@ def test_a_person_sees_only_the_releases_they_may_read(
         assert RELEASE not in body
         assert world.prod not in body
         assert "namespace(s) are not shown: you may not list their releases" in body
-        page.get_by_role("link", name="billing-api-1.4.0").click()
+        page.locator(f'a[href$="/releases/{world.other}/billing-api-1.4.0"]').click()
         eventually(lambda: shows(page, "Vetoes (1)"), timeout=60, what="the veto")
         assert "as engineering-lead by erin" in text(page)
         assert "“<b>p99</b> regressed”" in text(page)  # shown as text, not markup
