@@ -36,6 +36,7 @@ from release_readiness import GROUP, VERSION, __version__, completion
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
 from release_readiness.audit import DEFAULT_CHECKLIST_PATH, InputError, Manifest, audit, load_checklist, parse_documents
 from release_readiness.audit_output import FORMATS, render
+from release_readiness.clierror import CliError
 from release_readiness.constants import SATISFIED
 from release_readiness.dashboard.command import add_dashboard_command
 from release_readiness.evidence import (
@@ -50,7 +51,7 @@ from release_readiness.kube import authenticated_username
 from release_readiness.report import render_json, render_markdown
 from release_readiness.seed import SEED_PATH
 
-__all__ = ["complete_main", "main"]
+__all__ = ["CliError", "complete_main", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 SYMBOLS = {"Passed": "✓", "Failed": "✗", "Pending": "…", "Waived": "~", "NotApplicable": "-"}
@@ -65,10 +66,6 @@ COLOURS = {
     "Stale": "35",
     "Rejected": "31",
 }
-
-
-class CliError(Exception):
-    """An error shown to the user as one sentence."""
 
 
 class Api:

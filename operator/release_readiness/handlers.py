@@ -12,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import tempfile
-import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import kopf
 
-from release_readiness import API_VERSION, GROUP, VERSION
+from release_readiness import GROUP, VERSION
 from release_readiness.admission.authority import Authority
-from release_readiness.admission.gate import Decision, GateRequest
+from release_readiness.admission.recorder import GateRecorder
 from release_readiness.admission.webhooks import register_webhooks, webhook_server
 from release_readiness.certificates import CertificateKeeper
 from release_readiness.config import Settings
@@ -33,7 +31,6 @@ from release_readiness.indexes import ClusterIndex, Watched, watched
 from release_readiness.kinds import GatedKind
 from release_readiness.kube import KubeApi
 from release_readiness.leader import LeaderElector
-from release_readiness.notifications import gate_notification
 from release_readiness.notifier import Notifier
 from release_readiness.reconciler import Reconciler
 from release_readiness.sync import ListingSync, WatchTap, register_tap, unregister_tap
@@ -88,6 +85,8 @@ class OperatorState:
         )
         self.reconciler.notify = self.notifier.submit
         self.background: set[asyncio.Task[Any]] = set()
+        self.recorder = GateRecorder(self.index, self.api, self.reconciler.events, self.notifier)
+        """What a gate decision leaves behind (events, notifications): all the admission adapter may cause."""
         self.operator_user: str | None = None
         """The operator's own user name (a SelfSubjectReview at start-up): the only writer of release status."""
 
@@ -98,74 +97,6 @@ class OperatorState:
     @property
     def authority(self) -> Authority:
         return Authority(self.settings.platform_admin_groups, self.operator_user)
-
-    def on_gate_decision(self, req: GateRequest, decision: Decision) -> None:
-        """Side effects of a real (not dry-run) gate decision: events on the release, after the answer."""
-        if decision.release is None:
-            return
-        body = self.index.release_bodies.get(decision.release)
-        if body is None:
-            return
-        involved = {**body, "apiVersion": API_VERSION, "kind": "ReleaseReadiness"}
-        if decision.verdict == "break-glass":
-            message = (
-                f"{req.kind} {req.namespace}/{req.name} admitted by break-glass by {req.caller.username}: "
-                f"{decision.break_glass_reason}"
-            )
-            # One a minute per workload and user: a loop of break-glass applies is one event (each is logged, counted).
-            self._post(involved, "Warning", "BreakGlass", message, (req.kind, req.name, req.caller.username))
-        elif decision.refused:
-            # enforce: RolloutRefused; warn and audit: RolloutWouldBeRefusedWarn / ...Audit. One a minute per release.
-            mode = (decision.mode or "").capitalize()
-            reason = "RolloutRefused" if not decision.allowed else f"RolloutWouldBeRefused{mode}"
-            self._post(involved, "Warning", reason, decision.message)
-        if not (decision.refused or decision.verdict == "break-glass"):
-            return
-        if decision.verdict != "break-glass" and not self.notifier.refusal_allowed(*decision.release):
-            return
-        # Built after the answer is on its way, not on the request path.
-        asyncio.get_running_loop().call_soon(self._notify, req, decision)
-
-    def _notify(self, req: GateRequest, decision: Decision) -> None:
-        """Refusals and break-glass to the notification sinks: queued, never waited for (notifier.py)."""
-        try:
-            self._queue_notification(req, decision)
-        except Exception:  # nothing may break the loop's callbacks
-            log.exception("could not queue the notification of a gate decision on %s/%s", req.namespace, req.name)
-
-    def _queue_notification(self, req: GateRequest, decision: Decision) -> None:
-        release = self.index.releases.get(decision.release) if decision.release else None
-        if release is None:
-            return
-        found = gate_notification(
-            release,
-            self.index.checklists.get(release.spec.checklist),
-            verdict=decision.verdict,
-            refused=decision.refused,
-            allowed=decision.allowed,
-            mode=decision.mode,
-            message=decision.message,
-            kind=req.kind,
-            name=req.name,
-            template=req.gated.template(req.obj),
-            user=req.caller.username,
-            break_glass_reason=decision.break_glass_reason,
-            now=dt.datetime.now(dt.UTC),
-        )
-        if found is not None:
-            self.notifier.submit([found])
-
-    def _post(self, involved: dict[str, Any], type_: str, reason: str, message: str, subject: Hashable = None) -> None:
-        meta = involved.get("metadata") or {}
-        if not self.reconciler.events.allow(
-            (meta.get("namespace"), meta.get("name"), reason, subject), time.monotonic()
-        ):
-            return
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.api.post_event, involved, type_, reason, message)
-        )
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
 
 
 def _state(memo: Any) -> OperatorState:

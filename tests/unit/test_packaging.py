@@ -33,3 +33,43 @@ def test_the_wheel_packages_only_the_product() -> None:
     assert find["include"] == ["release_readiness", "release_readiness.*"]
     assert not (PRODUCT / "localcluster.py").exists()
     assert (REPO / "operator" / "release_readiness_dev" / "localcluster.py").exists()
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO / "operator").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the product modules it imports, at any level (TYPE_CHECKING and function-level imports too: a
+    circle hidden behind a lazy import is still a circle in the design)."""
+    modules = {module_name(p): p for p in PRODUCT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_modules(path):
+            # `from release_readiness import metrics` names a module too.
+            candidates = [imported] + [f"{imported}.{n}" for n in modules if n.startswith(imported + ".")]
+            targets |= {c for c in candidates if c in modules and c != name and not name.startswith(c + ".")}
+        graph[name] = {t for t in targets if t != "release_readiness"}
+    return graph
+
+
+def test_no_import_circle_in_the_product() -> None:
+    graph = import_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []

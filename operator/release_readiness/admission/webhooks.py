@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import aiohttp.web
 import kopf
@@ -43,6 +43,7 @@ from release_readiness.admission.authority import (
     validate_status_write,
 )
 from release_readiness.admission.configuration import admission_kinds, webhook_configurations
+from release_readiness.admission.context import AdmissionContext
 from release_readiness.admission.gate import GATE_LABEL, MODES, STARTING, GateRequest, gate_decision, starting_decision
 from release_readiness.admission.review import ReviewError, Route, dump_json, parse_review, routes_of
 from release_readiness.admission.signoffs import (
@@ -72,9 +73,6 @@ from release_readiness.pki import write_serving_certificate
 from release_readiness.suites import SUITE_CREATOR, suite_change_errors, suite_stamp
 from release_readiness.tally import signer_of, tally, waiver_fingerprint
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
-
-if TYPE_CHECKING:
-    from release_readiness.handlers import OperatorState
 
 __all__ = ["register_webhooks", "serving_certificate", "webhook_server"]
 
@@ -431,7 +429,7 @@ def _internal_error(review: Mapping[str, Any], hook: str) -> Response:
     )
 
 
-def webhook_server(state: OperatorState) -> kopf.WebhookServer:
+def webhook_server(state: AdmissionContext) -> kopf.WebhookServer:
     s = state.settings
     certfile, keyfile = serving_certificate(s.webhook_cert_dir, ("localhost", "127.0.0.1"))
     client_ca: dict[str, Any] = {}
@@ -466,12 +464,12 @@ def webhook_server(state: OperatorState) -> kopf.WebhookServer:
     )
 
 
-def _state(memo: Any) -> OperatorState:
-    state: OperatorState = memo.state
+def _state(memo: Any) -> AdmissionContext:
+    state: AdmissionContext = memo.state
     return state
 
 
-def _require_synced(state: OperatorState, what: str) -> None:
+def _require_synced(state: AdmissionContext, what: str) -> None:
     """Signoffs and releases are judged against the index: never against an incomplete one."""
     if not state.sync.synced:
         raise kopf.AdmissionError(
@@ -655,7 +653,7 @@ def _name(release: ReleaseReadiness) -> str:
     return f"ReleaseReadiness {release.metadata.namespace}/{release.metadata.name}"
 
 
-def _vetoes(state: OperatorState, release: ReleaseReadiness) -> list[tuple[str, str, str]]:
+def _vetoes(state: AdmissionContext, release: ReleaseReadiness) -> list[tuple[str, str, str]]:
     """(role, signer, signoff) of the vetoes that hold on `release`, by the index."""
     checklist = state.index.checklists.get(release.spec.checklist)
     if checklist is None:
@@ -665,7 +663,7 @@ def _vetoes(state: OperatorState, release: ReleaseReadiness) -> list[tuple[str, 
     return [(role, signer_of(veto), veto.metadata.name) for role, vetoes in counted.vetoes.items() for veto in vetoes]
 
 
-async def _may_list_deployments(state: OperatorState, userinfo: Any, namespace: str) -> tuple[bool | None, str]:
+async def _may_list_deployments(state: AdmissionContext, userinfo: Any, namespace: str) -> tuple[bool | None, str]:
     """The SubjectAccessReview for the release's creator (None: no answer in time, which refuses)."""
     info = dict(userinfo or {})
     timeout = state.settings.access_review_timeout_seconds
@@ -690,7 +688,7 @@ async def _may_list_deployments(state: OperatorState, userinfo: Any, namespace: 
         return None, f"the SubjectAccessReview failed ({type(err).__name__})"
 
 
-def _gate_answer(gated: GatedKind, state: OperatorState, review: Mapping[str, Any]) -> Response:
+def _gate_answer(gated: GatedKind, state: AdmissionContext, review: Mapping[str, Any]) -> Response:
     """The gate's answer to a well-formed review of a gated kind (checked by parse_review). Served without Kopf's
     general admission machinery (causes, handler lookup, progress state, patches, its JSON): that machinery cost
     more CPU than the decision itself (docs/benchmarks.md). The same inputs Kopf gave: the object (the old one for
@@ -763,7 +761,7 @@ def _gate_answer(gated: GatedKind, state: OperatorState, review: Mapping[str, An
         },
     )
     if not dryrun:
-        state.on_gate_decision(req, decision)
+        state.recorder.on_gate_decision(req, decision)
     answer = ResponsePayload(uid=str(payload["uid"]), allowed=decision.allowed)
     if warnings:
         answer["warnings"] = warnings

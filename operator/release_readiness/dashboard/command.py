@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from release_readiness.clierror import CliError
+
 __all__ = ["add_dashboard_command", "cmd_dashboard"]
 
 EXIT_OK = 0
@@ -66,7 +68,5 @@ def cmd_dashboard(api: Any, args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(dashboard, ready))
     except OSError as err:
-        from release_readiness.cli import CliError
-
         raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {err.strerror or err}; choose --port") from None
     return EXIT_OK  # served until stopped
