@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
+import urllib3
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from release_readiness import API_VERSION, metrics
@@ -179,21 +182,28 @@ class Reconciler:
                 self.failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+                # The API server (or a webhook it calls) refused or timed out: transient, said in one line.
+                self._retry_later(key, f"the API server did not take it: {_api_error(err)}", trace=False)
             except Exception:
-                metrics.RECONCILE_ERRORS.inc()
-                count = self.failures[key] = self.failures.get(key, 0) + 1
-                delay = min(RETRY_MAX_SECONDS, self.retry_first_seconds * 2 ** (count - 1))
-                log.exception(
-                    "reconcile of %s/%s failed (%d in a row); retrying in %.0fs",
-                    *key,
-                    count,
-                    delay,
-                    extra={"namespace": key[0], "release": key[1]},
-                )
-                asyncio.get_running_loop().call_later(delay, self.enqueue, [key])
+                self._retry_later(key, "failed", trace=True)
             finally:
                 metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
                 self.active.discard(key)
+
+    def _retry_later(self, key: Key, what: str, trace: bool) -> None:
+        metrics.RECONCILE_ERRORS.inc()
+        count = self.failures[key] = self.failures.get(key, 0) + 1
+        delay = min(RETRY_MAX_SECONDS, self.retry_first_seconds * 2 ** (count - 1))
+        (log.exception if trace else log.warning)(
+            "reconcile of %s/%s %s (%d in a row); retrying in %.0fs",
+            *key,
+            what,
+            count,
+            delay,
+            extra={"namespace": key[0], "release": key[1]},
+        )
+        asyncio.get_running_loop().call_later(delay, self.enqueue, [key])
 
     async def _refresh_tls_secrets(self, names: list[Key]) -> None:
         """Read the TLS Secrets Ingresses name (never a Secret watch): again after the TTL, sooner while missing."""
@@ -345,3 +355,13 @@ class Reconciler:
                     )
                 )
         return events
+
+
+def _api_error(err: Exception) -> str:
+    """One line for an API error: the status and the server's message (a webhook timeout, a conflict)."""
+    if isinstance(err, ApiException):
+        message = str(err.reason or "")
+        with contextlib.suppress(ValueError, AttributeError):
+            message = str(json.loads(err.body or "{}").get("message") or message)
+        return f"{err.status} {message}"[:500]
+    return f"{type(err).__name__}: {err}"[:500]

@@ -165,3 +165,42 @@ def test_the_event_limiter_stays_bounded_whatever_the_keys() -> None:
         limiter.allow(("ns", f"r{i}", "X", None), float(i // 1000))
     assert len(limiter._last) <= events._MAX_KEYS
     assert limiter.allow(("ns", "late", "X", None), 1000.0)  # old keys are forgotten once past the interval
+
+
+def test_an_api_error_is_retried_and_logged_in_one_line_a_bug_with_its_traceback(caplog: Any) -> None:
+    import asyncio
+    import json
+    import logging
+
+    from kubernetes.client.exceptions import ApiException
+
+    index = ClusterIndex()
+    timeout = ApiException(status=500, reason="Internal Server Error")
+    message = 'Internal error occurred: failed calling webhook "x": context deadline exceeded'
+    timeout.body = json.dumps({"message": message})
+    errors: list[Exception] = [timeout, KeyError("bug")]
+
+    async def run() -> None:
+        done = asyncio.Event()
+
+        class Failing(Reconciler):
+            async def reconcile(self, key: tuple[str, str]) -> None:
+                if not errors:
+                    done.set()
+                    return
+                raise errors.pop(0)
+
+        reconciler = Failing(index, api=None, settings=Settings(workers=1), retry_first_seconds=0.01)  # type: ignore[arg-type]
+        worker = asyncio.create_task(reconciler._worker(0))
+        reconciler.enqueue([("prod", "r")])
+        await asyncio.wait_for(done.wait(), timeout=30)
+        worker.cancel()
+
+    with caplog.at_level(logging.WARNING, logger="release_readiness.reconciler"):
+        asyncio.run(run())
+    api, bug = [r for r in caplog.records if "reconcile of prod/r" in r.getMessage()]
+    assert api.levelno == logging.WARNING
+    assert api.exc_info is None
+    assert "the API server did not take it: 500 Internal error occurred: failed calling webhook" in api.getMessage()
+    assert bug.levelno == logging.ERROR
+    assert bug.exc_info is not None
