@@ -110,14 +110,22 @@ class KubeApi:
             raise
         return any(r.name == plural for r in found.resources or [])
 
-    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _read(self, reader: Any, namespace: str, name: str, absent: tuple[int, ...] = (404,)) -> dict[str, Any] | None:
+        """An object by name as a plain dict; None when the API server answers one of `absent`."""
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
+            body = reader(name, namespace)
         except ApiException as err:
-            if err.status in (403, 404):
+            if err.status in absent:
                 return None
             raise
-        result: dict[str, Any] = self.api_client.sanitize_for_serialization(secret)
+        result: dict[str, Any] = self.api_client.sanitize_for_serialization(body)
+        return result
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A TLS Secret an Ingress names (None when missing or not readable), without its private key."""
+        result = self._read(self.core.read_namespaced_secret, namespace, name, absent=(403, 404))
+        if result is None:
+            return None
         # Keep only the certificate: the private key never stays in the operator's memory, only whether it exists.
         data = result.get("data") or {}
         result["data"] = {"tls.crt": data.get("tls.crt", ""), "tls.key": "present" if data.get("tls.key") else ""}
@@ -163,24 +171,10 @@ class KubeApi:
 
     def read_named_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Secret by name, whole (a notification sink); None when it does not exist."""
-        try:
-            body = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        result: dict[str, Any] = self.api_client.sanitize_for_serialization(body)
-        return result
+        return self._read(self.core.read_namespaced_secret, namespace, name)
 
     def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            body = self.core.read_namespaced_config_map(name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        result: dict[str, Any] = self.api_client.sanitize_for_serialization(body)
-        return result
+        return self._read(self.core.read_namespaced_config_map, namespace, name)
 
     def write_config_map(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the ConfigMap (no resourceVersion) or replace it if unchanged since read (its resourceVersion);
