@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from release_readiness.admission.configuration import prepare_local_webhook
+from release_readiness.config import Settings
 from release_readiness_dev.localcluster import LocalCluster, free_port
 from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, SAMPLE_CRDS, Kubectl, OperatorProcess, eventually, roll_out
@@ -140,6 +141,37 @@ def test_the_client_ca_makes_the_operator_require_the_api_servers_certificate() 
     assert "RR_WEBHOOK_CLIENT_CA" not in {
         e["name"] for e in default["spec"]["template"]["spec"]["containers"][0]["env"]
     }
+
+
+def test_the_webhook_limits_reach_the_operator_as_the_numbers_set() -> None:
+    def settings(*values: str) -> Settings:
+        deployment = next(o for o in render(*values) if o["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        return Settings.from_env(env)
+
+    default, operator_default = settings(), Settings()
+    assert (default.webhook_max_connections, default.webhook_max_in_flight, default.webhook_max_bytes_in_flight) == (
+        operator_default.webhook_max_connections,
+        operator_default.webhook_max_in_flight,
+        operator_default.webhook_max_bytes_in_flight,
+    ), "the chart's defaults are the operator's"
+    # 64 MiB: a large number from --set or a values file must reach the operator as an integer (not 6.7108864e+07)
+    limits = (
+        "webhook.limits.maxConnections=512",
+        "webhook.limits.maxInFlight=32",
+        "webhook.limits.maxBytesInFlight=67108864",
+    )
+    configured = settings(*(arg for value in limits for arg in ("--set", value)))
+    assert (configured.webhook_max_connections, configured.webhook_max_in_flight) == (512, 32)
+    assert configured.webhook_max_bytes_in_flight == 64 * 1024 * 1024
+    proc = subprocess.run(
+        [str(BIN / "helm"), "template", "rr", str(CHART), "--set", "webhook.limits.maxInFlight=0"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "/webhook/limits/maxInFlight" in proc.stderr
 
 
 def test_committed_kustomize_base_matches_the_chart() -> None:
