@@ -55,6 +55,12 @@ class GatedKind:
         return f"gate-{self.plural}"
 
     @property
+    def advisory_webhook(self) -> str:
+        """The path of the webhook the API server calls for warn and audit namespaces only (its namespaceSelector):
+        the gate knows such a namespace is advisory before it has listed namespaces (see starting_decision)."""
+        return f"{self.webhook}-advisory"
+
+    @property
     def template_field(self) -> str:
         """The template's path as a person writes it, e.g. spec.jobTemplate.spec.template."""
         return ".".join(self.template_path)

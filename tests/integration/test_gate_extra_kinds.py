@@ -242,7 +242,8 @@ def test_the_chart_renders_the_same_webhooks_and_env_as_the_operator_uses(tmp_pa
     for name, hook in ours.items():
         strip = {k: v for k, v in hook.items() if k != "clientConfig"}
         assert {k: v for k, v in chart[name].items() if k != "clientConfig"} == strip
-        assert chart[name]["clientConfig"]["service"]["path"] == "/gate-rollouts"
+        path = "/gate-rollouts" if name.endswith("-enforce.readiness.dev") else "/gate-rollouts-advisory"
+        assert chart[name]["clientConfig"]["service"]["path"] == hook["clientConfig"]["service"]["path"] == path
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert parse_extra_kinds(env["RR_EXTRA_GATED_KINDS"]) == parse_extra_kinds(EXTRA)

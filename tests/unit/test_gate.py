@@ -532,6 +532,31 @@ def test_starting_passes_warn_and_audit_with_a_warning() -> None:
         assert "did not check this" in decision.warnings[0]
 
 
+def test_starting_in_a_namespace_not_listed_yet_follows_the_webhook_the_api_server_called() -> None:
+    """The advisory hook's selector matches only warn and audit namespaces: such a request passes with a warning
+    (CI saw a warn namespace refused because the Namespace listing came last); the enforce hook's still refuses,
+    and a namespace listed as enforce refuses whichever hook was called."""
+    from release_readiness.admission.gate import starting_decision
+
+    req = request(workload())
+    advisory = starting_decision(req, None, ["Namespace"], advisory_hook=True)
+    assert advisory.allowed
+    assert advisory.warnings == [f"readiness gate (warn or audit mode) did not check this: {advisory.message}"]
+    assert not starting_decision(req, None, ["Namespace"], advisory_hook=False).allowed
+    assert not starting_decision(req, "enforce", ["Namespace"], advisory_hook=True).allowed
+
+
+def test_each_gated_kind_has_an_enforce_and_an_advisory_path_and_the_server_serves_both() -> None:
+    from release_readiness.admission.configuration import Endpoint, gate_webhooks
+    from release_readiness.kinds import BUILTIN_GATED_KINDS
+
+    hooks = gate_webhooks(Endpoint(b"", service={"name": "rr", "namespace": "rr", "port": 443}), BUILTIN_GATED_KINDS)
+    paths = {h["name"]: h["clientConfig"]["service"]["path"] for h in hooks}
+    for kind in BUILTIN_GATED_KINDS:
+        assert paths[f"{kind.webhook}-enforce.readiness.dev"] == f"/{kind.webhook}"
+        assert paths[f"{kind.webhook}-advisory.readiness.dev"] == f"/{kind.advisory_webhook}"
+
+
 def test_a_passed_template_is_remembered_only_for_that_version_of_the_release_and_checklist() -> None:
     def versioned(rv: str, template: str | None = None) -> ReleaseReadiness:
         r = release(template=template)

@@ -104,7 +104,8 @@ def _rule(group: str, version: str, resource: str | list[str], *operations: str)
 
 
 def gate_webhooks(endpoint: Endpoint, kinds: Sequence[GatedKind]) -> list[dict[str, Any]]:
-    """Two webhooks a gated kind: enforce namespaces fail closed, warn/audit namespaces fail open."""
+    """Two webhooks a gated kind: enforce namespaces fail closed, warn/audit namespaces fail open. Each has its own
+    path, so the gate knows which selector the API server matched even before it has listed the namespace."""
     hooks = []
     for modes, policy, suffix in ((["enforce"], "Fail", "enforce"), (["warn", "audit"], "Ignore", "advisory")):
         selector = {"matchExpressions": [{"key": f"{GROUP}/gate", "operator": "In", "values": modes}]}
@@ -113,7 +114,7 @@ def gate_webhooks(endpoint: Endpoint, kinds: Sequence[GatedKind]) -> list[dict[s
             hooks.append(
                 _webhook(
                     f"{kind.webhook}-{suffix}",
-                    kind.webhook,
+                    kind.webhook if suffix == "enforce" else kind.advisory_webhook,
                     [_rule(kind.group, kind.version, resources, "CREATE", "UPDATE")],
                     endpoint,
                     failure_policy=policy,

@@ -567,17 +567,23 @@ def _judge(
     return Decision(True, "passed", f"{where}: {rname} is Ready", release=key)
 
 
-def starting_decision(req: GateRequest, mode: str | None, not_seen: Sequence[str]) -> Decision:
+def starting_decision(
+    req: GateRequest, mode: str | None, not_seen: Sequence[str], *, advisory_hook: bool = False
+) -> Decision:
     """The answer while the operator has not seen everything it judges from (`not_seen`: kinds not listed yet, or
     the request's namespace, or its gate label). `mode` is the namespace's as listed; None when the namespace or
-    its label is not seen yet: the API server only asks about labelled namespaces, so such a namespace is never
-    "not gated" but treated as enforce. Enforce refuses (a rollout is never admitted on an incomplete index);
-    warn and audit pass with a warning."""
+    its label is not seen yet. Then the webhook the API server called tells: it asks the advisory hook
+    (`advisory_hook`) only about warn and audit namespaces, the enforce hook only about enforce ones, so such a
+    namespace is never "not gated". Enforce refuses (a rollout is never admitted on an incomplete index); warn and
+    audit pass with a warning."""
     where = f"{req.kind.lower()} {req.namespace}/{req.name}"
     message = (
         f"{where}: release-readiness is {STARTING} in a few seconds: it has not seen "
         f"{', '.join(not_seen)} yet, and judges no rollout before it has"
     )
+    if mode is None and advisory_hook:
+        warning = f"readiness gate (warn or audit mode) did not check this: {message}"
+        return Decision(True, "starting", message, "warn", warnings=[warning])
     if mode not in ("warn", "audit"):
         return Decision(False, "starting", message, "enforce")
     advisory: Mode = "warn" if mode == "warn" else "audit"

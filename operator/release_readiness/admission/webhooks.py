@@ -448,7 +448,11 @@ def webhook_server(state: AdmissionContext) -> kopf.WebhookServer:
             "cafile": s.webhook_client_ca,
         }
     return InstrumentedWebhookServer(
-        direct={gated.webhook: functools.partial(_gate_answer, gated, state) for gated in s.gated_kinds},
+        direct={
+            path: functools.partial(_gate_answer, gated, state, path == gated.advisory_webhook)
+            for gated in s.gated_kinds
+            for path in (gated.webhook, gated.advisory_webhook)
+        },
         routes=routes_of(webhook_configurations(b"", base_url="https://webhook", extra_kinds=s.extra_gated_kinds)),
         kinds=admission_kinds(s.extra_gated_kinds),
         max_body=s.webhook_max_body_bytes,
@@ -688,7 +692,7 @@ async def _may_list_deployments(state: AdmissionContext, userinfo: Any, namespac
         return None, f"the SubjectAccessReview failed ({type(err).__name__})"
 
 
-def _gate_answer(gated: GatedKind, state: AdmissionContext, review: Mapping[str, Any]) -> Response:
+def _gate_answer(gated: GatedKind, state: AdmissionContext, advisory_hook: bool, review: Mapping[str, Any]) -> Response:
     """The gate's answer to a well-formed review of a gated kind (checked by parse_review). Served without Kopf's
     general admission machinery (causes, handler lookup, progress state, patches, its JSON): that machinery cost
     more CPU than the decision itself (docs/benchmarks.md). The same inputs Kopf gave: the object (the old one for
@@ -719,9 +723,11 @@ def _gate_answer(gated: GatedKind, state: AdmissionContext, review: Mapping[str,
         subresource=subresource or None,
     )
     if listed is None:
-        decision = starting_decision(req, None, state.sync.missing() or [f"namespace {namespace}"])
+        missing = state.sync.missing() or [f"namespace {namespace}"]
+        decision = starting_decision(req, None, missing, advisory_hook=advisory_hook)
     elif mode not in MODES:  # the API server asks only about labelled namespaces: the label is not seen yet
-        decision = starting_decision(req, None, [f"the {GATE_LABEL} label of namespace {namespace}"])
+        label = [f"the {GATE_LABEL} label of namespace {namespace}"]
+        decision = starting_decision(req, None, label, advisory_hook=advisory_hook)
     elif not state.sync.synced:
         decision = starting_decision(req, mode, state.sync.missing())
     else:
