@@ -93,8 +93,13 @@ test: lint ## Lint, unit and integration tests, with all their set-up (CI also r
 bench-tools: ## Build the benchmarks' load generator (vegeta) from its Go module into bin/ (cached by version).
 	bash hack/build-tools.sh vegeta
 
+.PHONY: bench-kyverno-tools
+bench-kyverno-tools: ## Build Kyverno v1.19.1 (the peer of `make bench BENCH=kyverno`) from its Go module into bin/ (cached by version; the first build takes long).
+	bash hack/build-tools.sh kyverno
+
 .PHONY: bench
-bench: $(STAMP) tools bench-tools ## Benchmarks that print figures (no assertions on time).
+bench: $(STAMP) tools bench-tools ## Benchmarks that print figures (no assertions on time); BENCH=kyverno builds Kyverno first.
+	$(if $(filter kyverno,$(BENCH)),$(MAKE) bench-kyverno-tools)
 	$(DEV) -m bench $(BENCH)
 
 ##@ Local cluster

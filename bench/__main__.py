@@ -2,7 +2,8 @@
 
 Prints figures; asserts nothing. Each scenario starts from a fresh local control plane and the real
 operator process, like the integration tests.
-Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel]
+Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel] [kyverno]
+(kyverno, side by side with Kyverno v1.19.1, runs only when named: `make bench BENCH=kyverno` builds it first.)
 """
 
 from __future__ import annotations
@@ -933,6 +934,10 @@ def main(argv: Sequence[str]) -> int:
             bench_vegeta(Path(tmp))
         if "cel" in wanted:
             bench_cel(Path(tmp))
+        if "kyverno" in wanted:
+            from bench.kyverno import bench_kyverno
+
+            bench_kyverno(Path(tmp))
     return 0
 
 
