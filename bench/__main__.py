@@ -2,8 +2,9 @@
 
 Prints figures; asserts nothing. Each scenario starts from a fresh local control plane and the real
 operator process, like the integration tests.
-Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel] [kyverno]
+Usage: python -m bench [gate] [apiserver] [scale] [signoffs] [vegeta] [cel] [kyverno] [scale10]
 (kyverno, side by side with Kyverno v1.19.1, runs only when named: `make bench BENCH=kyverno` builds it first.)
+(scale10, ten times scenario 3's scale, takes about 25 minutes and runs only when named.)
 """
 
 from __future__ import annotations
@@ -938,6 +939,10 @@ def main(argv: Sequence[str]) -> int:
             from bench.kyverno import bench_kyverno
 
             bench_kyverno(Path(tmp))
+        if "scale10" in wanted:
+            from bench.scale10 import bench_scale10
+
+            bench_scale10(Path(tmp))
     return 0
 
 
