@@ -27,13 +27,11 @@ from typing import Any
 
 import aiohttp
 from kubernetes import client, config
-from tests.integration.conftest import REPO, Kubectl, OperatorProcess
 
 from release_readiness.admission.configuration import prepare_local_webhook
+from release_readiness_dev import builders
+from release_readiness_dev.harness import REPO, Kubectl, OperatorProcess
 from release_readiness_dev.localcluster import LocalCluster, free_port
-
-LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
-IMAGE = "registry.example.com/payments/api:3.2.0"
 
 
 def machine() -> str:
@@ -52,36 +50,23 @@ def pct(values: Sequence[float], q: float) -> float:
 def deployment(
     ns: str, name: str = "payments-api", memory: str = "512Mi", replicas: int = 3, labels: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    lab = labels or LABELS
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "labels": lab},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": lab["app.kubernetes.io/name"]}},
-            "template": {
-                "metadata": {"labels": lab, "annotations": {"prometheus.io/scrape": "true"}},
-                "spec": {
-                    "securityContext": {"runAsNonRoot": True},
-                    "containers": [
-                        {
-                            "name": "api",
-                            "image": IMAGE,
-                            "ports": [{"containerPort": 8080}],
-                            "env": [{"name": "LOG_LEVEL", "value": "info"}],
-                            "resources": {
-                                "requests": {"cpu": "250m", "memory": "256Mi"},
-                                "limits": {"cpu": "1", "memory": memory},
-                            },
-                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
-                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    """The benchmarks' candidate: a scraped, probed service with a port, an env var, requests and limits."""
+    resources = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": memory}}
+    api = builders.container(
+        ports=[{"containerPort": 8080}],
+        env=[{"name": "LOG_LEVEL", "value": "info"}],
+        resources=resources,
+        **builders.PROBES,
+    )
+    return builders.deployment(
+        name,
+        ns,
+        labels=labels,
+        containers=[api],
+        replicas=replicas,
+        template_annotations={"prometheus.io/scrape": "true"},
+        pod={"securityContext": {"runAsNonRoot": True}},
+    )
 
 
 class Setup:
@@ -121,37 +106,10 @@ class Setup:
                 }
             )
         )
-        k.apply(
-            json.dumps(
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReadinessChecklist",
-                    "metadata": {"name": "bench"},
-                    "spec": {
-                        "items": [
-                            {"id": "limits", "section": "S", "title": "T", "check": {"workload": "resourceLimits"}},
-                            {"id": "probes", "section": "S", "title": "T", "check": {"workload": "readinessProbe"}},
-                        ]
-                    },
-                }
-            )
-        )
+        checks = {"limits": {"workload": "resourceLimits"}, "probes": {"workload": "readinessProbe"}}
+        k.apply(json.dumps(builders.checklist("bench", checks, section="S")))
         k.apply(json.dumps(deployment("stg")))
-        k.apply(
-            json.dumps(
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReleaseReadiness",
-                    "metadata": {"name": "payments-api-3.2.0", "namespace": "prod"},
-                    "spec": {
-                        "application": "payments-api",
-                        "version": "3.2.0",
-                        "checklist": "bench",
-                        "candidate": {"namespace": "stg"},
-                    },
-                }
-            )
-        )
+        k.apply(json.dumps(builders.release("payments-api-3.2.0", "prod", "payments-api", "3.2.0", "bench", "stg")))
         k.run("wait", "--for=condition=Ready", "rr/payments-api-3.2.0", "-n", "prod", "--timeout=60s")
         # What the API server would send for the production rollout: the candidate as stored (defaulted; the
         # gate compares pod templates), in prod.
@@ -432,21 +390,8 @@ def unready_release(setup: Setup, version: str = "3.3.0") -> None:
     its rollouts listing what is outstanding (the refusal path)."""
     k = setup.kubectl
     k.run("apply", "--server-side", "-f", str(REPO / "deploy" / "checklists"))
-    k.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": f"payments-api-{version}", "namespace": "prod"},
-                "spec": {
-                    "application": "payments-api",
-                    "version": version,
-                    "checklist": "pre-production",
-                    "candidate": {"namespace": "stg"},
-                },
-            }
-        )
-    )
+    name = f"payments-api-{version}"
+    k.apply(json.dumps(builders.release(name, "prod", "payments-api", version, "pre-production", "stg")))
     k.run("wait", "--for=condition=Ready=False", f"rr/payments-api-{version}", "-n", "prod", "--timeout=60s")
 
 
@@ -631,19 +576,7 @@ def bench_scale(
                 items.append(deployment(f"stg-{n}", name=f"{app}-{d}", labels=labels, replicas=2))
         for n in range(namespaces):
             for a in range(apps_per_ns):
-                items.append(
-                    {
-                        "apiVersion": "readiness.dev/v1alpha1",
-                        "kind": "ReleaseReadiness",
-                        "metadata": {"name": f"stg-{n}-app-{a}", "namespace": "prod"},
-                        "spec": {
-                            "application": f"app-{a}",
-                            "version": "1.0.0",
-                            "checklist": "scale",
-                            "candidate": {"namespace": f"stg-{n}"},
-                        },
-                    }
-                )
+                items.append(builders.release(f"stg-{n}-app-{a}", "prod", f"app-{a}", "1.0.0", "scale", f"stg-{n}"))
         began = time.perf_counter()
         for chunk in range(0, len(items), 500):
             k.run(
@@ -806,32 +739,29 @@ def maximal_signoff(namespace: str, release: str, name: str, release_uid: str = 
     64-character value and a 1024-character evidence URL, a signer in 256 groups of 253 characters."""
     from release_readiness.api.signoff import LIMITS
 
-    return {
-        "apiVersion": "readiness.dev/v1alpha1",
-        "kind": "ReleaseSignoff",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "release": release,
-            "role": "security-lead",
-            "decision": "reject",
-            "comment": "c" * LIMITS.COMMENT,
-            "items": [
-                {
-                    "id": f"item-{i:03d}-" + "x" * (63 - 9),
-                    "value": f"{name}-{i}".rjust(LIMITS.VALUE, "9"),  # unique: nothing to share
-                    "evidence": "https://ci.example.com/" + "e" * (LIMITS.EVIDENCE_URL - 23),
-                }
-                for i in range(LIMITS.ITEMS)
-            ],
-            "signer": {
-                "username": "u" * LIMITS.NAME,
-                # The role's group first (so the veto counts), then long ones up to the limit.
-                "groups": ["security-leads", *(f"g{i:03d}-" + "g" * 248 for i in range(LIMITS.GROUPS - 1))],
-            },
-            "signedAt": "2026-11-27T12:00:00.000000Z",
-            "releaseUID": release_uid or "0" * 36,  # stamped by the webhook: the veto counts for this release
+    return builders.signoff(
+        namespace,
+        release,
+        name,
+        role="security-lead",
+        decision="reject",
+        comment="c" * LIMITS.COMMENT,
+        items=[
+            {
+                "id": f"item-{i:03d}-" + "x" * (63 - 9),
+                "value": f"{name}-{i}".rjust(LIMITS.VALUE, "9"),  # unique: nothing to share
+                "evidence": "https://ci.example.com/" + "e" * (LIMITS.EVIDENCE_URL - 23),
+            }
+            for i in range(LIMITS.ITEMS)
+        ],
+        signer={
+            "username": "u" * LIMITS.NAME,
+            # The role's group first (so the veto counts), then long ones up to the limit.
+            "groups": ["security-leads", *(f"g{i:03d}-" + "g" * 248 for i in range(LIMITS.GROUPS - 1))],
         },
-    }
+        signedAt="2026-11-27T12:00:00.000000Z",
+        releaseUID=release_uid or "0" * 36,  # stamped by the webhook: the veto counts for this release
+    )
 
 
 def bench_signoffs(tmp: Path, releases: int = 10, per_release: int = 200) -> None:
@@ -842,35 +772,10 @@ def bench_signoffs(tmp: Path, releases: int = 10, per_release: int = 200) -> Non
     try:
         k.run("create", "namespace", "prod")
         k.run("create", "namespace", "stg")
-        k.apply(
-            json.dumps(
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReadinessChecklist",
-                    "metadata": {"name": "bench"},
-                    "spec": {
-                        "items": [{"id": "limits", "section": "S", "title": "T", "check": {"workload": "replicas"}}],
-                        "approvals": [{"role": "security-lead", "groups": ["security-leads"]}],
-                    },
-                }
-            )
-        )
+        approvals = [{"role": "security-lead", "groups": ["security-leads"]}]
+        k.apply(json.dumps(builders.checklist("bench", {"limits": {"workload": "replicas"}}, approvals, section="S")))
         for r in range(releases):
-            k.apply(
-                json.dumps(
-                    {
-                        "apiVersion": "readiness.dev/v1alpha1",
-                        "kind": "ReleaseReadiness",
-                        "metadata": {"name": f"app-{r}", "namespace": "prod"},
-                        "spec": {
-                            "application": f"app-{r}",
-                            "version": "1.0.0",
-                            "checklist": "bench",
-                            "candidate": {"namespace": "stg"},
-                        },
-                    }
-                )
-            )
+            k.apply(json.dumps(builders.release(f"app-{r}", "prod", f"app-{r}", "1.0.0", "bench", "stg")))
         time.sleep(3)
         before = _rss(setup)
         size = len(json.dumps(maximal_signoff("prod", "app-0", "s")))

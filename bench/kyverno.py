@@ -29,9 +29,9 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from tests.integration.conftest import REPO, eventually
 
 from bench.__main__ import Setup, cpu_seconds, deployment, load_average, pct, rss_mib, unready_release
+from release_readiness_dev.harness import REPO, eventually
 from release_readiness_dev.localcluster import die_with_parent, free_port
 
 KYVERNO = REPO / "bin" / "kyverno"

@@ -27,10 +27,11 @@ from typing import Any
 
 import aiohttp
 from kubernetes import client, config
-from tests.integration.conftest import REPO, Kubectl, OperatorProcess
 
 from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness.config import Settings
+from release_readiness_dev import builders
+from release_readiness_dev.harness import REPO, Kubectl, OperatorProcess
 from release_readiness_dev.localcluster import LocalCluster, free_port
 
 GROUP_PATH = "/apis/readiness.dev/v1alpha1"
@@ -72,39 +73,27 @@ def _now() -> str:
 
 
 def _deployment(ns: str, name: str, app: str, memory: str | None = "512Mi") -> dict[str, Any]:
-    labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/version": "1.0.0"}
     limits = {"cpu": "1", **({"memory": memory} if memory else {})}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "labels": labels},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {"prometheus.io/scrape": "true"}},
-                "spec": {
-                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [
-                        {
-                            "name": "api",
-                            "image": f"registry.example.com/{app}:1.0.0",
-                            "ports": [{"containerPort": 8080}],
-                            "env": [{"name": "LOG_LEVEL", "value": "info"}],
-                            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": limits},
-                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
-                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
-                },
-            },
+    api = builders.container(
+        image=f"registry.example.com/{app}:1.0.0",
+        ports=[{"containerPort": 8080}],
+        env=[{"name": "LOG_LEVEL", "value": "info"}],
+        resources={"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": limits},
+        **builders.PROBES,
+        securityContext={
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
         },
-    }
+    )
+    return builders.deployment(
+        name,
+        ns,
+        labels=builders.app_labels(app, "1.0.0"),
+        containers=[api],
+        template_annotations={"prometheus.io/scrape": "true"},
+        pod={"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}},
+    )
 
 
 class Layout:
@@ -180,18 +169,7 @@ class Layout:
     def release_objects(self) -> Iterable[tuple[str, dict[str, Any]]]:
         for n, a in self.releases():
             app = self.app(n, a)
-            spec = {
-                "application": app,
-                "version": "1.0.0",
-                "checklist": "scale",
-                "candidate": {"namespace": f"stg-{n}"},
-            }
-            body = {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": app, "namespace": "prod"},
-                "spec": spec,
-            }
+            body = builders.release(app, "prod", app, "1.0.0", "scale", f"stg-{n}")
             yield f"{GROUP_PATH}/namespaces/prod/releasereadinesses", body
 
     def signoff_objects(self, uids: dict[str, str]) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -200,20 +178,17 @@ class Layout:
         for n, a in self.releases():
             app = self.app(n, a)
             for r in range(self.roles):
-                body = {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReleaseSignoff",
-                    "metadata": {"name": f"{app}-role-{r}", "namespace": "prod"},
-                    "spec": {
-                        "release": app,
-                        "role": f"role-{r}",
-                        "decision": "approve",
-                        "comment": "looks good",
-                        "signer": {"username": f"approver-{r}", "groups": [f"approvers-{r}", "system:authenticated"]},
-                        "signedAt": "2026-11-28T12:00:00.000000Z",
-                        "releaseUID": uids[app],
-                    },
-                }
+                body = builders.signoff(
+                    "prod",
+                    app,
+                    f"{app}-role-{r}",
+                    role=f"role-{r}",
+                    decision="approve",
+                    comment="looks good",
+                    signer={"username": f"approver-{r}", "groups": [f"approvers-{r}", "system:authenticated"]},
+                    signedAt="2026-11-28T12:00:00.000000Z",
+                    releaseUID=uids[app],
+                )
                 yield f"{GROUP_PATH}/namespaces/prod/releasesignoffs", body
 
 

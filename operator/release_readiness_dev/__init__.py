@@ -1,5 +1,5 @@
-"""Development-only code: the local control plane (etcd + kube-apiserver as processes), `make run`, and the
-CRD generator behind `make manifests`.
+"""Development-only code: the local control plane (etcd + kube-apiserver as processes), `make run`, the
+CRD generator behind `make manifests`, and what tests and benchmarks share (harness.py, builders.py).
 
 Kept out of the product: the wheel (and so the operator image) packages only `release_readiness`
 (pyproject.toml `[tool.setuptools.packages.find]`), and nothing in `release_readiness` imports this package

@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 import yaml
 
+from release_readiness_dev.harness import REPO, OperatorProcess
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration import conftest as integration
-from tests.integration.conftest import REPO, OperatorProcess
 
 # The control plane, the CRDs and the webhook registration of the integration tests, shared.
 cluster = integration.cluster

@@ -13,8 +13,8 @@ import yaml
 from kubernetes import client
 
 from release_readiness.seed import SEED_PATH, parse_seed
+from release_readiness_dev.harness import Kubectl
 from tests.image.conftest import REPO, UID, Image, ImageOperator, OciArchive, project_version
-from tests.integration.conftest import Kubectl
 from tests.integration.test_gate import Gate, deployment
 
 CHART = REPO / "charts" / "release-readiness"

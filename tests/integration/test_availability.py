@@ -11,17 +11,15 @@ from kubernetes import client, config
 
 from release_readiness.admission.configuration import webhook_configurations
 from release_readiness.pki import write_serving_certificate
+from release_readiness_dev import builders
 from release_readiness_dev.localcluster import LocalCluster, free_port
-from tests.integration import manifests
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess, eventually
 
 LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
 
 
-def deployment(ns: str, replicas: int = 2) -> str:
-    container = {"name": "api", "image": "reg/api:3.2.0"}
-    return json.dumps(manifests.deployment(ns, "payments-api", LABELS, [container], replicas=replicas))
+CONTAINER = {"name": "api", "image": "reg/api:3.2.0"}
 
 
 class Pair:
@@ -90,9 +88,10 @@ def test_the_gate_answers_after_one_replica_stops_and_the_other_reconciles(pair:
             }
         )
     )
-    kubectl.apply(json.dumps(manifests.checklist("ha", {"replicas": {"workload": "replicas", "params": {"min": 3}}})))
-    kubectl.apply(deployment("stg", replicas=2))
-    kubectl.apply(json.dumps(manifests.release("rel", "prod", "payments-api", "3.2.0", "ha", "stg")))
+    kubectl.apply(json.dumps(builders.checklist("ha", {"replicas": {"workload": "replicas", "params": {"min": 3}}})))
+    kubectl.apply(json.dumps(builders.deployment(namespace="stg", labels=LABELS, containers=[CONTAINER], replicas=2)))
+    kubectl.apply(json.dumps(builders.release("rel", "prod", "payments-api", "3.2.0", "ha", "stg")))
+    rollout = json.dumps(builders.deployment(namespace="prod", labels=LABELS, containers=[CONTAINER]))
 
     def ready() -> str | None:
         body = pair.custom.get_namespaced_custom_object(
@@ -103,18 +102,36 @@ def test_the_gate_answers_after_one_replica_stops_and_the_other_reconciles(pair:
         )
 
     eventually(lambda: ready() == "False", what="evaluated by the leader")
-    refused = kubectl.run("apply", "-f", "-", stdin=deployment("prod"), check=False)
+    refused = kubectl.run(
+        "apply",
+        "-f",
+        "-",
+        stdin=rollout,
+        check=False,
+    )
     assert "is not Ready" in refused.stderr
 
     assert pair.balancer.connections[pair.replicas[1].webhook_port] == 0
     pair.replicas[0].stop()  # the leader and the balancer's first backend
     # The standby answers from its own warm indexes (it watched all along, without reconciling).
-    refused_again = kubectl.run("apply", "-f", "-", stdin=deployment("prod"), check=False)
+    refused_again = kubectl.run(
+        "apply",
+        "-f",
+        "-",
+        stdin=rollout,
+        check=False,
+    )
     assert "is not Ready" in refused_again.stderr, refused_again.stderr
     assert pair.balancer.connections[pair.replicas[1].webhook_port] > 0
 
     eventually(lambda: pair.lease_holder() == "replica-1", timeout=30, what="the lease to move to replica-1")
-    kubectl.apply(deployment("stg", replicas=3))
+    kubectl.apply(json.dumps(builders.deployment(namespace="stg", labels=LABELS, containers=[CONTAINER], replicas=3)))
     eventually(lambda: ready() == "True", timeout=30, what="the new leader to reconcile")
-    admitted = kubectl.run("apply", "-f", "-", stdin=deployment("prod"), check=False)
+    admitted = kubectl.run(
+        "apply",
+        "-f",
+        "-",
+        stdin=rollout,
+        check=False,
+    )
     assert admitted.returncode == 0, admitted.stderr

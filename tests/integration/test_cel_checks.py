@@ -14,12 +14,11 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import REPO, Kubectl, eventually
-from tests.integration.manifests import release as manifests_release
 from tests.integration.test_gate import DEPLOYER, Gate
 from tests.integration.test_gate import deployment as gate_deployment
-from tests.integration.test_reconciler import Release, container, deployment
+from tests.integration.test_reconciler import Release
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -55,10 +54,10 @@ def service(ns: str, name: str, target: Any) -> dict[str, Any]:
 
 
 def app(ns: str, *, tz: bool, team: str | None, named_port: bool) -> dict[str, Any]:
-    c = container(env=[{"name": "TZ", "value": "UTC"}] if tz else None)
+    c = builders.probed_container(env=[{"name": "TZ", "value": "UTC"}] if tz else None)
     if named_port:
         c["ports"] = [{"name": "http", "containerPort": 8080}]
-    body = deployment(ns, c)
+    body = builders.deployment(namespace=ns, containers=[c])
     body["metadata"]["labels"] = {**body["metadata"]["labels"], **({"team": team} if team else {})}
     return body
 
@@ -97,7 +96,7 @@ def test_bad_expressions_are_refused_at_apply_naming_item_expression_and_positio
         "count": {"cel": {"rules": [{"expression": "containers.size()"}]}},
         "broken": {"cel": {"rules": [{"expression": "true", "messageExpression": "'a' + "}]}},
     }
-    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    proc = kubectl.apply(json.dumps(builders.checklist(name, checks)), check=False)
     assert proc.returncode != 0
     assert (
         "spec.items[0].check.cel.rules[0].expression (typo): 'contaners.all(c, has(c.env))': undeclared reference "
@@ -219,7 +218,7 @@ def test_audit_offline_and_the_operator_agree_on_cel_items(kubectl: Kubectl, tmp
 
     kubectl.apply(json.dumps(checklist))
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-    releases = [manifests_release(a, ns, a, "1.0.0", name, ns) for a in ("keeper", "breaker")]
+    releases = [builders.release(a, ns, a, "1.0.0", name, ns) for a in ("keeper", "breaker")]
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": releases}))
     states = {"passed": "Passed", "failed": "Failed"}
 

@@ -14,8 +14,8 @@ import yaml
 
 from release_readiness.admission.configuration import prepare_local_webhook
 from release_readiness.config import Settings
+from release_readiness_dev import builders
 from release_readiness_dev.localcluster import LocalCluster, free_port
-from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, SAMPLE_CRDS, Kubectl, OperatorProcess, eventually, roll_out
 
 CHART = REPO / "charts" / "release-readiness"
@@ -272,7 +272,7 @@ def test_the_operator_runs_as_the_charts_service_account(chart_cluster: LocalClu
                             "metadata": {"name": "shop", "namespace": "stg-chart"},
                             "spec": {"selector": labels, "ports": [{"port": 80}]},
                         },
-                        manifests.tls_secret("stg-chart", "shop-tls", "shop.example.com", 60)[0],
+                        builders.tls_secret("stg-chart", "shop-tls", "shop.example.com", 60)[0],
                         {
                             "apiVersion": "networking.k8s.io/v1",
                             "kind": "Ingress",

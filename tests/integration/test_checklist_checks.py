@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from release_readiness_dev import builders
+from release_readiness_dev.builders import LABELS
 from tests.integration.conftest import Kubectl, apply_as_ci, complete_job, eventually, roll_out, set_status
-from tests.integration.test_reconciler import LABELS, Release, container, deployment
+from tests.integration.test_reconciler import Release
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -38,7 +40,7 @@ HOST = "pay.stg.example.com"
 
 
 def api_container() -> dict[str, Any]:
-    return container(
+    return builders.probed_container(
         ports=[{"name": "http", "containerPort": 8080}],
         readinessProbe={"httpGet": {"path": "/ready", "port": "http"}},
         env=[{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "payments-db", "key": "password"}}}],
@@ -108,7 +110,9 @@ def until(rel: Release, item_id: str, state: str, text: str) -> dict[str, Any]:
 def rel(kubectl: Kubectl, api_client: client.ApiClient) -> Release:
     """The optional operators' CRDs are served (the crds fixture installs them before the operator starts)."""
     release = Release(kubectl, api_client, CHECKS)
-    release.apply(deployment(release.candidate, api_container()), service(release.candidate))
+    release.apply(
+        builders.deployment(namespace=release.candidate, containers=[api_container()]), service(release.candidate)
+    )
     release.create()
     return release
 
@@ -116,9 +120,9 @@ def rel(kubectl: Kubectl, api_client: client.ApiClient) -> Release:
 def test_health_endpoint_and_probe_readiness_follow_the_pods(rel: Release, kubectl: Kubectl) -> None:
     tcp = api_container()
     tcp["readinessProbe"] = {"tcpSocket": {"port": 8080}}
-    rel.apply(deployment(rel.candidate, tcp))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[tcp]))
     until(rel, "health", "Failed", "tcpSocket readinessProbe, which calls no endpoint")
-    rel.apply(deployment(rel.candidate, api_container()))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[api_container()]))
     rel.wait_item("ready", "Pending")  # generation not observed: nothing says the probe passes yet
     roll_out(kubectl, rel.candidate, "payments-api", available=1)
     until(rel, "health", "Failed", "1/2 replicas available")
@@ -235,7 +239,7 @@ def test_every_load_suite_must_complete(rel: Release, kubectl: Kubectl) -> None:
             "apiVersion": "batch/v1",
             "kind": "Job",
             "metadata": {"name": suite, "namespace": rel.candidate, "labels": {**LABELS, "readiness.dev/suite": suite}},
-            "spec": {"template": {"spec": {"containers": [container()], "restartPolicy": "Never"}}},
+            "spec": {"template": {"spec": {"containers": [builders.probed_container()], "restartPolicy": "Never"}}},
         }
 
     apply_as_ci(kubectl, job("load-light"))

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from release_readiness_dev.builders import CI_ONLY
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import BIN, Kubectl, eventually
-from tests.integration.manifests import CI_ONLY
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 

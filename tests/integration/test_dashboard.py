@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from release_readiness_dev.builders import CI_ONLY
+from release_readiness_dev.harness import terminate
 from release_readiness_dev.localcluster import LocalCluster, die_with_parent
 from tests.integration.conftest import BIN, REPO, Kubectl, eventually, sign
-from tests.integration.manifests import CI_ONLY
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 
@@ -216,12 +217,7 @@ class Dashboard:
         self.port = int(self.url.split(":")[2].split("/")[0])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
 
 def text(page: Page) -> str:

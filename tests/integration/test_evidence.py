@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from release_readiness_dev.builders import CI_ONLY
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import Kubectl, eventually
-from tests.integration.manifests import CI_ONLY
 from tests.integration.test_cli import plugin
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")

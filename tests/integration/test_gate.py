@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl, OperatorProcess, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -36,27 +36,13 @@ EDIT_RESOURCES = (
 def deployment(
     ns: str,
     image: str = IMAGE,
-    replicas: int = 2,
-    annotations: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
     env: list[dict[str, Any]] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "api", "image": image, "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
-    if env is not None:
-        container["env"] = env
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "payments-api", "namespace": ns, "labels": LABELS, "annotations": annotations or {}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}},
-            "template": {
-                "metadata": {"labels": labels if labels is not None else LABELS},
-                "spec": {"containers": [container]},
-            },
-        },
-    }
+    """The rollout this module gates: payments-api with limits only (`labels`: its pod template's)."""
+    container = builders.container(image=image, resources={"limits": {"cpu": "1", "memory": "1Gi"}}, env=env)
+    return builders.deployment(namespace=ns, template_labels=labels, containers=[container], **fields)
 
 
 class Gate:
@@ -104,14 +90,14 @@ class Gate:
             self.prod,
         )
         approvals = [{"role": "engineering-lead", "groups": ["eng-leads"]}]
-        checklist = manifests.checklist(self.checklist, checks or {"limits": LIMITS}, approvals)
+        checklist = builders.checklist(self.checklist, checks or {"limits": LIMITS}, approvals)
         if environment_fields is not None:
             checklist["spec"]["rules"] = {"environmentFields": environment_fields}
         kubectl.apply(json.dumps(checklist))
         kubectl.apply(json.dumps(deployment(self.candidate, env=env)))
         kubectl.apply(
             json.dumps(
-                manifests.release(
+                builders.release(
                     "payments-api-3-2-0", self.prod, "payments-api", "3.2.0", self.checklist, self.candidate
                 )
             )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl
 from tests.integration.test_gate import DEPLOYER, IMAGE, LABELS, LIMITS, Gate, deployment
 
@@ -334,7 +334,7 @@ def test_env_value_from_another_secret_is_refused_by_default(kubectl: Kubectl, a
 
 
 def test_a_second_release_for_the_same_application_and_version_is_refused_naming_the_first(ready: Gate) -> None:
-    second = manifests.release("easier", ready.prod, "payments-api", "3.2.0", ready.checklist, ready.candidate)
+    second = builders.release("easier", ready.prod, "payments-api", "3.2.0", ready.checklist, ready.candidate)
     proc = ready.kubectl.run("create", "-f", "-", stdin=json.dumps(second), check=False)
     assert proc.returncode != 0
     assert 'admission webhook "validate-release.readiness.dev" denied the request' in proc.stderr
@@ -342,5 +342,5 @@ def test_a_second_release_for_the_same_application_and_version_is_refused_naming
         f"ReleaseReadiness {ready.prod}/easier: payments-api 3.2.0 is already covered in {ready.prod} by "
         "ReleaseReadiness payments-api-3-2-0" in proc.stderr
     )
-    other_version = manifests.release("next", ready.prod, "payments-api", "3.3.0", ready.checklist, ready.candidate)
+    other_version = builders.release("next", ready.prod, "payments-api", "3.3.0", ready.checklist, ready.candidate)
     assert ready.kubectl.run("create", "-f", "-", stdin=json.dumps(other_version), check=False).returncode == 0

@@ -15,8 +15,8 @@ from kubernetes import client, config
 
 from release_readiness.admission.configuration import Endpoint, gate_webhooks, prepare_local_webhook
 from release_readiness.kinds import parse_extra_kinds
+from release_readiness_dev import builders
 from release_readiness_dev.localcluster import LocalCluster, free_port
-from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, OperatorProcess, eventually, sign
 
 ROLLOUT = {
@@ -121,15 +121,11 @@ class Setup:
             }
             kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]}))
         approvals = [{"role": "engineering-lead", "users": ["erin"]}]
-        kubectl.apply(
-            json.dumps(manifests.checklist("rollouts", {"limits": {"workload": "resourceLimits"}}, approvals))
-        )
+        kubectl.apply(json.dumps(builders.checklist("rollouts", {"limits": {"workload": "resourceLimits"}}, approvals)))
         kubectl.apply(json.dumps(rollout("checkout-staging")))
         kubectl.apply(
             json.dumps(
-                manifests.release(
-                    "checkout-1-0-0", "checkout-prod", "checkout", "1.0.0", "rollouts", "checkout-staging"
-                )
+                builders.release("checkout-1-0-0", "checkout-prod", "checkout", "1.0.0", "rollouts", "checkout-staging")
             )
         )
 

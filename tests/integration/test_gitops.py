@@ -14,8 +14,8 @@ import yaml
 from kubernetes import client
 
 from release_readiness import GROUP, VERSION
+from release_readiness_dev import builders
 from tests.argocd import argocd_health
-from tests.integration import manifests
 from tests.integration.conftest import BIN, REPO, Kubectl, Person, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 LABELS = {"app.kubernetes.io/name": "gitops-api", "app.kubernetes.io/version": "1.0.0"}
 ERIN: Person = ("erin", ("eng-leads",))
 FRANK: Person = ("frank", ("eng-leads",))
-
-
-def deployment(namespace: str, replicas: int) -> dict[str, Any]:
-    return manifests.deployment(namespace, "gitops-api", LABELS, [{"name": "api", "image": "reg/api:1.0.0"}], replicas)
+CONTAINER = {"name": "api", "image": "reg/api:1.0.0"}
 
 
 def kstatus(obj: dict[str, Any]) -> str:
@@ -103,8 +100,10 @@ def flow(kubectl: Kubectl, api_client: client.ApiClient) -> Flow:
 def test_health_and_kstatus_follow_the_release_from_progressing_to_ready_vetoed_and_post_deployment(
     flow: Flow, kubectl: Kubectl
 ) -> None:
-    kubectl.apply(json.dumps(deployment(flow.stg, replicas=2)))
-    kubectl.apply(json.dumps(manifests.release("rel", flow.prod, "gitops-api", "1.0.0", flow.checklist, flow.stg)))
+    kubectl.apply(
+        json.dumps(builders.deployment("gitops-api", flow.stg, labels=LABELS, containers=[CONTAINER], replicas=2))
+    )
+    kubectl.apply(json.dumps(builders.release("rel", flow.prod, "gitops-api", "1.0.0", flow.checklist, flow.stg)))
     body = flow.when(lambda b: condition(b, "Ready").get("reason") == "ItemsOutstanding", "items outstanding")
     status, message = argocd_health(body)
     assert status == "Progressing"
@@ -122,7 +121,9 @@ def test_health_and_kstatus_follow_the_release_from_progressing_to_ready_vetoed_
         text=True,
     )  # fmt: skip
     try:
-        kubectl.apply(json.dumps(deployment(flow.stg, replicas=3)))
+        kubectl.apply(
+            json.dumps(builders.deployment("gitops-api", flow.stg, labels=LABELS, containers=[CONTAINER], replicas=3))
+        )
         body = flow.when(lambda b: condition(b, "Ready").get("reason") == "ApprovalsMissing", "approval missing")
         assert argocd_health(body) == ("Progressing", f"ApprovalsMissing: {condition(body, 'Ready')['message']}")
         assert kstatus(body) == "InProgress"
@@ -149,7 +150,9 @@ def test_health_and_kstatus_follow_the_release_from_progressing_to_ready_vetoed_
     assert argocd_health(body)[0] == "Healthy"
 
     # Rolled out (the namespace is not gated here): the post-deployment item judges it, and fails.
-    kubectl.apply(json.dumps(deployment(flow.prod, replicas=3)))
+    kubectl.apply(
+        json.dumps(builders.deployment("gitops-api", flow.prod, labels=LABELS, containers=[CONTAINER], replicas=3))
+    )
     body = flow.when(
         lambda b: condition(b, "PostDeploymentHealthy").get("reason") == "PostDeploymentChecksFailing",
         "post-deployment checks to fail",
@@ -158,13 +161,15 @@ def test_health_and_kstatus_follow_the_release_from_progressing_to_ready_vetoed_
     status, message = argocd_health(body)
     assert status == "Degraded"
     assert message.startswith("PostDeploymentChecksFailing: scaled-out")
-    kubectl.apply(json.dumps(deployment(flow.stg, replicas=4)))
+    kubectl.apply(
+        json.dumps(builders.deployment("gitops-api", flow.stg, labels=LABELS, containers=[CONTAINER], replicas=4))
+    )
     body = flow.when(lambda b: condition(b, "PostDeploymentHealthy").get("status") == "True", "post-deployment ok")
     assert argocd_health(body)[0] == "Healthy"
 
 
 def test_a_release_following_a_missing_checklist_is_degraded(flow: Flow, kubectl: Kubectl) -> None:
-    kubectl.apply(json.dumps(manifests.release("orphan", flow.prod, "gitops-api", "9.9.9", "no-such-list", flow.stg)))
+    kubectl.apply(json.dumps(builders.release("orphan", flow.prod, "gitops-api", "9.9.9", "no-such-list", flow.stg)))
     body = flow.when(lambda b: condition(b, "Stalled").get("status") == "True", "Stalled", name="orphan")
     status, message = argocd_health(body)
     assert status == "Degraded"

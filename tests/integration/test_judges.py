@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl, eventually
 from tests.integration.prometheus import PrometheusServer, TrafficExporter
 from tests.integration.test_signoffs import ENG2
@@ -97,7 +97,7 @@ def test_a_creator_chosen_prometheus_is_refused_at_apply_and_never_queried(
     server, candidate, fake = servers
     prod, checklist = setup(kubectl, candidate, [server.url])
     for url in (fake.url, f"{fake.url}/", "http://169.254.169.254/latest/meta-data"):
-        rel = manifests.release("slow-api", prod, "slow-api", "3.2.0", checklist, candidate, prometheusUrl=url)
+        rel = builders.release("slow-api", prod, "slow-api", "3.2.0", checklist, candidate, prometheusUrl=url)
         proc = kubectl.run("create", "-f", "-", stdin=json.dumps(rel), as_user=ENG2[0], as_groups=ENG2[1], check=False)
         assert proc.returncode != 0
         assert (
@@ -121,7 +121,7 @@ def test_metric_items_are_judged_by_the_platforms_prometheus_and_name_it(
     # Without spec.prometheusUrl the checklist's server judges; naming it (an allowed one) is the same.
     for spec in ({}, {"prometheusUrl": server.url + "/"}):
         prod, checklist = setup(kubectl, candidate, [server.url])
-        rel = manifests.release("slow-api", prod, "slow-api", "3.2.0", checklist, candidate, **spec)
+        rel = builders.release("slow-api", prod, "slow-api", "3.2.0", checklist, candidate, **spec)
         kubectl.run("create", "-f", "-", stdin=json.dumps(rel), as_user=ENG2[0], as_groups=ENG2[1])
         item: dict[str, Any] = eventually(lambda p=prod: judged(p), what=f"{spec}: throughput judged")  # type: ignore[misc]
         assert "outside >= 500" in item["message"]

@@ -12,7 +12,7 @@ import pytest
 from hack import seed_checklist as default
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl, eventually, roll_out
 from tests.integration.prometheus import ClusterExporter, PrometheusServer, TrafficExporter
 
@@ -95,7 +95,7 @@ def release(
             }
         )
     )
-    kubectl.apply(json.dumps(manifests.release(app, prod, app, "3.2.0", checklist, candidate, prometheusUrl=url)))
+    kubectl.apply(json.dumps(builders.release(app, prod, app, "3.2.0", checklist, candidate, prometheusUrl=url)))
     custom = client.CustomObjectsApi(api)
 
     def items() -> dict[str, dict[str, Any]]:
@@ -304,7 +304,7 @@ def test_a_bad_query_or_placeholder_never_reaches_the_operator(kubectl: Kubectl)
     typo = 'sum(rate(http_requests_total{namespace="$namespce"}[5m]))'
     broken = 'sum(rate(http_requests_total{namespace="$productionNamespace"}[5m])'
     checks = {"typo": {"prometheus": {"query": typo, "min": 1}}, "broken": {"prometheus": {"query": broken, "min": 1}}}
-    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    proc = kubectl.apply(json.dumps(builders.checklist(name, checks)), check=False)
     assert proc.returncode != 0
     assert (
         f"spec.items[0].check.prometheus.query (typo): unknown placeholder $namespce at position "
@@ -323,7 +323,7 @@ def test_a_bad_for_window_is_refused_at_apply_naming_the_item(kubectl: Kubectl, 
     that is not a duration above zero; nothing is stored."""
     name = f"bad-window-{uuid.uuid4().hex[:6]}"
     checks = {"error-rate": {"prometheus": {"query": "vector(0)", "max": 1, "for": window}}}
-    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    proc = kubectl.apply(json.dumps(builders.checklist(name, checks)), check=False)
     assert proc.returncode != 0
     assert f"item error-rate: check.prometheus.for {window} is not a duration above zero" in proc.stderr
     assert "spec.items[0].check.prometheus.for" in proc.stderr
@@ -333,7 +333,7 @@ def test_a_bad_for_window_is_refused_at_apply_naming_the_item(kubectl: Kubectl, 
 def test_a_window_longer_than_a_month_is_refused_by_the_webhook(kubectl: Kubectl) -> None:
     name = f"long-window-{uuid.uuid4().hex[:6]}"
     checks = {"error-rate": {"prometheus": {"query": "vector(0)", "max": 1, "for": "32d"}}}
-    proc = kubectl.apply(json.dumps(manifests.checklist(name, checks)), check=False)
+    proc = kubectl.apply(json.dumps(builders.checklist(name, checks)), check=False)
     assert proc.returncode != 0
     assert "spec.items[0].check.prometheus.for (error-rate): '32d' is longer than 31d; shorten the window" in (
         proc.stderr

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from release_readiness_dev import builders
 from release_readiness_dev.localcluster import LocalCluster
-from tests.integration import manifests
 from tests.integration.conftest import Kubectl, OperatorProcess, Person, eventually, sign
 from tests.integration.receiver import Receiver, transition_of
 from tests.integration.test_availability import Pair
@@ -28,7 +28,9 @@ SINKS = {"slack": "/slack", "webhook": "/webhook", "cloudevents": "/ce"}
 
 
 def deployment(namespace: str, replicas: int = 2, name: str = "shop-api", image: str = "reg/shop:2.0.0") -> str:
-    body = manifests.deployment(namespace, name, LABELS, [{"name": "api", "image": image}], replicas=replicas)
+    body = builders.deployment(
+        name, namespace, labels=LABELS, containers=[{"name": "api", "image": image}], replicas=replicas
+    )
     return json.dumps(body)
 
 
@@ -76,10 +78,10 @@ class Env:
                             "metadata": {"name": "prod", "labels": {"readiness.dev/gate": "enforce"}}}))  # fmt: skip
         signer = [{"apiGroups": ["readiness.dev"], "resources": ["releasesignoffs"],
                    "verbs": ["get", "list", "create", "delete"]}]  # fmt: skip
-        k.apply(json.dumps(manifests.cluster_role("signer", signer, groups=("eng-leads",))))
+        k.apply(json.dumps(builders.cluster_role("signer", signer, groups=("eng-leads",))))
         deployer = [{"apiGroups": ["apps"], "resources": ["deployments"],
                      "verbs": ["get", "list", "create", "update", "patch"]}]  # fmt: skip
-        k.apply(json.dumps(manifests.cluster_role("deployer", deployer, groups=("sre-oncall",))))
+        k.apply(json.dumps(builders.cluster_role("deployer", deployer, groups=("sre-oncall",))))
         items = [
             {"id": "replicas", "section": "Infra", "title": "three replicas",
              "check": {"workload": "replicas", "params": {"min": 3}}},
@@ -102,7 +104,7 @@ class Env:
         ]
         k.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": secrets}))
         k.apply(deployment("stg", replicas=2))
-        k.apply(json.dumps(manifests.release("rel", "prod", "shop-api", "2.0.0", "shop", "stg")))
+        k.apply(json.dumps(builders.release("rel", "prod", "shop-api", "2.0.0", "shop", "stg")))
 
     def once_per_sink(self, transition: str, paths: tuple[str, ...] = tuple(SINKS.values())) -> dict[str, Any]:
         """Wait for `transition` on every path; return what arrived, by path."""

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl, OperatorProcess, eventually, sign
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -17,6 +17,8 @@ pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 LABELS = {"app.kubernetes.io/name": "billing-api", "app.kubernetes.io/version": "2.0.0"}
 SECRET_VALUE = "s3cr3t-" + uuid.uuid4().hex
 TOKEN = "tok-" + uuid.uuid4().hex
+ENV = [{"name": "DB_PASSWORD", "value": SECRET_VALUE}, {"name": "API_TOKEN", "value": TOKEN}]
+CONTAINER = {"name": "api", "image": "reg/billing:2.0.0", "env": ENV}
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -27,12 +29,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def deployment(ns: str, image: str = "reg/billing:2.0.0", annotations: dict[str, str] | None = None) -> str:
-    env = [{"name": "DB_PASSWORD", "value": SECRET_VALUE}, {"name": "API_TOKEN", "value": TOKEN}]
-    container = {"name": "api", "image": image, "env": env}
-    return json.dumps(manifests.deployment(ns, "billing-api", LABELS, [container], annotations=annotations))
 
 
 def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator: OperatorProcess) -> None:
@@ -54,9 +50,9 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
     kubectl.run("create", "rolebinding", "deployers", "--role=deployer", "--group=sre-oncall", "-n", prod)
     checks = {"secrets": {"workload": "noHardcodedSecrets"}, "tls": {"workload": "tlsCertificate"}}
     approvals = [{"role": "engineering-lead", "groups": ["eng-leads"]}]
-    kubectl.apply(json.dumps(manifests.checklist(checklist, checks, approvals, section="S")))
+    kubectl.apply(json.dumps(builders.checklist(checklist, checks, approvals, section="S")))
     # A TLS Secret whose private key must never reach the logs, named by an Ingress so the operator reads it.
-    secret, pair = manifests.tls_secret(stg, "billing-tls", "billing.example.com", 90)
+    secret, pair = builders.tls_secret(stg, "billing-tls", "billing.example.com", 90)
     key_line = pair.key_pem.decode().splitlines()[1]
     kubectl.apply(json.dumps(secret))
     kubectl.apply(
@@ -72,8 +68,8 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
             }
         )
     )
-    kubectl.apply(deployment(stg))
-    kubectl.apply(json.dumps(manifests.release("billing-api-2.0.0", prod, "billing-api", "2.0.0", checklist, stg)))
+    kubectl.apply(json.dumps(builders.deployment("billing-api", stg, labels=LABELS, containers=[CONTAINER])))
+    kubectl.apply(json.dumps(builders.release("billing-api-2.0.0", prod, "billing-api", "2.0.0", checklist, stg)))
     eventually(
         lambda: sample(operator.metrics(), "release_readiness_release_ready", namespace=prod) == 0,
         what="release_readiness_release_ready 0",
@@ -85,9 +81,23 @@ def test_metrics_events_and_logs_after_a_release_flow(kubectl: Kubectl, operator
     assert sample(text, "release_readiness_release_not_ready_since_timestamp_seconds", namespace=prod)
     assert sample(text, "release_readiness_build_info") == 1
 
-    refused = kubectl.run("apply", "-f", "-", stdin=deployment(prod), check=False)
+    refused = kubectl.run(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps(builders.deployment("billing-api", prod, labels=LABELS, containers=[CONTAINER])),
+        check=False,
+    )
     assert refused.returncode != 0
-    glass = deployment(prod, annotations={"readiness.dev/break-glass": "INC-9 billing outage"})
+    glass = json.dumps(
+        builders.deployment(
+            "billing-api",
+            prod,
+            labels=LABELS,
+            containers=[CONTAINER],
+            annotations={"readiness.dev/break-glass": "INC-9 billing outage"},
+        )
+    )
     assert kubectl.run("apply", "-f", "-", stdin=glass, as_user="sam", as_groups=("sre-oncall",)).returncode == 0
     text = operator.metrics()
     assert (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import (
     BIN,
     SAMPLE_CRDS,
@@ -28,34 +28,6 @@ pytestmark = pytest.mark.usefixtures("operator")
 LABELS = {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
 
 
-def container(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "api",
-        "image": "registry.example.com/payments/api:3.2.0",
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def deployment(ns: str, c: dict[str, Any], replicas: int = 2, **template_annotations: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "payments-api", "namespace": ns, "labels": LABELS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}},
-            "template": {
-                "metadata": {"labels": LABELS, "annotations": template_annotations},
-                "spec": {"containers": [c]},
-            },
-        },
-    }
-
-
 class Release:
     """A candidate namespace, a one-or-more-item checklist and a release watching it."""
 
@@ -69,13 +41,13 @@ class Release:
         self.name = "payments-api-3.2.0"
         for ns in (self.candidate, self.prod):
             kubectl.run("create", "namespace", ns)
-        self.apply(manifests.checklist(self.checklist, checks))
+        self.apply(builders.checklist(self.checklist, checks))
 
     def apply(self, *objects: dict[str, Any]) -> None:
         self.kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
 
     def create(self) -> None:
-        self.apply(manifests.release(self.name, self.prod, "payments-api", "3.2.0", self.checklist, self.candidate))
+        self.apply(builders.release(self.name, self.prod, "payments-api", "3.2.0", self.checklist, self.candidate))
 
     def get(self) -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(
@@ -114,8 +86,10 @@ def make_release(kubectl: Kubectl, api_client: client.ApiClient) -> Any:
 
 def test_memory_limit_added_turns_the_item_green(make_release: Any) -> None:
     rel = make_release({"limits": {"workload": "resourceLimits"}})
-    no_limit = container(resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1"}})
-    rel.apply(deployment(rel.candidate, no_limit))
+    no_limit = builders.probed_container(
+        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1"}}
+    )
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[no_limit]))
     rel.create()
     failed = rel.wait_item("limits", "Failed")
     assert failed["message"] == (
@@ -123,7 +97,7 @@ def test_memory_limit_added_turns_the_item_green(make_release: Any) -> None:
         "(spec.template.spec.containers[0].resources.limits.memory)"
     )
     started = time.monotonic()
-    rel.apply(deployment(rel.candidate, container()))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]))
     rel.wait_item("limits", "Passed")
     print(f"\nchange to status: {time.monotonic() - started:.2f}s")
 
@@ -139,13 +113,13 @@ def test_probes_network_policy_pdb_hpa_service(make_release: Any) -> None:
             "replicas": {"workload": "replicas", "params": {"min": 3}},
         }
     )
-    rel.apply(deployment(rel.candidate, container(livenessProbe=None)))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container(livenessProbe=None)]))
     rel.create()
     for item_id in ("liveness", "netpol", "pdb", "hpa", "svc", "replicas"):
         rel.wait_item(item_id, "Failed")
     selector = {"matchLabels": {"app.kubernetes.io/name": "payments-api"}}
     rel.apply(
-        deployment(rel.candidate, container(), replicas=3),
+        builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()], replicas=3),
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -188,11 +162,13 @@ def test_security_context_secrets_and_image_tag(make_release: Any) -> None:
         }
     )
     rel.apply(
-        deployment(
-            rel.candidate,
-            container(
-                image="registry.example.com/payments/api:latest", env=[{"name": "DB_PASSWORD", "value": "hunter2"}]
-            ),
+        builders.deployment(
+            namespace=rel.candidate,
+            containers=[
+                builders.probed_container(
+                    image="registry.example.com/payments/api:latest", env=[{"name": "DB_PASSWORD", "value": "hunter2"}]
+                )
+            ],
         )
     )
     rel.create()
@@ -207,12 +183,14 @@ def test_security_context_secrets_and_image_tag(make_release: Any) -> None:
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     rel.apply(
-        deployment(
-            rel.candidate,
-            container(
-                securityContext=restricted,
-                env=[{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
-            ),
+        builders.deployment(
+            namespace=rel.candidate,
+            containers=[
+                builders.probed_container(
+                    securityContext=restricted,
+                    env=[{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+                )
+            ],
         )
     )
     for item_id in ("secctx", "secrets", "tag"):
@@ -221,7 +199,7 @@ def test_security_context_secrets_and_image_tag(make_release: Any) -> None:
 
 def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubectl) -> None:
     rel = make_release({"rollout": {"workload": "rolloutHealthy"}, "smoke": {"workload": "smokeTests"}})
-    rel.apply(deployment(rel.candidate, container()))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]))
     rel.create()
     rel.wait_item("rollout", "Pending")
     rel.wait_item("smoke", "Pending")
@@ -249,7 +227,7 @@ def test_rollout_and_smoke_tests_follow_status(make_release: Any, kubectl: Kubec
 def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -> None:
     rel = make_release({"tls": {"workload": "tlsCertificate", "params": {"minDays": 90}}})
     rel.apply(
-        deployment(rel.candidate, container()),
+        builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]),
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -282,7 +260,7 @@ def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -
     rel.create()
     assert "pay-tls does not exist" in rel.wait_item("tls", "Failed")["message"]
 
-    rel.apply(manifests.tls_secret(rel.candidate, "pay-tls", "pay.example.com", 200)[0])
+    rel.apply(builders.tls_secret(rel.candidate, "pay-tls", "pay.example.com", 200)[0])
     # Secrets are not watched: the operator reads the named Secret when it next evaluates (TTL 60s) or
     # when the Ingress changes; touch the Ingress to make it look again now.
     rel.kubectl.run("annotate", "ingress", "payments-api", "-n", rel.candidate, "touched=1")
@@ -291,7 +269,7 @@ def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -
 
 def test_vulnerability_reports_once_their_crd_is_installed(make_release: Any, kubectl: Kubectl) -> None:
     rel = make_release({"scan": {"workload": "imageScan"}})
-    rel.apply(deployment(rel.candidate, container()))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]))
     rel.create()
     assert "trivy-operator not installed" in rel.wait_item("scan", "Pending")["message"]
     kubectl.run("apply", "-f", str(SAMPLE_CRDS / "vulnerabilityreports-crd.yaml"))
@@ -326,7 +304,7 @@ def test_vulnerability_reports_once_their_crd_is_installed(make_release: Any, ku
 
 def test_kubectl_wait_returns_once_a_workload_only_release_is_ready(make_release: Any, kubectl: Kubectl) -> None:
     rel = make_release({"limits": {"workload": "resourceLimits"}, "readiness": {"workload": "readinessProbe"}})
-    rel.apply(deployment(rel.candidate, container(readinessProbe=None)))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container(readinessProbe=None)]))
     rel.create()
     assert rel.wait_item("readiness", "Failed")
     assert rel.condition("Ready")["status"] == "False"
@@ -348,7 +326,7 @@ def test_kubectl_wait_returns_once_a_workload_only_release_is_ready(make_release
     )
     time.sleep(1)
     assert waiter.poll() is None, "kubectl wait returned before the release was Ready"
-    rel.apply(deployment(rel.candidate, container()))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]))
     out, err = waiter.communicate(timeout=70)
     assert waiter.returncode == 0, err
     assert "condition met" in out
@@ -357,7 +335,7 @@ def test_kubectl_wait_returns_once_a_workload_only_release_is_ready(make_release
 
 def test_status_is_not_rewritten_when_nothing_changes(make_release: Any) -> None:
     rel = make_release({"limits": {"workload": "resourceLimits"}})
-    rel.apply(deployment(rel.candidate, container()))
+    rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]))
     rel.create()
     rel.wait_item("limits", "Passed")
     time.sleep(2)
@@ -399,7 +377,7 @@ def test_missing_checklist_and_candidate_namespace_stall_with_a_fix(
     assert cond["reason"] == "ChecklistNotFound"
     assert f"ReadinessChecklist 'missing-{namespace}' (spec.checklist) not found" in cond["message"]
     # spec.checklist is fixed at creation: the fix is to create the checklist it names.
-    kubectl.apply(json.dumps(manifests.checklist(f"missing-{namespace}", {"limits": {"workload": "resourceLimits"}})))
+    kubectl.apply(json.dumps(builders.checklist(f"missing-{namespace}", {"limits": {"workload": "resourceLimits"}})))
     cond = eventually(
         lambda: (c := stalled()) and c["reason"] == "CandidateNamespaceNotFound" and c,
         what="CandidateNamespaceNotFound",

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from release_readiness_dev import builders
 from release_readiness_dev.devrun import SAMPLE_PEOPLE
-from tests.integration import manifests
 from tests.integration.conftest import (
     REPO,
     SAMPLE_CRDS,
@@ -129,7 +129,7 @@ def test_sample_release_refused_then_signed_off_then_admitted(kubectl: Kubectl, 
         lambda: kubectl.run("apply", "-f", str(SAMPLES / "candidate-fixed.yaml"), check=False).returncode == 0,
         what="the fixed candidate applied (the operators' kinds served)",
     )
-    secret, _ = manifests.tls_secret("payments-staging", "payments-api-tls", "payments.staging.example.com", 120)
+    secret, _ = builders.tls_secret("payments-staging", "payments-api-tls", "payments.staging.example.com", 120)
     kubectl.apply(json.dumps(secret))
     roll_out(kubectl, "payments-staging", "payments-api")
     # CI runs the test suites (only Jobs CI created count for the smokeTests items), and they pass.

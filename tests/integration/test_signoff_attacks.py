@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl, eventually, sign
 from tests.integration.test_signoffs import CI, DEV, ENG, ENG2, OPS, Flow
 
@@ -66,7 +66,7 @@ def attack(kubectl: Kubectl, api_client: client.ApiClient) -> AttackFlow:
 
 
 def test_the_checklist_application_and_candidate_cannot_be_re_pointed(attack: AttackFlow) -> None:
-    attack.kubectl.apply(json.dumps(manifests.checklist(f"simple-{uuid.uuid4().hex[:6]}", {})))
+    attack.kubectl.apply(json.dumps(builders.checklist(f"simple-{uuid.uuid4().hex[:6]}", {})))
     for field, value in (("checklist", "simple"), ("application", "other-api"), ("candidate", {"namespace": "x"})):
         proc = attack.run_as(
             DEV, "patch", "rr", attack.release, "-n", attack.prod, "--type=merge", "-p",
@@ -241,7 +241,7 @@ def test_a_developer_cannot_overwrite_ci_evidence(attack: AttackFlow) -> None:
 def test_a_release_may_only_look_where_its_creator_may_look(attack: AttackFlow) -> None:
     hr = f"hr-prod-{uuid.uuid4().hex[:6]}"
     attack.kubectl.run("create", "namespace", hr)
-    snoop = manifests.release("snoop", attack.prod, "payroll", "1.0.0", attack.checklist, hr)
+    snoop = builders.release("snoop", attack.prod, "payroll", "1.0.0", attack.checklist, hr)
     proc = attack.apply(snoop, as_user=DEV, check=False)
     assert proc.returncode != 0
     assert (
@@ -254,7 +254,7 @@ def test_a_release_may_only_look_where_its_creator_may_look(attack: AttackFlow) 
     body["metadata"] = {"name": attack.checklist}
     body["spec"]["rules"]["candidateNamespaces"] = [hr]
     attack.kubectl.apply(json.dumps(body))
-    shared = manifests.release("shared", attack.prod, "payroll", "1.0.1", attack.checklist, hr)
+    shared = builders.release("shared", attack.prod, "payroll", "1.0.1", attack.checklist, hr)
     attack.wait(lambda: attack.apply(shared, as_user=DEV, check=False).returncode == 0, "allow-listed")
 
 
@@ -455,7 +455,7 @@ def test_no_approval_before_the_candidate_is_inspected(attack: AttackFlow) -> No
     deployed later: refused at admission, saying why; once the candidate is inspected, approving works."""
     empty = f"stg-empty-{uuid.uuid4().hex[:6]}"
     attack.kubectl.run("create", "namespace", empty)
-    attack.apply(manifests.release("other", attack.prod, "other-api", "1.0.0", attack.checklist, empty), as_user=ENG2)
+    attack.apply(builders.release("other", attack.prod, "other-api", "1.0.0", attack.checklist, empty), as_user=ENG2)
 
     def other() -> dict[str, Any]:
         return dict(attack.get("releasereadinesses", "other").get("status") or {})
@@ -479,7 +479,7 @@ def test_no_approval_before_the_candidate_is_inspected(attack: AttackFlow) -> No
     assert veto.returncode == 0
     labels = {"app.kubernetes.io/name": "other-api", "app.kubernetes.io/version": "1.0.0"}
     container = {"name": "api", "image": "registry.example.com/other/api:1.0.0"}
-    attack.apply(manifests.deployment(empty, "other-api", labels, [container]))
+    attack.apply(builders.deployment("other-api", empty, labels=labels, containers=[container]))
     fingerprint = attack.wait(lambda: other().get("candidate", {}).get("fingerprint"), "the candidate inspected")
     sign(attack.kubectl, OPS, attack.prod, "other", name="ops-other", role="devops-lead")
     assert attack.get("releasesignoffs", "ops-other")["spec"]["candidateFingerprint"] == fingerprint

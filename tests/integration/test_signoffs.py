@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
+from release_readiness_dev.builders import CI_ONLY
 from tests.integration.conftest import BIN, Kubectl, eventually, sign
-from tests.integration.manifests import CI_ONLY
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
 
@@ -35,7 +35,7 @@ class Flow:
         for ns in (self.candidate, self.prod):
             kubectl.run("create", "namespace", ns)
         self.apply(
-            manifests.checklist(
+            builders.checklist(
                 self.checklist,
                 {
                     "limits": {"workload": "resourceLimits"},
@@ -62,11 +62,11 @@ class Flow:
 
     def deploy(self, image: str) -> None:
         container = {"name": "api", "image": image, "resources": {"limits": {"cpu": "1", "memory": "256Mi"}}}
-        self.apply(manifests.deployment(self.candidate, "payments-api", LABELS, [container]))
+        self.apply(builders.deployment("payments-api", self.candidate, labels=LABELS, containers=[container]))
 
     def create_release(self, as_user: tuple[str, tuple[str, ...]] = ENG2) -> None:
         self.apply(
-            manifests.release(self.release, self.prod, "payments-api", "3.2.0", self.checklist, self.candidate),
+            builders.release(self.release, self.prod, "payments-api", "3.2.0", self.checklist, self.candidate),
             as_user=as_user,
         )
         eventually(lambda: self.status().get("candidate", {}).get("fingerprint"), what="candidate fingerprint")

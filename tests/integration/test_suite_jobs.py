@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration import manifests
+from release_readiness_dev import builders
 from tests.integration.conftest import CI_BOT, Kubectl, apply_as_ci, eventually, set_status
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -44,9 +44,11 @@ class Suite:
         kubectl.run("create", "role", "jobs", verbs, "--resource=jobs", "-n", self.candidate)
         kubectl.run("create", "rolebinding", "devs", "--role=jobs", "--group=developers", "-n", self.candidate)
         kubectl.run("create", "rolebinding", "admins", "--role=jobs", "--group=platform-admins", "-n", self.candidate)
-        api = manifests.deployment(self.candidate, "payments-api", LABELS, [{"name": "api", "image": "reg/api:3.2.0"}])
+        api = builders.deployment(
+            "payments-api", self.candidate, labels=LABELS, containers=[{"name": "api", "image": "reg/api:3.2.0"}]
+        )
         kubectl.apply(json.dumps(api))
-        rel = manifests.release("payments-api", self.prod, "payments-api", "3.2.0", self.checklist, self.candidate)
+        rel = builders.release("payments-api", self.prod, "payments-api", "3.2.0", self.checklist, self.candidate)
         kubectl.apply(json.dumps(rel))
 
     def job(self, name: str, annotations: dict[str, str] | None = None, suite: bool = True) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from release_readiness.admission.configuration import admission_kinds, prepare_local_webhook
+from release_readiness_dev import builders
 from release_readiness_dev.localcluster import LocalCluster, free_port
-from tests.integration import manifests
 from tests.integration.conftest import REPO, Kubectl, OperatorProcess, eventually
 from tests.unit.reviews import malformed_cases, valid_review, weird_valid_cases
 
@@ -249,10 +249,12 @@ def test_until_everything_is_listed_enforce_refuses_warn_warns_and_the_replica_i
         assert status == 503
         assert "ReleaseReadiness" in text
 
-        deployment = manifests.deployment("prod-enforce", "payments-api", LABELS, CONTAINERS)
+        deployment = builders.deployment("payments-api", "prod-enforce", labels=LABELS, containers=CONTAINERS)
         refused = refused_while_starting(kubectl, deployment)
         assert "ReleaseReadiness" in refused.stderr
-        warned = kubectl.apply(json.dumps(manifests.deployment("prod-warn", "payments-api", LABELS, CONTAINERS)))
+        warned = kubectl.apply(
+            json.dumps(builders.deployment("payments-api", "prod-warn", labels=LABELS, containers=CONTAINERS))
+        )
         assert "did not check this" in warned.stderr
         assert "starting, retry" in warned.stderr
 
@@ -279,7 +281,7 @@ def test_an_operator_that_cannot_list_a_kind_never_answers(
         {"apiGroups": groups, "resources": ["*"], "verbs": ["*"]},
         {"apiGroups": ["readiness.dev"], "resources": readiness, "verbs": ["*"]},
     ]
-    kubectl.apply(json.dumps(manifests.cluster_role(user, rules, users=(user,))))
+    kubectl.apply(json.dumps(builders.cluster_role(user, rules, users=(user,))))
     # Its own webhook configurations, for this test's namespaces only (the session's operator serves the rest).
     port = free_port()
     configs = webhook_configurations_for(prepare_local_webhook(tmp_path / "certs", port), user, {"rr-blind": suffix})
@@ -292,12 +294,14 @@ def test_an_operator_that_cannot_list_a_kind_never_answers(
     proc.env["KUBECONFIG"] = str(cluster.kubeconfig_for(user))
     proc.start(ready=False)
     try:
-        deployment = manifests.deployment(prod, "payments-api", LABELS, CONTAINERS)
+        deployment = builders.deployment("payments-api", prod, labels=LABELS, containers=CONTAINERS)
         refused = refused_while_starting(kubectl, deployment)
         assert "ReleaseSignoff" in refused.stderr
-        warned = kubectl.apply(json.dumps(manifests.deployment(warn, "payments-api", LABELS, CONTAINERS)))
+        warned = kubectl.apply(
+            json.dumps(builders.deployment("payments-api", warn, labels=LABELS, containers=CONTAINERS))
+        )
         assert "did not check this" in warned.stderr
-        release = manifests.release("payments-api-3.2.0", prod, "payments-api", "3.2.0", "pre-production", warn)
+        release = builders.release("payments-api-3.2.0", prod, "payments-api", "3.2.0", "pre-production", warn)
         refused_release = kubectl.apply(json.dumps(release), check=False)
         assert refused_release.returncode != 0
         assert "ReleaseReadiness: release-readiness is starting, retry" in refused_release.stderr
@@ -345,10 +349,10 @@ def test_an_unready_release_is_never_admitted_while_the_operator_restarts(
         kubectl.run("create", "namespace", name)
     kubectl.run("label", "namespace", prod, "readiness.dev/gate=enforce")
     kubectl.apply(
-        json.dumps(manifests.release("payments-api-3.2.0", prod, "payments-api", "3.2.0", "pre-production", staging))
+        json.dumps(builders.release("payments-api-3.2.0", prod, "payments-api", "3.2.0", "pre-production", staging))
     )
     apps = client.AppsV1Api(api_client)
-    body = manifests.deployment(prod, "payments-api", LABELS, CONTAINERS)
+    body = builders.deployment("payments-api", prod, labels=LABELS, containers=CONTAINERS)
     eventually(
         lambda: kubectl.apply(json.dumps(body), check=False).stderr.count("is not Ready"),
         what="the gate refusing the unready release",

@@ -20,7 +20,7 @@ from release_readiness.admission.signoffs import (
     validate_signoff,
 )
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, ReleaseSignoff
-from tests.unit.builders import CI_ONLY, NOW
+from release_readiness_dev.builders import CI_ONLY, NOW
 
 CHECKLIST = ReadinessChecklist.model_validate(
     {

@@ -21,7 +21,7 @@ from release_readiness.checks.cel import (
     run_cel_check,
 )
 from release_readiness.validation import MAX_CEL_EXPRESSIONS, validate_checklist
-from tests.unit.builders import deployment, good_container, obj, snapshot
+from release_readiness_dev.builders import good_container, obj, snapshot, stored_deployment
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "cel-checklist.yaml"
 
@@ -62,9 +62,9 @@ def test_the_sample_checklist_is_valid() -> None:
 
 def test_every_container_sets_tz() -> None:
     rules = rules_of("container-timezone")
-    ok = deployment(containers=[with_env("api", "TZ"), with_env("proxy", "TZ", "X")])
+    ok = stored_deployment(containers=[with_env("api", "TZ"), with_env("proxy", "TZ", "X")])
     assert run_cel_check(rules, snapshot(ok)).state == "Passed"
-    bad = deployment(containers=[with_env("api", "TZ"), with_env("proxy", "X"), good_container("log")])
+    bad = stored_deployment(containers=[with_env("api", "TZ"), with_env("proxy", "X"), good_container("log")])
     result = run_cel_check(rules, snapshot(bad))
     assert result.state == "Failed"
     assert result.message == (
@@ -75,11 +75,11 @@ def test_every_container_sets_tz() -> None:
 
 def test_the_team_label_names_a_known_team() -> None:
     rules = rules_of("team-label")
-    labelled = deployment()
+    labelled = stored_deployment()
     labelled["metadata"]["labels"]["team"] = "payments"
     assert run_cel_check(rules, snapshot(labelled)).state == "Passed"
     labelled["metadata"]["labels"]["team"] = "marketing"
-    unlabelled = deployment("worker")
+    unlabelled = stored_deployment("worker")
     result = run_cel_check(rules, snapshot(labelled, unlabelled))
     assert result.state == "Failed"
     assert result.message == (
@@ -92,7 +92,7 @@ def test_the_team_label_names_a_known_team() -> None:
 def test_every_service_port_targets_a_named_container_port() -> None:
     """Cross-object: the Services selecting the pods, against the ports the containers declare."""
     rules = rules_of("service-named-ports")
-    named = deployment(containers=[with_env("api", ports=[{"name": "https", "containerPort": 8443}])])
+    named = stored_deployment(containers=[with_env("api", ports=[{"name": "https", "containerPort": 8443}])])
     assert run_cel_check(rules, snapshot(named, services=[service("https")])).state == "Passed"
     other = obj("Service", "elsewhere", {"selector": {"app": "other"}, "ports": [{"port": 1, "targetPort": 1}]})
     assert run_cel_check(rules, snapshot(named, services=[service("https"), other])).state == "Passed"
@@ -157,7 +157,9 @@ def test_the_cost_limit_fails_naming_it() -> None:
 def test_the_time_limit_leaves_the_item_pending_never_passed() -> None:
     ticks = itertools.count(step=ITEM_SECONDS)
     result = run_cel_check(
-        cel({"expression": "true"}), snapshot(deployment("a"), deployment("b")), clock=lambda: float(next(ticks))
+        cel({"expression": "true"}),
+        snapshot(stored_deployment("a"), stored_deployment("b")),
+        clock=lambda: float(next(ticks)),
     )
     assert result.state == "Pending"
     assert "evaluation stopped after 2s (the time limit of a CEL item) with 1 of 2 workload(s) not judged" in (
@@ -186,7 +188,7 @@ def test_each_expression_is_compiled_once() -> None:
     rule = {"expression": "containers.size() > 0 && 'compiled-once' != ''"}
     before = compiled.cache_info()
     for _ in range(3):
-        assert run_cel_check(cel(rule), snapshot(deployment("a"), deployment("b"))).state == "Passed"
+        assert run_cel_check(cel(rule), snapshot(stored_deployment("a"), stored_deployment("b"))).state == "Passed"
     after = compiled.cache_info()
     assert after.misses - before.misses == 1
     assert after.hits - before.hits == 2
@@ -278,7 +280,7 @@ def test_all_cel_items_of_one_evaluation_share_a_time_budget() -> None:
         now[0] += 0.2  # every look at the clock: 0.2 s later
         return now[0]
 
-    snap = snapshot(deployment("a"))
+    snap = snapshot(stored_deployment("a"))
     states = [run_cel_check(cel({"expression": "true"}), snap, clock=clock) for _ in range(12)]
     assert [s.state for s in states[:5]] == ["Passed"] * 5
     assert states[-1].state == "Pending"
@@ -293,7 +295,7 @@ def test_a_message_from_the_candidates_objects_cannot_drive_the_terminal() -> No
     """Red-team 3 finding 5: a messageExpression quoting an annotation put the developer's bytes into the status
     that `kubectl readiness status` prints: an ANSI clear-screen and a fake verdict, or a bidi override."""
     owner = "\x1b[2J\x1b[32mReady: all items passed\x1b[0m \u202etxet\n"
-    wl = deployment("a", annotations={"owner": owner})
+    wl = stored_deployment("a", annotations={"owner": owner})
     rule = {"expression": "false", "messageExpression": "'owner ' + workload.metadata.annotations['owner']"}
     message = run_cel_check(cel(rule), snapshot(wl)).message
     assert message == (

@@ -13,7 +13,7 @@ from release_readiness.api import WORKLOAD_CHECKS
 from release_readiness.checks import CATALOG, parse_params, run_workload_check
 from release_readiness.pki import CertificateAuthority
 from release_readiness.suites import SUITE_CREATOR, TTL_CONTROLLER, creator_of, suite_change_errors, suite_stamp
-from tests.unit.builders import LABELS, NOW, NS, deployment, good_container, obj, snapshot
+from release_readiness_dev.builders import LABELS, NOW, NS, good_container, obj, snapshot, stored_deployment
 
 REF = f"deployment {NS}/payments-api"
 
@@ -48,7 +48,7 @@ def test_resource_limits_pass_and_name_the_missing_limit() -> None:
     assert run("resourceLimits").state == "Passed"
     sidecar = good_container("log-shipper")
     del sidecar["resources"]["limits"]["memory"]
-    result = run("resourceLimits", None, deployment(containers=[good_container(), sidecar]))
+    result = run("resourceLimits", None, stored_deployment(containers=[good_container(), sidecar]))
     assert result.state == "Failed"
     assert result.message == (
         f"{REF}: container 'log-shipper' has no memory limit (spec.template.spec.containers[1].resources.limits.memory)"
@@ -56,7 +56,7 @@ def test_resource_limits_pass_and_name_the_missing_limit() -> None:
 
 
 def test_resource_limits_cover_init_containers_and_respect_params() -> None:
-    wl = deployment()
+    wl = stored_deployment()
     wl["spec"]["template"]["spec"]["initContainers"] = [{"name": "migrate", "image": "m:1", "resources": {}}]
     result = run("resourceLimits", {"resources": ["memory"]}, wl)
     assert result.state == "Failed"
@@ -68,7 +68,7 @@ def test_resource_requests() -> None:
     assert run("resourceRequests").state == "Passed"
     c = good_container()
     c["resources"] = {}
-    result = run("resourceRequests", None, deployment(containers=[c]))
+    result = run("resourceRequests", None, stored_deployment(containers=[c]))
     assert result.state == "Failed"
     assert "container 'api' has no cpu request" in result.message
     assert "has no memory request" in result.message
@@ -79,27 +79,27 @@ def test_probes(probe: str) -> None:
     assert run(probe).state == "Passed"
     c = good_container()
     del c[probe]
-    result = run(probe, None, deployment(containers=[c]))
+    result = run(probe, None, stored_deployment(containers=[c]))
     assert result.state == "Failed"
     assert result.message == f"{REF}: container 'api' has no {probe} (spec.template.spec.containers[0].{probe})"
 
 
 def test_rollout_healthy_states() -> None:
     healthy = {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}
-    assert run("rolloutHealthy", None, deployment(status=healthy)).state == "Passed"
-    pending = run("rolloutHealthy", None, deployment(status={"observedGeneration": 0}))
+    assert run("rolloutHealthy", None, stored_deployment(status=healthy)).state == "Passed"
+    pending = run("rolloutHealthy", None, stored_deployment(status={"observedGeneration": 0}))
     assert pending.state == "Pending"
     assert "rollout of generation 1 not observed yet" in pending.message
-    updating = run("rolloutHealthy", None, deployment(status={"observedGeneration": 1, "updatedReplicas": 1}))
+    updating = run("rolloutHealthy", None, stored_deployment(status={"observedGeneration": 1, "updatedReplicas": 1}))
     assert updating.state == "Pending"
     assert "1/2 replicas updated" in updating.message
-    down = run("rolloutHealthy", None, deployment(status={**healthy, "availableReplicas": 1}))
+    down = run("rolloutHealthy", None, stored_deployment(status={**healthy, "availableReplicas": 1}))
     assert down.state == "Failed"
     assert "1/2 replicas available (status.availableReplicas)" in down.message
 
 
 def test_rollout_healthy_daemonset() -> None:
-    ds = deployment(
+    ds = stored_deployment(
         kind="DaemonSet",
         status={
             "observedGeneration": 1,
@@ -197,7 +197,7 @@ def test_autoscaling_that_cannot_scale_fails() -> None:
     del c["resources"]["requests"]["cpu"]
     scaled_on_cpu = hpa(2)
     scaled_on_cpu["spec"]["metrics"] = [CPU_UTILIZATION]
-    no_request = run("autoscaling", None, deployment(containers=[c]), autoscalers=[scaled_on_cpu])
+    no_request = run("autoscaling", None, stored_deployment(containers=[c]), autoscalers=[scaled_on_cpu])
     assert "scales on cpu utilization but container(s) api request no cpu" in no_request.message
     assert run("autoscaling", None, autoscalers=[scaled_on_cpu]).state == "Passed"
     inactive = hpa(
@@ -339,31 +339,31 @@ def test_tls_certificate_must_serve_every_routed_host() -> None:
 
 def test_image_tag_pinned() -> None:
     assert run("imageTagPinned").state == "Passed"
-    latest = run("imageTagPinned", None, deployment(containers=[good_container(image="reg/api:latest")]))
+    latest = run("imageTagPinned", None, stored_deployment(containers=[good_container(image="reg/api:latest")]))
     assert (
         latest.message
         == f"{REF}: container 'api' image 'reg/api:latest' uses latest (spec.template.spec.containers[0].image)"
     )
-    untagged = run("imageTagPinned", None, deployment(containers=[good_container(image="reg:5000/api")]))
+    untagged = run("imageTagPinned", None, stored_deployment(containers=[good_container(image="reg:5000/api")]))
     assert "uses no tag" in untagged.message
     digest = run("imageTagPinned", {"requireDigest": True})
     assert "is not pinned by digest" in digest.message
     pinned = good_container(image="reg/api@sha256:" + "a" * 64)
-    assert run("imageTagPinned", {"requireDigest": True}, deployment(containers=[pinned])).state == "Passed"
+    assert run("imageTagPinned", {"requireDigest": True}, stored_deployment(containers=[pinned])).state == "Passed"
 
 
 IMAGE = "registry.example.com/payments/api:3.2.0"
 
 
 def test_image_scan_from_annotation() -> None:
-    ok = deployment(template_annotations={"readiness.dev/scan": json.dumps({IMAGE: {"critical": 0, "high": 1}})})
+    ok = stored_deployment(template_annotations={"readiness.dev/scan": json.dumps({IMAGE: {"critical": 0, "high": 1}})})
     assert run("imageScan", {"maxHigh": 1}, ok).state == "Passed"
     failed = run("imageScan", {"maxHigh": 0}, ok)
     assert failed.state == "Failed"
     assert (
         "has 0 critical and 1 high vulnerabilities (allowed 0/0, from annotation readiness.dev/scan)" in failed.message
     )
-    broken = deployment(template_annotations={"readiness.dev/scan": "critical=0"})
+    broken = stored_deployment(template_annotations={"readiness.dev/scan": "critical=0"})
     assert "annotation readiness.dev/scan is not valid JSON" in run("imageScan", None, broken).message
 
 
@@ -389,7 +389,7 @@ def vuln_report(owner_kind: str, owner: str, critical: int, high: int) -> dict[s
 
 
 def test_image_scan_reads_the_current_replicasets_vulnerability_report() -> None:
-    wl = deployment(annotations={"deployment.kubernetes.io/revision": "2"})
+    wl = stored_deployment(annotations={"deployment.kubernetes.io/revision": "2"})
     rs = [
         {
             "metadata": {
@@ -429,7 +429,7 @@ def test_security_context_pass_and_each_failure() -> None:
     assert run("securityContext").state == "Passed"
     c = good_container()
     c["securityContext"] = {"privileged": True}
-    result = run("securityContext", None, deployment(containers=[c]))
+    result = run("securityContext", None, stored_deployment(containers=[c]))
     at = "spec.template.spec.containers[0].securityContext"
     for text in (
         f"may run as root (set {at}.runAsNonRoot: true)",
@@ -438,7 +438,7 @@ def test_security_context_pass_and_each_failure() -> None:
         f"has a writable root filesystem (set {at}.readOnlyRootFilesystem: true)",
     ):
         assert text in result.message
-    everything = run("securityContext", None, deployment(containers=[c]))
+    everything = run("securityContext", None, stored_deployment(containers=[c]))
     assert "(and 1 more)" in everything.message  # capabilities and seccomp are the 5th and 6th problems
 
 
@@ -449,7 +449,7 @@ def test_security_context_pod_level_and_params() -> None:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["all"]},
     }
-    wl = deployment(containers=[c])
+    wl = stored_deployment(containers=[c])
     wl["spec"]["template"]["spec"]["securityContext"] = {
         "runAsUser": 1000,
         "seccompProfile": {"type": "RuntimeDefault"},
@@ -457,7 +457,9 @@ def test_security_context_pod_level_and_params() -> None:
     assert run("securityContext", None, wl).state == "Passed"
     c2 = good_container()
     c2["securityContext"]["readOnlyRootFilesystem"] = False
-    assert run("securityContext", {"readOnlyRootFilesystem": False}, deployment(containers=[c2])).state == "Passed"
+    assert (
+        run("securityContext", {"readOnlyRootFilesystem": False}, stored_deployment(containers=[c2])).state == "Passed"
+    )
 
 
 def test_no_hardcoded_secrets() -> None:
@@ -466,9 +468,9 @@ def test_no_hardcoded_secrets() -> None:
         {"name": "LOG_LEVEL", "value": "info"},
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
     ]
-    assert run("noHardcodedSecrets", None, deployment(containers=[c])).state == "Passed"
+    assert run("noHardcodedSecrets", None, stored_deployment(containers=[c])).state == "Passed"
     c["env"].append({"name": "STRIPE_API_KEY", "value": "sk_live_123"})
-    result = run("noHardcodedSecrets", None, deployment(containers=[c]))
+    result = run("noHardcodedSecrets", None, stored_deployment(containers=[c]))
     assert result.state == "Failed"
     assert (
         "sets secret-looking env STRIPE_API_KEY to a literal value (spec.template.spec.containers[0].env[2].value)"
@@ -482,7 +484,7 @@ def test_no_hardcoded_secrets() -> None:
 
 def test_metrics_scraped_three_ways() -> None:
     assert "not scraped" in run("metricsScraped").message
-    annotated = deployment(template_annotations={"prometheus.io/scrape": "true"})
+    annotated = stored_deployment(template_annotations={"prometheus.io/scrape": "true"})
     assert run("metricsScraped", None, annotated).state == "Passed"
     pod_monitor = obj("PodMonitor", "pm", {"selector": {"matchLabels": {"app.kubernetes.io/name": "payments-api"}}})
     assert run("metricsScraped", None, pod_monitors=[pod_monitor]).state == "Passed"
@@ -642,19 +644,19 @@ def test_probe_on_an_undeclared_named_port_never_succeeds() -> None:
     c = good_container()
     c["ports"] = [{"name": "metrics", "containerPort": 9090}]
     c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}}
-    result = run("readinessProbe", None, deployment(containers=[c]))
+    result = run("readinessProbe", None, stored_deployment(containers=[c]))
     assert result.state == "Failed"
     assert "probes port 'http', which the container does not declare (named ports: metrics)" in result.message
     c["ports"].append({"name": "http", "containerPort": 8080})
-    assert run("readinessProbe", None, deployment(containers=[c])).state == "Passed"
+    assert run("readinessProbe", None, stored_deployment(containers=[c])).state == "Passed"
 
 
 def test_probe_functional_needs_ready_replicas() -> None:
-    assert run("livenessProbe", {"requireReady": True}, deployment(status=READY)).state == "Passed"
-    down = run("livenessProbe", {"requireReady": True}, deployment(status={**READY, "availableReplicas": 0}))
+    assert run("livenessProbe", {"requireReady": True}, stored_deployment(status=READY)).state == "Passed"
+    down = run("livenessProbe", {"requireReady": True}, stored_deployment(status={**READY, "availableReplicas": 0}))
     assert down.state == "Failed"
     assert "0/2 replicas available" in down.message
-    rolling = run("readinessProbe", {"requireReady": True}, deployment(status={"observedGeneration": 0}))
+    rolling = run("readinessProbe", {"requireReady": True}, stored_deployment(status={"observedGeneration": 0}))
     assert rolling.state == "Pending"
 
 
@@ -666,13 +668,13 @@ def test_rollout_past_its_progress_deadline_fails() -> None:
             {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "RS timed out"}
         ],
     }
-    result = run("rolloutHealthy", None, deployment(status=stuck))
+    result = run("rolloutHealthy", None, stored_deployment(status=stuck))
     assert result.state == "Failed"
     assert "rollout stuck: RS timed out" in result.message
 
 
 def test_rollout_of_zero_replicas_is_not_healthy() -> None:
-    result = run("rolloutHealthy", None, deployment(replicas=0, status={"observedGeneration": 1}))
+    result = run("rolloutHealthy", None, stored_deployment(replicas=0, status={"observedGeneration": 1}))
     assert result.state == "Failed"
     assert "0 replicas wanted" in result.message
 
@@ -683,26 +685,26 @@ def test_health_endpoint() -> None:
     c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}}
     sidecar = good_container("log-shipper")
     sidecar["readinessProbe"] = {"exec": {"command": ["/bin/true"]}}
-    ok = run("healthEndpoint", None, deployment(containers=[c, sidecar], status=READY))
+    ok = run("healthEndpoint", None, stored_deployment(containers=[c, sidecar], status=READY))
     assert ok.state == "Passed", ok.message
     assert "every replica is Ready" in ok.message
     not_ready = run(
-        "healthEndpoint", None, deployment(containers=[c, sidecar], status={**READY, "availableReplicas": 1})
+        "healthEndpoint", None, stored_deployment(containers=[c, sidecar], status={**READY, "availableReplicas": 1})
     )
     assert not_ready.state == "Failed"
     tcp = good_container()
     tcp["ports"] = [{"containerPort": 8080}]
     tcp["readinessProbe"] = {"tcpSocket": {"port": 8080}}
-    result = run("healthEndpoint", None, deployment(containers=[tcp], status=READY))
+    result = run("healthEndpoint", None, stored_deployment(containers=[tcp], status=READY))
     assert result.state == "Failed"
     assert "serves ports but has a tcpSocket readinessProbe, which calls no endpoint" in result.message
     no_probe = good_container()
     del no_probe["readinessProbe"]
-    none = run("healthEndpoint", None, deployment(containers=[no_probe], status=READY))
+    none = run("healthEndpoint", None, stored_deployment(containers=[no_probe], status=READY))
     assert "no container has an httpGet or grpc readinessProbe" in none.message
     grpc = good_container()
     grpc["readinessProbe"] = {"grpc": {"port": 9000}}
-    assert run("healthEndpoint", None, deployment(containers=[grpc], status=READY)).state == "Passed"
+    assert run("healthEndpoint", None, stored_deployment(containers=[grpc], status=READY)).state == "Passed"
 
 
 def test_network_policy_that_allows_everything_isolates_nothing() -> None:
@@ -743,11 +745,11 @@ def test_service_on_a_port_no_container_declares_has_no_endpoints() -> None:
     c["ports"] = [{"name": "http", "containerPort": 8080}]
     bad = svc()
     bad["spec"]["ports"] = [{"port": 80, "targetPort": "web"}]
-    result = run("service", None, deployment(containers=[c]), services=[bad])
+    result = run("service", None, stored_deployment(containers=[c]), services=[bad])
     assert result.state == "Failed"
     assert "Service payments-api port 80 targets port 'web', which no container declares" in result.message
     bad["spec"]["ports"] = [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}]
-    assert run("service", None, deployment(containers=[c]), services=[bad]).state == "Passed"
+    assert run("service", None, stored_deployment(containers=[c]), services=[bad]).state == "Passed"
     external = svc()
     external["spec"]["type"] = "ExternalName"
     assert run("service", None, services=[external]).state == "Failed"
@@ -843,7 +845,7 @@ def test_exposed_ports() -> None:
     assert run("exposedPorts", None, services=[web_service()]).state == "Passed"
     c = good_container()
     c["ports"] = [{"containerPort": 8080, "hostPort": 8080}]
-    wl = deployment(containers=[c])
+    wl = stored_deployment(containers=[c])
     wl["spec"]["template"]["spec"]["hostNetwork"] = True
     result = run("exposedPorts", None, wl)
     assert "uses the node's network" in result.message
@@ -940,7 +942,7 @@ def test_secrets_from_store() -> None:
     c = good_container()
     c["env"] = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "payments-db", "key": "password"}}}]
     c["envFrom"] = [{"secretRef": {"name": "stripe"}}]
-    wl = deployment(containers=[c])
+    wl = stored_deployment(containers=[c])
     installed = frozenset({"ExternalSecret"})
     db = obj("ExternalSecret", "payments-db", {"target": {"name": "payments-db"}})
     stripe = obj("SealedSecret", "stripe", {})
@@ -956,7 +958,9 @@ def test_secrets_from_store() -> None:
     renamed = obj("ExternalSecret", "db-from-vault", {"target": {"name": "payments-db"}})
     c["envFrom"] = []
     assert (
-        run("secretsFromStore", None, deployment(containers=[c]), external_secrets=[renamed], installed=installed).state
+        run(
+            "secretsFromStore", None, stored_deployment(containers=[c]), external_secrets=[renamed], installed=installed
+        ).state
         == "Passed"
     )
     assert run("secretsFromStore", None, installed=installed).state == "NotApplicable"
@@ -994,7 +998,9 @@ def test_grafana_dashboard() -> None:
 
 
 def test_image_scan_can_refuse_the_self_written_annotation() -> None:
-    annotated = deployment(template_annotations={"readiness.dev/scan": json.dumps({IMAGE: {"critical": 0, "high": 0}})})
+    annotated = stored_deployment(
+        template_annotations={"readiness.dev/scan": json.dumps({IMAGE: {"critical": 0, "high": 0}})}
+    )
     assert run("imageScan", None, annotated).state == "Passed"
     strict = run("imageScan", {"annotation": False}, annotated)
     assert strict.state == "Pending"
@@ -1016,8 +1022,8 @@ def test_image_scan_ignores_a_report_of_an_earlier_image() -> None:
 def test_image_scan_of_a_pinned_image_takes_only_a_report_of_that_digest() -> None:
     """Red-team finding 3: a report matched by tag passed after the tag was pushed again with other bytes."""
     digest = "sha256:" + "a" * 64
-    container = {**deployment()["spec"]["template"]["spec"]["containers"][0], "image": f"{IMAGE}@{digest}"}
-    pinned = deployment(containers=[container])
+    container = {**stored_deployment()["spec"]["template"]["spec"]["containers"][0], "image": f"{IMAGE}@{digest}"}
+    pinned = stored_deployment(containers=[container])
     report = vuln_report("Deployment", "payments-api", 0, 0)
     report["report"]["artifact"] = {"repository": "payments/api", "tag": "3.2.0", "digest": "sha256:" + "b" * 64}
     installed = frozenset({"VulnerabilityReport"})

@@ -16,7 +16,7 @@ from release_readiness.evaluation import (
     evaluate_release,
     status_changed,
 )
-from tests.unit.builders import CI_ONLY, NOW, deployment, good_container, snapshot
+from release_readiness_dev.builders import CI_ONLY, NOW, good_container, snapshot, stored_deployment
 
 
 def make_checklist(
@@ -151,7 +151,7 @@ def test_workload_only_checklist_reaches_ready() -> None:
 def test_failing_item_is_reconciling_with_the_outstanding_list() -> None:
     c = good_container()
     del c["resources"]["limits"]
-    status = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(containers=[c])))
+    status = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(stored_deployment(containers=[c])))
     ready = status.condition("Ready")
     assert (ready.status, ready.reason) == ("False", Reason.ITEMS_OUTSTANDING)
     assert ready.message.startswith("1 required item(s) outstanding: limits (Failed: deployment payments-staging/")
@@ -216,7 +216,7 @@ WAIVABLE = make_checklist(WORKLOAD_ONLY, VP, waivers=[{"roles": ["vp-engineering
 def no_limits() -> Any:
     c = good_container()
     del c["resources"]["limits"]
-    return snapshot(deployment(containers=[c]))
+    return snapshot(stored_deployment(containers=[c]))
 
 
 def waiver(name: str = "w", *, days: float = 4, role: str = "vp-engineering", item: str = "limits") -> ReleaseSignoff:
@@ -415,7 +415,8 @@ def test_no_churn_when_nothing_changed() -> None:
 def test_fingerprint_follows_the_images() -> None:
     a = evaluate(make_checklist(WORKLOAD_ONLY)).candidate
     b = evaluate(
-        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(containers=[good_container(image="reg/api:3.2.1")]))
+        make_checklist(WORKLOAD_ONLY),
+        snapshot=snapshot(stored_deployment(containers=[good_container(image="reg/api:3.2.1")])),
     ).candidate
     assert a.fingerprint.startswith("sha256:")
     assert a.fingerprint != b.fingerprint
@@ -426,10 +427,12 @@ def test_fingerprint_follows_the_pod_template_but_not_its_environment_fields() -
     base = evaluate(make_checklist(WORKLOAD_ONLY)).candidate
     privileged = good_container()
     privileged["securityContext"]["privileged"] = True
-    changed = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(containers=[privileged]))).candidate
+    changed = evaluate(
+        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(stored_deployment(containers=[privileged]))
+    ).candidate
     restart = {"kubectl.kubernetes.io/restartedAt": "now"}
     restarted = evaluate(
-        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment(template_annotations=restart))
+        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(stored_deployment(template_annotations=restart))
     ).candidate
     assert base.workloads[0].template_hash.startswith("sha256:")
     assert changed.workloads[0].template_hash != base.workloads[0].template_hash
@@ -520,7 +523,7 @@ def test_evidence_and_attestations_count_only_for_the_candidate_they_were_record
         ("Passed", "attested by ops-1"),
     ]
     c = good_container(image="registry.example.com/payments/api:3.2.1")
-    swapped = evaluate(checklist, snapshot=snapshot(deployment(containers=[c])), signoffs=[ci, ops])
+    swapped = evaluate(checklist, snapshot=snapshot(stored_deployment(containers=[c])), signoffs=[ci, ops])
     assert [(i.state, i.message) for i in swapped.items] == [
         (
             "Pending",
@@ -602,7 +605,7 @@ def test_a_candidate_too_large_to_record_stalls_the_release_instead_of_freezing_
     from release_readiness.evaluation import MAX_CANDIDATE_BYTES
 
     huge = "registry.example.com/payments/api:" + "x" * (MAX_CANDIDATE_BYTES // 2)
-    workloads = [deployment(f"api-{i}", containers=[good_container(image=huge)]) for i in range(3)]
+    workloads = [stored_deployment(f"api-{i}", containers=[good_container(image=huge)]) for i in range(3)]
     status = evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(*workloads))
     assert conditions(status)["Ready"] == ("False", "CandidateTooLarge")
     assert conditions(status)["Stalled"] == ("True", "CandidateTooLarge")
@@ -612,6 +615,6 @@ def test_a_candidate_too_large_to_record_stalls_the_release_instead_of_freezing_
     stalled = next(c for c in status.conditions if c.type == "Stalled")
     assert "3 workload(s) with 3 image reference(s), the longest 131,106 characters" in stalled.message
     # A candidate of ordinary size is recorded as before.
-    assert evaluate(make_checklist(WORKLOAD_ONLY), snapshot=snapshot(deployment())).candidate.fingerprint.startswith(
-        "sha256:"
-    )
+    assert evaluate(
+        make_checklist(WORKLOAD_ONLY), snapshot=snapshot(stored_deployment())
+    ).candidate.fingerprint.startswith("sha256:")

@@ -13,7 +13,7 @@ from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.checks.model import Workload
 from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
-from tests.unit.builders import NOW
+from release_readiness_dev.builders import NOW
 
 IMAGE = "registry.example.com/payments/api:3.2.0"
 PROD = "payments-prod"

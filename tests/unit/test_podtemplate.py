@@ -15,7 +15,7 @@ from release_readiness.podtemplate import (
     parse_field,
     template_hash,
 )
-from tests.unit.builders import LABELS, good_container
+from release_readiness_dev.builders import LABELS, good_container
 
 
 def template() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from release_readiness.api import ReadinessChecklist, ReleaseReadiness, WaiverGrant
 from release_readiness.validation import MAX_QUERY_CHARS, validate_checklist, validate_release, validate_release_unique
-from tests.unit.builders import CI_ONLY
+from release_readiness_dev.builders import CI_ONLY
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 

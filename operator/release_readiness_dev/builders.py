@@ -1,0 +1,229 @@
+"""The objects tests and benchmarks build again and again: workloads (a Deployment, its pod template's containers),
+and the project's kinds (checklists, releases, signoffs), with the Secrets and RBAC around them.
+
+One module for the unit tests (plain objects, as the API server would return them: `stored`), the integration
+tests (manifests to apply) and `make bench`. Every default here is a healthy `payments-api` 3.2.0 in
+`payments-staging`; a test states only what it changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import uuid
+from typing import Any
+
+from release_readiness import API_VERSION
+from release_readiness.checks.model import CandidateSnapshot, Workload
+from release_readiness.pki import CertificateAuthority, KeyPair
+
+Body = dict[str, Any]
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+NS = "payments-staging"
+APP = "payments-api"
+IMAGE = "registry.example.com/payments/api:3.2.0"
+CI_ONLY = {"groups": ["system:serviceaccounts:ci"]}
+"""check.evidence.recordedBy: evidence from CI's service accounts only."""
+
+RESOURCES: Body = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
+PROBES: Body = {
+    "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+}
+HARDENED: Body = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""A container's securityContext that every workload check accepts."""
+
+APP_NAME = "app.kubernetes.io/name"
+_API_VERSIONS = {"Job": "batch/v1", "CronJob": "batch/v1", "Pod": "v1", "ReplicationController": "v1"}
+
+
+def app_labels(name: str = APP, version: str = "3.2.0") -> dict[str, str]:
+    """The labels a release finds its workloads by."""
+    return {APP_NAME: name, "app.kubernetes.io/version": version}
+
+
+LABELS = app_labels()
+
+
+def container(name: str = "api", image: str = IMAGE, **fields: Any) -> Body:
+    """A container with `fields` as given (a field given as None is left out)."""
+    body = {"name": name, "image": image, **fields}
+    return copy.deepcopy({key: value for key, value in body.items() if value is not None})
+
+
+def probed_container(name: str = "api", image: str = IMAGE, **fields: Any) -> Body:
+    """A container with requests, limits and both probes (override or drop any with `fields`)."""
+    return container(name, image, **{"resources": RESOURCES, **PROBES, **fields})
+
+
+def good_container(name: str = "api", image: str = IMAGE, **fields: Any) -> Body:
+    """A container every workload check passes: requests, limits, probes and a hardened securityContext."""
+    return probed_container(name, image, **{"securityContext": HARDENED, **fields})
+
+
+def deployment(
+    name: str = APP,
+    namespace: str = NS,
+    *,
+    labels: dict[str, str] | None = None,
+    template_labels: dict[str, str] | None = None,
+    selector: dict[str, str] | None = None,
+    containers: list[Body] | None = None,
+    replicas: int | None = 2,
+    kind: str = "Deployment",
+    annotations: dict[str, str] | None = None,
+    template_annotations: dict[str, str] | None = None,
+    pod: Body | None = None,
+) -> Body:
+    """A workload manifest (a Deployment unless `kind` says otherwise) selecting on app.kubernetes.io/name, with
+    `labels` on it and (unless `template_labels`) on its pod template. `pod`: more fields of the pod spec.
+    No replicas when None or for a DaemonSet; annotations only when given (the API server stores no empty map)."""
+    labels = labels if labels is not None else LABELS
+    template: Body = {"labels": template_labels if template_labels is not None else labels}
+    if template_annotations is not None:
+        template["annotations"] = template_annotations
+    spec: Body = {
+        "selector": {"matchLabels": selector if selector is not None else {APP_NAME: labels[APP_NAME]}},
+        "template": {
+            "metadata": template,
+            "spec": {"containers": containers if containers is not None else [good_container()], **(pod or {})},
+        },
+    }
+    if replicas is not None and kind != "DaemonSet":
+        spec["replicas"] = replicas
+    metadata: Body = {"name": name, "namespace": namespace, "labels": labels}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    body = {"apiVersion": _API_VERSIONS.get(kind, "apps/v1"), "kind": kind, "metadata": metadata, "spec": spec}
+    return copy.deepcopy(body)
+
+
+def stored(body: Body, status: Body | None = None, generation: int = 1) -> Body:
+    """`body` as the API server returns it: a uid (`uid-<name>`), a generation and a status."""
+    body = copy.deepcopy(body)
+    body["metadata"].update(uid=f"uid-{body['metadata']['name']}", generation=generation)
+    body["status"] = copy.deepcopy(status) if status is not None else {}
+    return body
+
+
+def stored_deployment(name: str = APP, *, status: Body | None = None, **fields: Any) -> Body:
+    """A workload as the checks read it from the API server (see `deployment` for `fields`)."""
+    return stored(deployment(name, **fields), status)
+
+
+def obj(kind: str, name: str, spec: Body | None = None, **extra: Any) -> Body:
+    """Any namespaced object in NS; `labels` go to its metadata, anything else beside its spec."""
+    body: Body = {"kind": kind, "metadata": {"name": name, "namespace": NS}, "spec": spec or {}}
+    for key, value in extra.items():
+        if key == "labels":
+            body["metadata"]["labels"] = value
+        else:
+            body[key] = value
+    return body
+
+
+def snapshot(*workloads: Body, **related: Any) -> CandidateSnapshot:
+    """What the checks judge: the workloads (one stored `deployment` by default) and the objects around them."""
+    return CandidateSnapshot(
+        application=APP,
+        version="3.2.0",
+        namespace=NS,
+        workloads=[Workload(copy.deepcopy(w)) for w in (workloads or (stored_deployment(),))],
+        now=NOW,
+        **related,
+    )
+
+
+# -- the project's kinds ------------------------------------------------------------------------------------
+
+
+def checklist(name: str, checks: dict[str, Body], approvals: list[Body] | None = None, section: str = "Infra") -> Body:
+    """A ReadinessChecklist with one item per id -> check."""
+    spec: Body = {
+        "items": [
+            {"id": item_id, "section": section, "title": item_id, "check": check} for item_id, check in checks.items()
+        ]
+    }
+    if approvals is not None:
+        spec["approvals"] = approvals
+    return {"apiVersion": API_VERSION, "kind": "ReadinessChecklist", "metadata": {"name": name}, "spec": spec}
+
+
+def release(
+    name: str, namespace: str, application: str, version: str, checklist: str, candidate: str, **spec: Any
+) -> Body:
+    """A ReleaseReadiness of `application` `version` judged by `checklist`, its candidate in namespace `candidate`."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ReleaseReadiness",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "application": application,
+            "version": version,
+            "checklist": checklist,
+            "candidate": {"namespace": candidate},
+            **spec,
+        },
+    }
+
+
+def signoff(namespace: str, release: str, name: str | None = None, **spec: Any) -> Body:
+    """A ReleaseSignoff of `release` (a fresh name unless given); the webhook stamps the signer."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ReleaseSignoff",
+        "metadata": {"name": name or f"s-{uuid.uuid4().hex[:6]}", "namespace": namespace},
+        "spec": {"release": release, **spec},
+    }
+
+
+# -- around them --------------------------------------------------------------------------------------------
+
+
+def tls_secret(namespace: str, name: str, host: str, days: int) -> tuple[Body, KeyPair]:
+    """A kubernetes.io/tls Secret for `host`, valid `days`, from a fresh CA; and its key pair."""
+    pair = CertificateAuthority().issue(host.split(".", maxsplit=1)[0], hosts=(host,), validity=dt.timedelta(days=days))
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert_pem).decode(),
+            "tls.key": base64.b64encode(pair.key_pem).decode(),
+        },
+    }
+    return secret, pair
+
+
+def cluster_role(name: str, rules: list[Body], users: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Body:
+    """A List of a ClusterRole with `rules` and a ClusterRoleBinding of it to `users` and `groups`."""
+    subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in users]
+    subjects += [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g} for g in groups]
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": rules,
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": subjects,
+            },
+        ],
+    }
