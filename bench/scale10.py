@@ -29,7 +29,11 @@ import aiohttp
 from kubernetes import client, config
 
 from release_readiness.admission.configuration import prepare_local_webhook
+from release_readiness.admission.gate import GATE_LABEL, GateRequest, gate_decision
+from release_readiness.admission.signoffs import Caller
 from release_readiness.config import Settings
+from release_readiness.indexes import ClusterIndex
+from release_readiness.kinds import BUILTIN_GATED_KINDS
 from release_readiness_dev import builders
 from release_readiness_dev.harness import REPO, Kubectl, OperatorProcess
 from release_readiness_dev.localcluster import LocalCluster, free_port
@@ -236,6 +240,75 @@ class Api:
         return len(objects)
 
 
+def _list(api: Api, paths: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """kind -> every object of it, as the operator's watches list them (one GET a kind)."""
+
+    async def fetch() -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=api.context)) as session:
+            for kind, path in paths.items():
+                async with session.get(api.server + path) as resp:
+                    resp.raise_for_status()
+                    out[kind] = (await resp.json())["items"]
+        return out
+
+    return asyncio.run(fetch())
+
+
+INDEXED = {
+    "Namespace": "/api/v1/namespaces",
+    "ReadinessChecklist": f"{GROUP_PATH}/readinesschecklists",
+    "Deployment": "/apis/apps/v1/deployments",
+    "Service": "/api/v1/services",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/networkpolicies",
+    "ReleaseReadiness": f"{GROUP_PATH}/releasereadinesses",
+    "ReleaseSignoff": f"{GROUP_PATH}/releasesignoffs",
+}
+
+
+def _in_process(api: Api, index: ClusterIndex | None, label: str, objs: list[dict[str, Any]]) -> ClusterIndex:
+    """`gate_decision` timed in this process, with the arguments the operator's webhook gives it, over an index fed
+    with everything the cluster holds (releases listed again on each call, for their current status)."""
+    if index is None:
+        index = ClusterIndex()
+        for kind, items in _list(api, INDEXED).items():
+            for item in items:
+                index.upsert(kind, item)
+    else:
+        for item in _list(api, {"ReleaseReadiness": INDEXED["ReleaseReadiness"]})["ReleaseReadiness"]:
+            index.upsert("ReleaseReadiness", item)
+    deployments = next(k for k in BUILTIN_GATED_KINDS if k.kind == "Deployment")
+    caller = Caller("alice", ("deployers", "system:authenticated"))
+    mode = index.namespaces["prod"]["metadata"]["labels"][GATE_LABEL]
+
+    def decide(obj: dict[str, Any]) -> tuple[float, bool]:
+        req = GateRequest("CREATE", deployments, "prod", obj["metadata"]["name"], obj, None, caller)
+        began = time.perf_counter()
+        decision = gate_decision(
+            req,
+            mode,
+            index.releases_in("prod"),
+            index.checklists,
+            (),
+            dt.datetime.now(dt.UTC),
+            index.candidate_workloads,
+            index.invalid_releases_in("prod"),
+        )
+        return time.perf_counter() - began, decision.allowed
+
+    first = [decide(obj) for obj in objs]
+    then = [decide(obj) for _ in range(20) for obj in objs]
+    took = [t for t, _ in then]
+    print(
+        f"gate_decision in-process over the real indexes ({len(index.releases)} releases, {len(index.signoffs)} "
+        f"signoffs, {sum(len(v) for v in index.objects['Deployment'].values())} Deployments), {label}: first time "
+        f"each template is seen p50 {_pct([t for t, _ in first], 0.5) * 1e6:.0f} us, max "
+        f"{max(t for t, _ in first) * 1e6:.0f} us; then {len(then)} decisions p50 {_pct(took, 0.5) * 1e6:.0f} us, "
+        f"p99 {_pct(took, 0.99) * 1e6:.0f} us, max {max(took) * 1e6:.0f} us; allowed {sum(a for _, a in then)}"
+    )
+    return index
+
+
 def _operator_env() -> dict[str, str]:
     """The operator's production defaults (the test harness's OperatorProcess resyncs every 30 s)."""
     d = Settings()
@@ -256,7 +329,10 @@ def _readyz(operator: OperatorProcess) -> bool:
 def _gate_histogram(operator: OperatorProcess) -> dict[float, float]:
     out: dict[float, float] = {}
     for line in operator.metrics().splitlines():
-        if line.startswith("release_readiness_admission_duration_seconds_bucket") and "gate-deployments" in line:
+        if (
+            line.startswith("release_readiness_admission_duration_seconds_bucket")
+            and 'webhook="gate-deployments"' in line
+        ):
             le = line.split('le="')[1].split('"')[0]
             out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
     return out
@@ -395,7 +471,7 @@ def bench_scale10(
             f"load average {_load()}"
         )
 
-        _gate(cluster, directory, layout, operator, port)
+        _gate(cluster, api, directory, layout, operator, port)
         _soak(cluster, layout, custom, pid, soak_seconds, sample_seconds)
         print(f"{_now()}, load average {_load()}")
     finally:
@@ -404,7 +480,9 @@ def bench_scale10(
         cluster.stop()
 
 
-def _gate(cluster: LocalCluster, directory: Path, layout: Layout, operator: OperatorProcess, port: int) -> None:
+def _gate(
+    cluster: LocalCluster, api: Api, directory: Path, layout: Layout, operator: OperatorProcess, port: int
+) -> None:
     """Reviews of production rollouts of 100 applications (their candidates as stored), posted straight to the
     operator's webhook (not registered: the API server would add its own time): first while their releases are
     Ready (admitted), then with 20 of them made not Ready by a removed memory limit (refused, listing what is
@@ -414,6 +492,7 @@ def _gate(cluster: LocalCluster, directory: Path, layout: Layout, operator: Oper
     rng = random.Random(21)  # noqa: S311 - a repeatable choice, not a secret
     picked = rng.sample(layout.releases(), min(100, len(layout.releases())))
     bodies = []
+    objs = []
     for i, (n, a) in enumerate(picked):
         app = layout.app(n, a)
         stored = apps.api_client.sanitize_for_serialization(apps.read_namespaced_deployment(f"{app}-0", f"stg-{n}"))
@@ -421,6 +500,7 @@ def _gate(cluster: LocalCluster, directory: Path, layout: Layout, operator: Oper
         obj = {**stored, "metadata": {**meta, "namespace": "prod"}}
         obj.pop("status", None)
         bodies.append(_review(obj, f"review-{i}"))
+        objs.append(obj)
     tls = cluster.webhook_client_context(directory / "certs" / "ca.crt")
     url = f"https://127.0.0.1:{port}/gate-deployments"
 
@@ -452,6 +532,7 @@ def _gate(cluster: LocalCluster, directory: Path, layout: Layout, operator: Oper
 
     print(f"releases Ready among the {len(picked)}: {sum(ready(layout.app(n, a)) for n, a in picked)}")
     run("admitted (Ready releases)", bodies)
+    index = _in_process(api, None, "admitted", objs)
     memory = "/spec/template/spec/containers/0/resources/limits/memory"
     unready = picked[:20]
     for n, a in unready:
@@ -459,6 +540,7 @@ def _gate(cluster: LocalCluster, directory: Path, layout: Layout, operator: Oper
     names = [layout.app(n, a) for n, a in unready]
     _until(functools.partial(none_ready, names), 60)
     run("refused (20 releases not Ready)", bodies[:20])
+    _in_process(api, index, "refused", objs[:20])
     for n, a in unready:
         patch = [{"op": "add", "path": memory, "value": "512Mi"}]
         apps.patch_namespaced_deployment(f"{layout.app(n, a)}-0", f"stg-{n}", patch)
