@@ -29,7 +29,7 @@ from release_readiness.config import Settings
 from release_readiness.defaultchecklist import apply_default_checklist
 from release_readiness.indexes import ClusterIndex, Watched, watched
 from release_readiness.kinds import GatedKind
-from release_readiness.kube import KubeApi
+from release_readiness.kube import KubeClient
 from release_readiness.leader import LeaderElector
 from release_readiness.notifier import Notifier
 from release_readiness.reconciler import Reconciler
@@ -58,10 +58,10 @@ OPTIONAL_RECHECK_SECONDS = 5.0
 class OperatorState:
     """Everything the handlers share; stored in Kopf's memo."""
 
-    def __init__(self, settings: Settings, api: KubeApi | None = None) -> None:
+    def __init__(self, settings: Settings, api: KubeClient | None = None) -> None:
         self.settings = settings
         self.index = ClusterIndex(extra_kinds=settings.extra_gated_kinds)
-        self.api = api or KubeApi()
+        self.api = api or KubeClient()
         self.watched = indexed(settings.extra_gated_kinds)
         self.sync = ListingSync(required={w.kind for w in self.watched})
         self.reconciler = Reconciler(self.index, self.api, settings, sync=self.sync)

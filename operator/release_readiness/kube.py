@@ -1,7 +1,10 @@
 """The few direct API calls the operator makes (status patches, events, named TLS Secrets, its own identity,
 and the SubjectAccessReview made when a release is created).
 
-Synchronous kubernetes-client calls; the reconciler runs them in a thread so the event loop never blocks.
+`KubeApi` names them; the core (reconciler, notifier, the gate's recorder) depends on that protocol only.
+`KubeClient` makes them with the kubernetes client; unit tests use an in-memory implementation
+(release_readiness_dev/fakekube.py). Synchronous calls; the core runs them in a thread so the event loop never
+blocks.
 """
 
 from __future__ import annotations
@@ -10,14 +13,14 @@ import datetime as dt
 import logging
 import os
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from release_readiness import GROUP, VERSION
 
-__all__ = ["KubeApi", "authenticated_username"]
+__all__ = ["AccessReviewer", "KubeApi", "KubeClient", "authenticated_username", "without_private_key"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,49 @@ def authenticated_username(api_client: client.ApiClient) -> str | None:
     return str(user.username) if user is not None and user.username else None
 
 
-class KubeApi:
+def without_private_key(secret: dict[str, Any]) -> dict[str, Any]:
+    """A TLS Secret with its certificate only: the private key never stays in the operator's memory, only whether
+    it exists."""
+    data = secret.get("data") or {}
+    tls = {"tls.crt": data.get("tls.crt", ""), "tls.key": "present" if data.get("tls.key") else ""}
+    return {**secret, "data": tls}
+
+
+class AccessReviewer(Protocol):
+    def may(
+        self,
+        user: str,
+        groups: list[str],
+        extra: dict[str, list[str]],
+        uid: str | None,
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str,
+        timeout: float,
+    ) -> tuple[bool, str]: ...
+
+
+class KubeApi(AccessReviewer, Protocol):
+    """What the operator asks of the API server besides its watches (see KubeClient for what each does); `may`
+    (a SubjectAccessReview) is all the admission adapter may ask of it."""
+
+    def replace_release_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def patch_checklist_status(self, name: str, status: dict[str, Any]) -> None: ...
+    def whoami(self) -> str: ...
+    def served(self, group: str, version: str, plural: str) -> bool: ...
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
+    def list_labelled(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
+    def read_named_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def write_config_map(self, namespace: str, body: dict[str, Any]) -> bool: ...
+    def delete_config_map(self, namespace: str, name: str) -> None: ...
+
+
+class KubeClient:
+    """KubeApi with the kubernetes client (in-cluster configuration, else $KUBECONFIG)."""
+
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
         if api_client is None:
             try:
@@ -124,12 +169,7 @@ class KubeApi:
     def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A TLS Secret an Ingress names (None when missing or not readable), without its private key."""
         result = self._read(self.core.read_namespaced_secret, namespace, name, absent=(403, 404))
-        if result is None:
-            return None
-        # Keep only the certificate: the private key never stays in the operator's memory, only whether it exists.
-        data = result.get("data") or {}
-        result["data"] = {"tls.crt": data.get("tls.crt", ""), "tls.key": "present" if data.get("tls.key") else ""}
-        return result
+        return None if result is None else without_private_key(result)
 
     def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = involved["metadata"]

@@ -117,6 +117,8 @@ class Reconciler:
     """When given, nothing is evaluated (no status written) before every watched kind is listed."""
     notify: Callable[[list[Notification]], None] = lambda _: None
     """Queues notifications of the status transitions written (notifier.py); never waits."""
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    """The time evaluations are made at (a unit test sets it)."""
 
     def enqueue(self, keys: Iterable[Key]) -> None:
         for key in keys:
@@ -282,7 +284,7 @@ class Reconciler:
                 await self._report_invalid(key, self.index.invalid_releases[key])
             return
         await self._refresh_tls_secrets(self.index.tls_secret_names(release))
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        now = self.clock().replace(microsecond=0)
         admitted = bool(self.index.production_workloads(release))
         inp = self.build_input(key, now, await self.metric_results(release, now, admitted), admitted)
         if inp is None:
@@ -326,7 +328,7 @@ class Reconciler:
         except ValidationError:
             previous = None
         generation = (body.get("metadata") or {}).get("generation")
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        now = self.clock().replace(microsecond=0)
         new = invalid_release_status(why, generation if isinstance(generation, int) else None, previous, now)
         if status_changed(previous, new):
             log.warning("release %s/%s cannot be read: %s", key[0], key[1], why)

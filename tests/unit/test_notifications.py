@@ -16,6 +16,7 @@ from release_readiness.api.common import Condition
 from release_readiness.api.release import ApprovalStatus, CandidateStatus, ItemStatus
 from release_readiness.config import Settings
 from release_readiness.notifications import (
+    SINK_LABEL,
     Notification,
     Sink,
     SinkError,
@@ -30,6 +31,7 @@ from release_readiness.notifications import (
     webhook_body,
 )
 from release_readiness.notifier import MAX_PENDING, Ledger, Notifier, backoff, may_claim
+from release_readiness_dev.fakekube import FakeKubeApi
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 
@@ -324,41 +326,17 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert [backoff(a, 1, 10) for a in range(1, 7)] == [1, 2, 4, 8, 10, 10]
 
 
-class FakeConfigMaps:
-    """ConfigMaps with resourceVersions and compare-and-swap, like the API server."""
-
-    def __init__(self) -> None:
-        self.maps: dict[str, dict[str, Any]] = {}
-        self.version = 0
-
-    def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        found = self.maps.get(name)
-        return json.loads(json.dumps(found)) if found else None
-
-    def write_config_map(self, namespace: str, body: dict[str, Any]) -> bool:
-        name = body["metadata"]["name"]
-        current = self.maps.get(name)
-        if (current or {}).get("metadata", {}).get("resourceVersion") != body["metadata"].get("resourceVersion"):
-            return False
-        self.version += 1
-        body["metadata"]["resourceVersion"] = str(self.version)
-        body["metadata"].setdefault("creationTimestamp", f"{NOW:%Y-%m-%dT%H:%M:%SZ}")
-        self.maps[name] = json.loads(json.dumps(body))
-        return True
-
-    def list_labelled(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return list(self.maps.values())
-
-    def delete_config_map(self, namespace: str, name: str) -> None:
-        self.maps.pop(name, None)
+def config_maps(api: FakeKubeApi) -> list[dict[str, Any]]:
+    """The ConfigMaps (the ledgers) the fake API server holds."""
+    return [body for (kind, _, _), body in api.objects.items() if kind == "ConfigMap"]
 
 
-def ledger(api: FakeConfigMaps, me: str) -> Ledger:
-    return Ledger(api, "rr", me, claim_seconds=60)  # type: ignore[arg-type]
+def ledger(api: FakeKubeApi, me: str) -> Ledger:
+    return Ledger(api, "rr", me, claim_seconds=60)
 
 
 def test_one_replica_claims_and_the_others_skip_until_its_claim_goes_stale() -> None:
-    api = FakeConfigMaps()
+    api = FakeKubeApi(clock=lambda: NOW)
     a, b = ledger(api, "a"), ledger(api, "b")
     n = notification()
     assert a.claim(n, "slack", NOW)
@@ -371,14 +349,14 @@ def test_one_replica_claims_and_the_others_skip_until_its_claim_goes_stale() -> 
     a.finish(n, "slack", "sent", later)  # a's late record does not overwrite b's claim
     b.finish(n, "slack", "sent", later)
     assert not a.claim(n, "slack", later + dt.timedelta(hours=1))
-    entry = next(json.loads(v) for v in next(iter(api.maps.values()))["data"].values() if '"slack"' in v)
+    entry = next(json.loads(v) for v in config_maps(api)[0]["data"].values() if '"slack"' in v)
     assert entry["state"] == "sent"
     assert entry["by"] == "b"
     assert "notification" not in entry  # the text goes once sent
 
 
 def test_a_ledger_bounds_its_unsent_entries_and_goes_with_its_release() -> None:
-    api = FakeConfigMaps()
+    api = FakeKubeApi(clock=lambda: NOW)
     a = ledger(api, "a")
     for i in range(MAX_PENDING):
         assert a.claim(notification(), f"sink-{i}", NOW)
@@ -386,11 +364,11 @@ def test_a_ledger_bounds_its_unsent_entries_and_goes_with_its_release() -> None:
     assert a.prune({"u-1"}, NOW) == 0
     assert a.prune({"u-2"}, NOW) == 0  # young: its release may be newer than the index
     assert a.prune({"u-2"}, NOW + dt.timedelta(minutes=11)) == 1
-    assert api.maps == {}
+    assert config_maps(api) == []
 
 
 def test_submit_queues_a_key_once_and_one_refusal_a_release_per_interval() -> None:
-    notifier = Notifier(Settings(notify_refusal_interval_seconds=60, notify_queue_size=3), api=None)  # type: ignore[arg-type]
+    notifier = Notifier(Settings(notify_refusal_interval_seconds=60, notify_queue_size=3), api=FakeKubeApi())
     refused = replace(notification(Transition.ROLLOUT_REFUSED), key="u-1/RolloutRefused/a")
     other = replace(refused, key="u-1/RolloutRefused/b")
     notifier.submit([refused, refused, other], now=0)
@@ -417,15 +395,6 @@ def drain(notifier: Notifier) -> list[Any]:
 # -- the notifier against a local HTTP server, with the ledger in memory -----------------------------------------
 
 
-class FakeApi(FakeConfigMaps):
-    def __init__(self, secrets: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
-    def list_labelled(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return self.secrets if kind == "Secret" else list(self.maps.values())
-
-
 def test_the_notifier_retries_a_failing_receiver_gives_up_on_a_wrong_url_and_drains_on_stop() -> None:
     import asyncio
 
@@ -450,16 +419,19 @@ def test_the_notifier_retries_a_failing_receiver_gives_up_on_a_wrong_url_and_dra
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        api = FakeApi([
-            {**secret(url=f"http://127.0.0.1:{port}/flaky", format="slack"), "metadata": {"name": "flaky"}},
-            {**secret(url=f"http://127.0.0.1:{port}/gone"), "metadata": {"name": "gone"}},
-        ])  # fmt: skip
-        notifier = Notifier(Settings(identity="me", notify_retry_max_seconds=0.05), api, retry_first_seconds=0.01)  # type: ignore[arg-type]
+        api = FakeKubeApi()
+        sink = {"kind": "Secret", "metadata": {"namespace": "", "labels": {SINK_LABEL: "true"}}}
+        for name, data in (
+            ("flaky", {"url": f"http://127.0.0.1:{port}/flaky", "format": "slack"}),
+            ("gone", {"url": f"http://127.0.0.1:{port}/gone"}),
+        ):
+            api.put({**secret(**data), **sink, "metadata": {**sink["metadata"], "name": name}})
+        notifier = Notifier(Settings(identity="me", notify_retry_max_seconds=0.05), api, retry_first_seconds=0.01)
         await notifier.start()
         notifier.submit([notification()])
         states: dict[str, dict[str, Any]] = {}
         for _ in range(500):  # until both are recorded as finished
-            data = next(iter(api.maps.values()), {}).get("data") or {}
+            data = next(iter(config_maps(api)), {}).get("data") or {}
             states = {e["sink"]: e for e in map(json.loads, data.values())}
             if len(states) == 2 and all(e["state"] != "pending" for e in states.values()):
                 break
@@ -481,7 +453,7 @@ def test_one_namespace_cannot_fill_the_queue_for_every_other() -> None:
     """Red-team 3 finding 3: a developer who may create releases in one namespace (hundreds, each waiting for five
     roles) filled the queue, and every other team's notifications were dropped. One namespace holds at most three
     quarters; a place frees when its item is taken."""
-    notifier = Notifier(Settings(notify_queue_size=8), api=None)  # type: ignore[arg-type]
+    notifier = Notifier(Settings(notify_queue_size=8), api=FakeKubeApi())
     flood = [replace(notification(Transition.READY), key=f"flood-{i}", namespace="mallory-dev") for i in range(20)]
     notifier.submit(flood, now=0)
     assert notifier.queue.qsize() == 6

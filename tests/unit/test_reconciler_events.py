@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -9,6 +10,7 @@ from release_readiness.api import ReleaseReadiness, ReleaseStatus
 from release_readiness.config import Settings
 from release_readiness.indexes import ClusterIndex
 from release_readiness.reconciler import Reconciler, transition_events
+from release_readiness_dev.fakekube import FakeKubeApi
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -73,7 +75,8 @@ def test_a_veto_a_stale_approval_and_a_newly_failed_item() -> None:
     ]
 
 
-def test_an_expiring_waiver_is_announced_once() -> None:
+def one_release() -> ClusterIndex:
+    """An index holding release prod/r (uid-r), whose checklist does not exist: its status is written once."""
     index = ClusterIndex()
     release = ReleaseReadiness.model_validate(
         {
@@ -82,6 +85,11 @@ def test_an_expiring_waiver_is_announced_once() -> None:
         }
     )
     index.releases[("prod", "r")] = release
+    return index
+
+
+def test_an_expiring_waiver_is_announced_once() -> None:
+    index = one_release()
     for name, item, expires in (("soon", "limits", dt.timedelta(hours=5)), ("later", "probes", dt.timedelta(days=9))):
         index.upsert(
             "ReleaseSignoff",
@@ -99,8 +107,15 @@ def test_an_expiring_waiver_is_announced_once() -> None:
                 },
             },
         )
-    reconciler = Reconciler(index, api=None, settings=Settings())  # type: ignore[arg-type]
-    first = reconciler._waiver_events(("prod", "r"), NOW)
+    api = FakeKubeApi()
+    clock = [NOW]
+    reconciler = Reconciler(index, api=api, settings=Settings(), clock=lambda: clock[0])
+
+    def waiver_events() -> list[tuple[str, str, str]]:
+        asyncio.run(reconciler.reconcile(("prod", "r")))
+        return [(type_, reason, message) for _, type_, reason, message in api.events if reason == "WaiverExpiring"]
+
+    first = waiver_events()
     assert first == [
         (
             "Warning",
@@ -109,35 +124,29 @@ def test_an_expiring_waiver_is_announced_once() -> None:
             "waiving role sign a new waiver",
         )
     ]
-    assert reconciler._waiver_events(("prod", "r"), NOW + dt.timedelta(hours=1)) == []
+    clock[0] = NOW + dt.timedelta(hours=1)
+    assert waiver_events() == first  # not again
+
+
+async def written(api: FakeKubeApi, times: int) -> None:
+    """Until the reconciler has tried to write a status `times` times."""
+    await asyncio.to_thread(api.wait_for_calls, "replace_release_status", times)
 
 
 def test_a_failing_reconcile_backs_off_and_recovers() -> None:
-    import asyncio
-
-    index = ClusterIndex()
-    calls: list[float] = []
+    api = FakeKubeApi()
+    api.fail("replace_release_status", RuntimeError("the API server is away"), RuntimeError("still away"))
 
     async def run() -> dict[tuple[str, str], int]:
-        third = asyncio.Event()
-
-        class Flaky(Reconciler):
-            async def reconcile(self, key: tuple[str, str]) -> None:
-                calls.append(asyncio.get_running_loop().time())
-                if len(calls) == 3:
-                    third.set()
-                if len(calls) < 3:
-                    raise RuntimeError("the API server is away")
-
-        reconciler = Flaky(index, api=None, settings=Settings(workers=1), retry_first_seconds=0.05)  # type: ignore[arg-type]
-        worker = asyncio.create_task(reconciler._worker(0))
-        reconciler.enqueue([("prod", "r")])
-        await asyncio.wait_for(third.wait(), timeout=30)
+        reconciler = Reconciler(one_release(), api=api, settings=Settings(workers=1), retry_first_seconds=0.05)
+        await reconciler.start_soon()
+        await written(api, 3)
         await asyncio.sleep(0.3)  # time for a (wrong) fourth call to show
-        worker.cancel()
+        await reconciler.stop()
         return reconciler.failures
 
     failures = asyncio.run(run())
+    calls = api.called("replace_release_status")
     assert len(calls) == 3, "retried twice, then succeeded, then stopped"
     # A timer never fires early, so lower bounds hold however loaded the machine is: 0.05 s, then 0.1 s.
     assert calls[1] - calls[0] >= 0.05 * 0.95, "the first retry waits the first back-off"
@@ -168,33 +177,22 @@ def test_the_event_limiter_stays_bounded_whatever_the_keys() -> None:
 
 
 def test_an_api_error_is_retried_and_logged_in_one_line_a_bug_with_its_traceback(caplog: Any) -> None:
-    import asyncio
     import json
     import logging
 
     from kubernetes.client.exceptions import ApiException
 
-    index = ClusterIndex()
     timeout = ApiException(status=500, reason="Internal Server Error")
     message = 'Internal error occurred: failed calling webhook "x": context deadline exceeded'
     timeout.body = json.dumps({"message": message})
-    errors: list[Exception] = [timeout, KeyError("bug")]
+    api = FakeKubeApi()
+    api.fail("replace_release_status", timeout, KeyError("bug"))
 
     async def run() -> None:
-        done = asyncio.Event()
-
-        class Failing(Reconciler):
-            async def reconcile(self, key: tuple[str, str]) -> None:
-                if not errors:
-                    done.set()
-                    return
-                raise errors.pop(0)
-
-        reconciler = Failing(index, api=None, settings=Settings(workers=1), retry_first_seconds=0.01)  # type: ignore[arg-type]
-        worker = asyncio.create_task(reconciler._worker(0))
-        reconciler.enqueue([("prod", "r")])
-        await asyncio.wait_for(done.wait(), timeout=30)
-        worker.cancel()
+        reconciler = Reconciler(one_release(), api=api, settings=Settings(workers=1), retry_first_seconds=0.01)
+        await reconciler.start_soon()
+        await written(api, 3)
+        await reconciler.stop()
 
     with caplog.at_level(logging.WARNING, logger="release_readiness.reconciler"):
         asyncio.run(run())

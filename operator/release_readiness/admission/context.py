@@ -10,24 +10,10 @@ from release_readiness.admission.authority import Authority
 from release_readiness.admission.gate import Decision, GateRequest
 from release_readiness.config import Settings
 from release_readiness.indexes import ClusterIndex
+from release_readiness.kube import AccessReviewer
 from release_readiness.sync import ListingSync
 
 __all__ = ["AccessReviewer", "AdmissionContext", "DecisionRecorder"]
-
-
-class AccessReviewer(Protocol):
-    def may(
-        self,
-        user: str,
-        groups: list[str],
-        extra: dict[str, list[str]],
-        uid: str | None,
-        verb: str,
-        group: str,
-        resource: str,
-        namespace: str,
-        timeout: float,
-    ) -> tuple[bool, str]: ...
 
 
 class DecisionRecorder(Protocol):
@@ -35,7 +21,7 @@ class DecisionRecorder(Protocol):
 
 
 class AdmissionContext(Protocol):
-    """Read-only members, so that an implementation may hold richer types (KubeApi, GateRecorder)."""
+    """Read-only members, so that an implementation may hold richer types (KubeClient, GateRecorder)."""
 
     @property
     def settings(self) -> Settings: ...
