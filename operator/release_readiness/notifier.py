@@ -52,6 +52,7 @@ from release_readiness.notifications import (
     slack_body,
     webhook_body,
 )
+from release_readiness.tasks import cancel
 
 __all__ = ["LEDGER_LABEL", "Ledger", "Notifier", "backoff", "may_claim"]
 
@@ -325,12 +326,7 @@ class Notifier:
         if self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.join(), drain_seconds)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel(self._tasks)
         if self._session is not None:
             await self._session.close()
 

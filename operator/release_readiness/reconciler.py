@@ -41,6 +41,7 @@ from release_readiness.kube import KubeApi
 from release_readiness.metricgates import MetricGates, PrometheusClient
 from release_readiness.notifications import Notification, status_notifications
 from release_readiness.sync import ListingSync
+from release_readiness.tasks import cancel
 
 __all__ = ["Reconciler", "transition_events"]
 
@@ -142,12 +143,7 @@ class Reconciler:
         self.enqueue(list(self.index.releases))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel(self._tasks)
         if self._session is not None:
             await self._session.close()
 

@@ -72,6 +72,7 @@ from release_readiness.metrics import (
 from release_readiness.pki import write_serving_certificate
 from release_readiness.suites import SUITE_CREATOR, suite_change_errors, suite_stamp
 from release_readiness.tally import signer_of, tally, waiver_fingerprint
+from release_readiness.tasks import cancel
 from release_readiness.validation import validate_checklist, validate_release, validate_release_unique
 
 __all__ = ["register_webhooks", "serving_certificate", "webhook_server"]
@@ -160,9 +161,7 @@ class BoundedSite(aiohttp.web.BaseSite):
 
     async def stop(self) -> None:
         if self._accepting is not None:
-            self._accepting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accepting
+            await cancel([self._accepting])
         if self._sock is not None:
             self._sock.close()
         await super().stop()
