@@ -39,10 +39,10 @@ def test_the_webhook_configurations_come_from_the_table() -> None:
     _, validating = webhook_configurations(b"ca", base_url="https://127.0.0.1:1", extra_kinds=extra)
     gates = {h["name"]: h for h in validating["webhooks"] if h["name"].startswith("gate-")}
     for kind in gated_kinds(extra):
-        for suffix, policy in (("enforce", "Fail"), ("advisory", "Ignore")):
+        for suffix, policy, path in (("enforce", "Fail", kind.webhook), ("advisory", "Ignore", kind.advisory_webhook)):
             hook = gates.pop(f"{kind.webhook}-{suffix}.readiness.dev")
             assert hook["failurePolicy"] == policy
-            assert hook["clientConfig"]["url"] == f"https://127.0.0.1:1/{kind.webhook}"
+            assert hook["clientConfig"]["url"] == f"https://127.0.0.1:1/{path}"
             assert hook["rules"][0]["apiGroups"] == [kind.group]
     assert gates == {}
     pods = next(h for h in validating["webhooks"] if h["name"] == "gate-pods-enforce.readiness.dev")
