@@ -164,7 +164,12 @@ class Layout:
             )
             for a in range(self.apps):
                 app = self.app(n, a)
-                spec = {"selector": {"app.kubernetes.io/name": app}, "ports": [{"port": 80, "targetPort": 8080}]}
+                # Headless: the local API server's service range (a /24) has no cluster IPs for 2,000 Services.
+                spec = {
+                    "clusterIP": "None",
+                    "selector": {"app.kubernetes.io/name": app},
+                    "ports": [{"port": 80, "targetPort": 8080}],
+                }
                 yield (
                     f"/api/v1/namespaces/{ns}/services",
                     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": app, "namespace": ns}, "spec": spec},
@@ -220,6 +225,7 @@ class Api:
                 while not queue.empty():
                     path, body = queue.get_nowait()
                     data = json.dumps(body).encode()
+                    last = ""
                     for attempt in range(20):
                         try:
                             async with session.post(
@@ -227,14 +233,14 @@ class Api:
                             ) as resp:
                                 if resp.status in (200, 201, 409):  # 409: created by an earlier attempt
                                     break
-                                text = await resp.text()
+                                text = last = f"{resp.status} {(await resp.text())[:300]}"
                                 if resp.status < 500 and resp.status != 429:
                                     raise RuntimeError(f"POST {path}: {resp.status} {text[:500]}")
                         except aiohttp.ClientError:
                             pass
                         await asyncio.sleep(0.1 * (attempt + 1))
                     else:
-                        raise RuntimeError(f"POST {path} failed 20 times")
+                        raise RuntimeError(f"POST {path} failed 20 times; last: {last}")
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
         return len(objects)
@@ -583,6 +589,7 @@ def _soak(
     rng = random.Random(42)  # noqa: S311 - a repeatable choice, not a secret
     removed: set[tuple[int, int]] = set()
     latencies: list[float] = []
+    at: list[float] = []
     timeouts = 0
     memory_path = "/spec/template/spec/containers/0/resources/limits/memory"
     try:
@@ -601,17 +608,34 @@ def _soak(
             apps.patch_namespaced_deployment(f"{app}-0", f"stg-{n}", patch)
             flipped = _until(functools.partial(state_is, app, want), 30)
             latencies.append(time.perf_counter() - started)
+            at.append(started - began)
             timeouts += not flipped
             time.sleep(max(0.0, 0.5 - (time.perf_counter() - started)))
     finally:
         stop.set()
         sampler.join()
     samples.append((time.perf_counter() - began, _rss_mib(pid)))
+    _report_soak(seconds, sample_seconds, latencies, at, timeouts, samples)
+
+
+def _report_soak(
+    seconds: float,
+    sample_seconds: float,
+    latencies: list[float],
+    at: list[float],
+    timeouts: int,
+    samples: list[tuple[float, float]],
+) -> None:
     print(
         f"soak of {seconds:.0f} s: {len(latencies)} changes (a memory limit removed or restored by a JSON patch, until "
         f"the release's {WATCHED} item flips): change to status p50 {_pct(latencies, 0.5) * 1000:.0f} ms, p95 "
         f"{_pct(latencies, 0.95) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms (goal p95 < 1 s); "
         f"{timeouts} not flipped within 30 s"
+    )
+    slow = [(t, lat) for t, lat in zip(at, latencies, strict=True) if lat > 1]
+    print(
+        f"changes over 1 s: {len(slow)}"
+        + (": " + ", ".join(f"at {t:.0f}s {lat * 1000:.0f} ms" for t, lat in slow[:40]) if slow else "")
     )
     series = ", ".join(f"{t:.0f}s {rss:.0f}" for t, rss in samples)
     rss = [r for _, r in samples]
