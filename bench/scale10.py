@@ -293,7 +293,7 @@ def _in_process(api: Api, index: ClusterIndex | None, label: str, objs: list[dic
         decision = gate_decision(
             req,
             mode,
-            index.releases_in("prod"),
+            functools.partial(index.releases_for, "prod"),
             index.checklists,
             (),
             dt.datetime.now(dt.UTC),

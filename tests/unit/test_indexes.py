@@ -82,6 +82,16 @@ def brute_force(index: ClusterIndex) -> dict[str, Any]:
     namespaces = {ns for ns, _ in index.releases} | {r.spec.candidate.namespace for r in index.releases.values()}
     return {
         "in": {ns: sorted(k for k in index.releases if k[0] == ns) for ns in namespaces},
+        "for": {
+            (ns, app, version): sorted(
+                k
+                for k, r in index.releases.items()
+                if k[0] == ns and (r.spec.application, r.spec.version) == (app, version)
+            )
+            for ns in namespaces
+            for app in ("a", "b", "c", "d")
+            for version in ("1", "2")
+        },
         "watching": {
             ns: sorted(k for k, r in index.releases.items() if k[0] == ns or r.spec.candidate.namespace == ns)
             for ns in namespaces
@@ -103,6 +113,10 @@ def answered(index: ClusterIndex, expected: dict[str, Any]) -> dict[str, Any]:
             ns: sorted((r.metadata.namespace or "", r.metadata.name or "") for r in index.releases_in(ns))
             for ns in expected["in"]
         },
+        "for": {
+            key: sorted((r.metadata.namespace or "", r.metadata.name or "") for r in index.releases_for(*key))
+            for key in expected["for"]
+        },
         "watching": {ns: index._watching(ns) for ns in expected["watching"]},
         "using": {c: index.releases_using(c) for c in expected["using"]},
         "naming": {
@@ -122,7 +136,8 @@ def test_the_per_namespace_and_per_release_indexes_agree_with_a_full_scan_throug
         name = rng.choice(["a", "b", "c", "d"])
         action = rng.random()
         if action < 0.35:
-            index.upsert("ReleaseReadiness", named_release(ns, name, other, rng.choice(["c", "e"])))
+            version = rng.choice(["1", "2"])
+            index.upsert("ReleaseReadiness", named_release(ns, name, other, rng.choice(["c", "e"]), version=version))
         elif action < 0.5:
             index.delete("ReleaseReadiness", named_release(ns, name, other))
         elif action < 0.85:

@@ -392,15 +392,16 @@ def _inspected_none(_: ReleaseReadiness) -> Sequence[Workload]:
 def gate_decision(
     req: GateRequest,
     mode: str | None,
-    releases: Sequence[ReleaseReadiness],
+    releases: Sequence[ReleaseReadiness] | Callable[[str, str], Sequence[ReleaseReadiness]],
     checklists: Mapping[str, ReadinessChecklist],
     break_glass_groups: Sequence[str],
     now: dt.datetime,
     inspected: Callable[[ReleaseReadiness], Sequence[Workload]] = _inspected_none,
     invalid: Mapping[str, str] | None = None,
 ) -> Decision:
-    """Decide a rollout. `releases`: the ReleaseReadiness objects in the request's namespace; `inspected`: a
-    release's candidate workloads as the index holds them (to name the field that differs); `invalid`: the
+    """Decide a rollout. `releases`: the ReleaseReadiness objects in the request's namespace, or a lookup of the
+    namespace's releases of one application and version (the index's: no request scans every release); `inspected`:
+    a release's candidate workloads as the index holds them (to name the field that differs); `invalid`: the
     namespace's releases the operator cannot read (name -> why), named when no release matches."""
     if mode not in MODES:
         return Decision(True, "not-gated", f"namespace {req.namespace} is not gated")
@@ -428,8 +429,9 @@ def gate_decision(
             gate_mode,
         )
 
+    candidates = releases(app, version) if callable(releases) else releases
     matching = sorted(
-        (r for r in releases if r.spec.application == app and r.spec.version == version),
+        (r for r in candidates if r.spec.application == app and r.spec.version == version),
         key=lambda r: (r.metadata.creation_timestamp or now, r.metadata.name or ""),
     )
     if not matching:

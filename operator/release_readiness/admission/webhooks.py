@@ -733,7 +733,7 @@ def _gate_answer(gated: GatedKind, state: AdmissionContext, advisory_hook: bool,
         decision = gate_decision(
             req,
             mode,
-            state.index.releases_in(namespace),
+            functools.partial(state.index.releases_for, namespace),
             state.index.checklists,
             state.settings.break_glass_groups,
             dt.datetime.now(dt.UTC),
