@@ -51,6 +51,10 @@ def indexed(extra_kinds: Sequence[GatedKind] = ()) -> tuple[Watched, ...]:
     )
 
 
+HANDLED = frozenset({(GROUP, "readinesschecklists")})
+"""The watched resources with a handler that acts on their events (checklist_status); Kopf gets only their object
+events, the others are indexed by the tap and never reach Kopf's per-object workers."""
+
 OPTIONAL_RECHECK_SECONDS = 5.0
 """While not synced, how often optional kinds are looked up again (a CRD installed or removed meanwhile)."""
 
@@ -65,7 +69,7 @@ class OperatorState:
         self.watched = indexed(settings.extra_gated_kinds)
         self.sync = ListingSync(required={w.kind for w in self.watched})
         self.reconciler = Reconciler(self.index, self.api, settings, sync=self.sync)
-        self.tap = WatchTap.of(self.index, self.sync, self.watched, self.reconciler.enqueue)
+        self.tap = WatchTap.of(self.index, self.sync, self.watched, self.reconciler.enqueue, HANDLED)
         self.elector: LeaderElector | None = None
         if settings.leader_election:
             self.elector = LeaderElector(

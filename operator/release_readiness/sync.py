@@ -81,11 +81,26 @@ class WatchTap:
     kinds: dict[tuple[str, str], str]
     """(group, plural) -> kind of every watched resource."""
     on_change: Feed
+    handled: frozenset[tuple[str, str]] | None = None
+    """(group, plural) of the kinds whose events Kopf must still dispatch (a handler acts on them); None: every
+    kind. The others are only indexed here: Kopf would start a worker task per object (and hold its whole body) for a
+    handler that does nothing: 45,000 of them when the operator starts on a large cluster (docs/benchmarks.md)."""
     _listing: dict[str, set[Key]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, index: ClusterIndex, sync: ListingSync, watched: Iterable[Watched], on_change: Feed) -> WatchTap:
-        return cls(index, sync, {(w.group, w.plural): w.kind for w in watched}, on_change)
+    def of(
+        cls,
+        index: ClusterIndex,
+        sync: ListingSync,
+        watched: Iterable[Watched],
+        on_change: Feed,
+        handled: frozenset[tuple[str, str]] | None = None,
+    ) -> WatchTap:
+        return cls(index, sync, {(w.group, w.plural): w.kind for w in watched}, on_change, handled)
+
+    def dispatches(self, group: str, plural: str) -> bool:
+        """Whether Kopf gets this resource's object events (else they are only indexed)."""
+        return self.handled is None or (group, plural) in self.handled or (group, plural) not in self.kinds
 
     def __call__(self, group: str, plural: str, event: dict[str, Any] | None) -> None:
         """One raw event of the stream of (group, plural); None is the end of a listing."""
@@ -119,12 +134,11 @@ class WatchTap:
 
 # -- the patch of Kopf's watch stream ----------------------------------------------------------------------
 
-Tap = Callable[[str, str, dict[str, Any] | None], None]
-_TAPS: dict[int, Tap] = {}
+_TAPS: dict[int, WatchTap] = {}
 _original = watching.infinite_watch
 
 
-def register_tap(settings: object, tap: Tap) -> None:
+def register_tap(settings: object, tap: WatchTap) -> None:
     """Tap the watch streams of the operator run with these Kopf settings (several operators may share a process)."""
     _TAPS[id(settings)] = tap
 
@@ -144,6 +158,8 @@ async def _tapped_watch(**kwargs: Any) -> AsyncIterator[Any]:
                 tap(resource.group, resource.plural, event)
             except Exception:
                 log.exception("indexing an event of %s failed", resource.plural)
+            if not isinstance(raw_event, watching.Bookmark) and not tap.dispatches(resource.group, resource.plural):
+                continue  # indexed only: no handler acts on it (Kopf still sees the listing's end)
         yield raw_event
 
 

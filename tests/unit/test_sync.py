@@ -162,3 +162,40 @@ def test_a_discovery_scan_that_sees_part_of_our_group_is_repeated(monkeypatch: A
     answers[:] = [partial]
     assert asyncio.run(sync._complete_scan(groups=None)) == partial
     assert len(calls) == sync.SCAN_RETRIES + 1, "a CRD really gone: give up after the retries"
+
+
+def test_only_the_kinds_a_handler_acts_on_reach_kopf_and_every_event_is_indexed(monkeypatch: Any) -> None:
+    """Kopf starts a worker task per object it is given; kinds no handler acts on are only indexed."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from release_readiness.handlers import HANDLED
+
+    stream = [
+        {"type": None, "object": pod_owner("a")},
+        watching.Bookmark.LISTED,
+        {"type": "ADDED", "object": pod_owner("b")},
+    ]
+
+    async def original(**_: Any) -> Any:
+        for event in stream:
+            yield event
+
+    async def kopf_sees(group: str, plural: str, handled: frozenset[tuple[str, str]] | None) -> list[Any]:
+        tap = WatchTap.of(ClusterIndex(), ListingSync(required={"Deployment"}), indexed(), lambda _: None, handled)
+        settings = object()
+        sync.register_tap(settings, tap)
+        try:
+            resource = SimpleNamespace(group=group, plural=plural)
+            seen = [e async for e in sync._tapped_watch(resource=resource, settings=settings)]
+        finally:
+            sync.unregister_tap(settings)
+        if plural == "deployments":
+            assert tap.index.keys("Deployment") == {("stg", "a"), ("stg", "b")}
+            assert tap.sync.synced
+        return seen
+
+    monkeypatch.setattr(sync, "_original", original)
+    assert asyncio.run(kopf_sees("apps", "deployments", HANDLED)) == [watching.Bookmark.LISTED]
+    assert asyncio.run(kopf_sees("apps", "deployments", None)) == stream
+    assert asyncio.run(kopf_sees("readiness.dev", "readinesschecklists", HANDLED)) == stream
