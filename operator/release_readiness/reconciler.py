@@ -54,6 +54,9 @@ RETRY_MAX_SECONDS = 60.0
 MISSING_SECRET_RETRY = 5.0
 """Seconds before a TLS Secret that was missing is looked for again (cert-manager may be issuing it)."""
 
+CHANGED, PERIODIC = 0, 1
+"""Reconciler.enqueue priorities: releases an object's change affects, then those of a periodic pass."""
+
 Event = tuple[str, str, str]
 """(type, reason, message) of a Kubernetes event."""
 
@@ -102,8 +105,11 @@ class Reconciler:
     index: ClusterIndex
     api: KubeApi
     settings: Settings
-    queue: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
-    queued: set[Key] = field(default_factory=set)
+    queue: asyncio.PriorityQueue[tuple[int, int, Key]] = field(default_factory=asyncio.PriorityQueue)
+    """(priority, order, release): a change's releases (CHANGED) before the periodic passes (PERIODIC)."""
+    queued: dict[Key, int] = field(default_factory=dict)
+    """Each queued release and the priority it is queued at (an entry at another priority is stale)."""
+    _order: int = 0
     active: set[Key] = field(default_factory=set)
     warned_waivers: set[tuple[Key, str]] = field(default_factory=set)
     failures: dict[Key, int] = field(default_factory=dict)
@@ -121,11 +127,24 @@ class Reconciler:
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     """The time evaluations are made at (a unit test sets it)."""
 
-    def enqueue(self, keys: Iterable[Key]) -> None:
+    def enqueue(self, keys: Iterable[Key], priority: int = CHANGED) -> None:
+        """Queue releases for evaluation, each once. A change's releases (CHANGED) go before those of a periodic
+        pass (PERIODIC: the start, the resync, metric gates, an election), so a change never waits behind a
+        resync of every release; a release queued by a periodic pass and then changed moves ahead."""
         for key in keys:
-            if key not in self.queued:
-                self.queued.add(key)
-                self.queue.put_nowait(key)
+            queued = self.queued.get(key)
+            if queued is None or priority < queued:
+                self.queued[key] = priority
+                self._order += 1
+                self.queue.put_nowait((priority, self._order, key))
+
+    async def _next(self) -> Key:
+        """The next queued release (entries left behind when a release moved ahead are skipped)."""
+        while True:
+            priority, _, key = await self.queue.get()
+            if self.queued.get(key) == priority:
+                del self.queued[key]
+                return key
 
     async def start_soon(self) -> None:
         """Start the workers once every watched kind is listed, so the first evaluation sees the whole cluster."""
@@ -140,7 +159,7 @@ class Reconciler:
         self._tasks += [asyncio.create_task(self._worker(i)) for i in range(self.settings.workers)]
         self._tasks.append(asyncio.create_task(self._resync()))
         self._tasks.append(asyncio.create_task(self._metrics_refresh()))
-        self.enqueue(list(self.index.releases))
+        self.enqueue(list(self.index.releases), PERIODIC)
 
     async def stop(self) -> None:
         await cancel(self._tasks)
@@ -150,13 +169,15 @@ class Reconciler:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            self.enqueue(list(self.index.releases))
+            self.enqueue(list(self.index.releases), PERIODIC)
 
     async def _metrics_refresh(self) -> None:
         """Metric values change without any Kubernetes event: look again at releases that have metric gates."""
         while True:
             await asyncio.sleep(self.settings.metrics_interval_seconds)
-            self.enqueue([k for k, r in self.index.releases.items() if self._has_metric_gates(r.spec.checklist)])
+            self.enqueue(
+                [k for k, r in self.index.releases.items() if self._has_metric_gates(r.spec.checklist)], PERIODIC
+            )
 
     def _has_metric_gates(self, checklist: str) -> bool:
         found = self.index.checklists.get(checklist)
@@ -164,8 +185,7 @@ class Reconciler:
 
     async def _worker(self, number: int) -> None:
         while True:
-            key = await self.queue.get()
-            self.queued.discard(key)
+            key = await self._next()
             if not self.is_leader():  # the leader evaluates; on election everything is enqueued again
                 metrics.forget_release(*key)
                 continue
