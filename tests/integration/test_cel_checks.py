@@ -174,16 +174,9 @@ def test_audit_offline_and_the_operator_agree_on_cel_items(kubectl: Kubectl, tmp
         for c in containers:
             c["env"] = [*env, {"name": "LOG_LEVEL", "value": "info"}]
         return [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": application, "namespace": ns, "labels": {**labels, "team": team}},
-                "spec": {
-                    "replicas": 2,
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": application}},
-                    "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
-                },
-            },
+            builders.deployment(
+                application, ns, labels={**labels, "team": team}, template_labels=labels, containers=containers
+            ),
             {
                 "apiVersion": "v1",
                 "kind": "Service",

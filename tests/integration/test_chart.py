@@ -254,18 +254,15 @@ def test_the_operator_runs_as_the_charts_service_account(chart_cluster: LocalClu
                     "apiVersion": "v1",
                     "kind": "List",
                     "items": [
-                        {
-                            "apiVersion": "apps/v1",
-                            "kind": "Deployment",
-                            "metadata": {"name": "shop", "namespace": "stg-chart"},
-                            "spec": {
-                                "selector": {"matchLabels": labels},
-                                "template": {
-                                    "metadata": {"labels": labels},
-                                    "spec": {"containers": [{"name": "shop", "image": "reg/shop:1.0.0"}]},
-                                },
-                            },
-                        },
+                        builders.deployment(
+                            "shop",
+                            "stg-chart",
+                            labels={},
+                            template_labels=labels,
+                            selector=labels,
+                            containers=[builders.container("shop", "reg/shop:1.0.0")],
+                            replicas=None,
+                        ),
                         {
                             "apiVersion": "v1",
                             "kind": "Service",

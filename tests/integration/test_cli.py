@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from release_readiness_dev import builders
 from release_readiness_dev.builders import CI_ONLY
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import BIN, Kubectl, eventually
@@ -101,22 +102,13 @@ def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
     )
     kubectl.apply(
         json.dumps(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "orders-api", "namespace": stg, "labels": LABELS},
-                "spec": {
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": "orders-api"}},
-                    "template": {
-                        "metadata": {"labels": LABELS},
-                        "spec": {
-                            "containers": [
-                                {"name": "api", "image": "reg/orders:1.4.0", "resources": {"limits": {"cpu": "1"}}}
-                            ]
-                        },
-                    },
-                },
-            }
+            builders.deployment(
+                "orders-api",
+                stg,
+                labels=LABELS,
+                containers=[builders.container(image="reg/orders:1.4.0", resources={"limits": {"cpu": "1"}})],
+                replicas=None,
+            )
         )
     )
     kubectl.run("create", "rolebinding", "manager", "--clusterrole=readiness-signer", "--user=rita", "-n", prod)

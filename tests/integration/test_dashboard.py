@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from release_readiness_dev import builders
 from release_readiness_dev.builders import CI_ONLY
 from release_readiness_dev.harness import terminate
 from release_readiness_dev.localcluster import LocalCluster, die_with_parent
@@ -62,18 +63,11 @@ class World:
 
 
 def deployment(namespace: str, image: str = "reg.example.com/orders:1.4.0", **annotations: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "orders-api", "namespace": namespace, "labels": APP, "annotations": annotations},
-        "spec": {
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "orders-api"}},
-            "template": {
-                "metadata": {"labels": APP},
-                "spec": {"containers": [{"name": "api", "image": image, "resources": {"limits": {"cpu": "1"}}}]},
-            },
-        },
-    }
+    """orders-api 1.4.0 (a CPU limit only), no replicas."""
+    container = builders.container(image=image, resources={"limits": {"cpu": "1"}})
+    return builders.deployment(
+        "orders-api", namespace, labels=APP, containers=[container], replicas=None, annotations=annotations
+    )
 
 
 def rbac(suffix: str, prod: str, other: str) -> list[dict[str, Any]]:

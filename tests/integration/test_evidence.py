@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from release_readiness_dev import builders
 from release_readiness_dev.builders import CI_ONLY
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import Kubectl, eventually
@@ -67,26 +68,19 @@ def release_setup(kubectl: Kubectl, cluster: LocalCluster, items: list[dict[str,
             "metadata": {"name": checklist},
             "spec": {"items": items},
         },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "cart", "namespace": stg, "labels": LABELS},
-            "spec": {
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "cart"}},
-                "template": {
-                    "metadata": {"labels": LABELS},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "cart",
-                                "image": "registry.example.com/bookshop/cart:0.9.0",
-                                "resources": {"limits": {"cpu": "1", "memory": "256Mi"}},
-                            }
-                        ]
-                    },
-                },
-            },
-        },
+        builders.deployment(
+            "cart",
+            stg,
+            labels=LABELS,
+            containers=[
+                builders.container(
+                    "cart",
+                    "registry.example.com/bookshop/cart:0.9.0",
+                    resources={"limits": {"cpu": "1", "memory": "256Mi"}},
+                )
+            ],
+            replicas=None,
+        ),
     ]
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
     kubectl.apply(

@@ -161,22 +161,11 @@ def test_prometheus_down_turns_items_pending_and_they_recover(
 def run_in_production(kubectl: Kubectl, prod: str, app: str) -> None:
     """The version runs in production (the namespace is not gated here): the release records its admission."""
     labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/version": "3.2.0"}
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": app, "namespace": prod},
-                "spec": {
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "api", "image": f"reg/{app}:3.2.0"}]},
-                    },
-                },
-            }
-        )
+    container = builders.container(image=f"reg/{app}:3.2.0")
+    body = builders.deployment(
+        app, prod, labels={}, template_labels=labels, selector=labels, containers=[container], replicas=None
     )
+    kubectl.apply(json.dumps(body))
     roll_out(kubectl, prod, app)
 
 

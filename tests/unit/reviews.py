@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from release_readiness_dev import builders
+
 # Values of every JSON type; a mutation picks one of a type the field must not have.
 _ODD: tuple[Any, ...] = (None, 0, -1, 1.5, True, False, "", "x" * 300, [], [1, "a"], {}, {"a": {"b": 1}})
 
@@ -37,25 +39,15 @@ def valid_review(namespace: str = "payments-prod", uid: str | None = None) -> di
             "namespace": namespace,
             "operation": "CREATE",
             "userInfo": {"username": "alice", "groups": ["developers", "system:authenticated"]},
-            "object": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "payments-api", "namespace": namespace, "labels": {"app": "payments-api"}},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": "payments-api"}},
-                    "template": {
-                        "metadata": {
-                            "labels": {
-                                "app": "payments-api",
-                                "app.kubernetes.io/name": "payments-api",
-                                "app.kubernetes.io/version": "9.9.9",
-                            }
-                        },
-                        "spec": {"containers": [{"name": "api", "image": "registry.example.com/api:9.9.9"}]},
-                    },
-                },
-            },
+            "object": builders.deployment(
+                "payments-api",
+                namespace,
+                labels={"app": "payments-api"},
+                template_labels={"app": "payments-api", **builders.app_labels("payments-api", "9.9.9")},
+                selector={"app": "payments-api"},
+                containers=[builders.container(image="registry.example.com/api:9.9.9")],
+                replicas=1,
+            ),
             "oldObject": None,
             "dryRun": False,
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
