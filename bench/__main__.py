@@ -555,14 +555,7 @@ def bench_scale(
     setup = Setup(tmp / watched, register_webhooks=False)
     k = setup.kubectl
     try:
-        items = [
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": "scale"},
-                "spec": {"items": checklist_items or SCALE_ITEMS},
-            }
-        ]
+        items = [builders.checklist("scale", checklist_items or SCALE_ITEMS)]
         items += [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"stg-{n}"}} for n in range(namespaces)
         ]

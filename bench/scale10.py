@@ -120,12 +120,7 @@ class Layout:
         # Not required: the signoffs are evaluated (and shown Stale) without holding the releases back, so the
         # releases are Ready and the gate's common path (an admitted rollout) is what is measured.
         approvals = [{"role": f"role-{r}", "groups": [f"approvers-{r}"], "required": False} for r in range(self.roles)]
-        return {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReadinessChecklist",
-            "metadata": {"name": "scale"},
-            "spec": {"items": ITEMS, "approvals": approvals},
-        }
+        return builders.checklist("scale", ITEMS, approvals)
 
     def namespace_objects(self) -> list[tuple[str, dict[str, Any]]]:
         out = [

@@ -145,16 +145,26 @@ def snapshot(*workloads: Body, **related: Any) -> CandidateSnapshot:
 # -- the project's kinds ------------------------------------------------------------------------------------
 
 
-def checklist(name: str, checks: dict[str, Body], approvals: list[Body] | None = None, section: str = "Infra") -> Body:
-    """A ReadinessChecklist with one item per id -> check."""
-    spec: Body = {
-        "items": [
+def checklist(
+    name: str,
+    checks: dict[str, Body] | list[Body],
+    approvals: list[Body] | None = None,
+    section: str = "Infra",
+    **spec: Any,
+) -> Body:
+    """A ReadinessChecklist: one item per id -> check (titled by its id, in `section`), or the items as given (a
+    list); `spec`: more fields of its spec (rules, description)."""
+    items = (
+        checks
+        if isinstance(checks, list)
+        else [
             {"id": item_id, "section": section, "title": item_id, "check": check} for item_id, check in checks.items()
         ]
-    }
+    )
+    body: Body = {"items": items, **spec}
     if approvals is not None:
-        spec["approvals"] = approvals
-    return {"apiVersion": API_VERSION, "kind": "ReadinessChecklist", "metadata": {"name": name}, "spec": spec}
+        body["approvals"] = approvals
+    return {"apiVersion": API_VERSION, "kind": "ReadinessChecklist", "metadata": {"name": name}, "spec": body}
 
 
 def release(

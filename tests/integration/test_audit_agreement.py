@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from release_readiness.audit import DEFAULT_CHECKLIST_PATH, Outcome, audit, load_checklist, parse_documents
+from release_readiness_dev import builders
 from tests.integration.conftest import Kubectl, eventually
 
 pytestmark = pytest.mark.usefixtures("operator", "checklist_installed")
@@ -51,17 +52,7 @@ def test_live_and_offline_verdicts_agree_on_the_same_objects(kubectl: Kubectl) -
 
     # One release per application, in the candidates' own namespace (as the audit judges them: production there too).
     releases = [
-        {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReleaseReadiness",
-            "metadata": {"name": app.application, "namespace": namespace},
-            "spec": {
-                "application": app.application,
-                "version": app.version,
-                "checklist": "pre-production",
-                "candidate": {"namespace": namespace},
-            },
-        }
+        builders.release(app.application, namespace, app.application, app.version, "pre-production", namespace)
         for app in offline.applications
     ]
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": releases}))

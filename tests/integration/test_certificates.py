@@ -16,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from release_readiness.certificates import CertificateMaterial, Lifetimes, plan, service_hosts
+from release_readiness_dev import builders
 from release_readiness_dev.localcluster import LocalCluster
 from tests.integration.conftest import REPO, Kubectl, eventually
 from tests.integration.install import get, helm, run_as_deployed
@@ -89,15 +90,11 @@ def test_a_rotated_ca_and_certificate_are_served_without_a_restart_or_a_refusal(
         # (failurePolicy Fail): any TLS failure is an error here.
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         objects = client.CustomObjectsApi(api)
-        body = {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReadinessChecklist",
-            "metadata": {"name": "load"},
-            "spec": {
-                "items": [{"id": "a", "section": "S", "title": "A", "check": {"attestation": {"roles": ["x"]}}}],
-                "approvals": [{"role": "x", "title": "X", "groups": ["g"], "items": ["a"]}],
-            },
-        }
+        body = builders.checklist(
+            "load",
+            [{"id": "a", "section": "S", "title": "A", "check": {"attestation": {"roles": ["x"]}}}],
+            [{"role": "x", "title": "X", "groups": ["g"], "items": ["a"]}],
+        )
         answered: list[int] = []
         failures: list[str] = []
         stop = threading.Event()

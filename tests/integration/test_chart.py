@@ -279,32 +279,18 @@ def test_the_operator_runs_as_the_charts_service_account(chart_cluster: LocalClu
                                 "defaultBackend": {"service": {"name": "shop", "port": {"number": 80}}},
                             },
                         },
-                        {
-                            "apiVersion": "readiness.dev/v1alpha1",
-                            "kind": "ReadinessChecklist",
-                            "metadata": {"name": "sa-check"},
-                            "spec": {
-                                "items": [
-                                    {
-                                        "id": "tls",
-                                        "section": "S",
-                                        "title": "TLS",
-                                        "check": {"workload": "tlsCertificate"},
-                                    }
-                                ]
-                            },
-                        },
-                        {
-                            "apiVersion": "readiness.dev/v1alpha1",
-                            "kind": "ReleaseReadiness",
-                            "metadata": {"name": "shop-1.0.0", "namespace": "rr-self"},
-                            "spec": {
-                                "application": "shop",
-                                "version": "1.0.0",
-                                "checklist": "sa-check",
-                                "candidate": {"namespace": "stg-chart"},
-                            },
-                        },
+                        builders.checklist(
+                            "sa-check",
+                            [
+                                {
+                                    "id": "tls",
+                                    "section": "S",
+                                    "title": "TLS",
+                                    "check": {"workload": "tlsCertificate"},
+                                }
+                            ],
+                        ),
+                        builders.release("shop-1.0.0", "rr-self", "shop", "1.0.0", "sa-check", "stg-chart"),
                     ],
                 }
             )
@@ -366,28 +352,14 @@ def test_the_charts_own_deployment_passes_the_workload_checks(chart_cluster: Loc
                 "apiVersion": "v1",
                 "kind": "List",
                 "items": [
-                    {
-                        "apiVersion": "readiness.dev/v1alpha1",
-                        "kind": "ReadinessChecklist",
-                        "metadata": {"name": "own"},
-                        "spec": {
-                            "items": [
-                                {"id": c.lower(), "section": "Operator", "title": c, "check": {"workload": c}}
-                                for c in checks
-                            ]
-                        },
-                    },
-                    {
-                        "apiVersion": "readiness.dev/v1alpha1",
-                        "kind": "ReleaseReadiness",
-                        "metadata": {"name": "release-readiness-0.1.0", "namespace": NS},
-                        "spec": {
-                            "application": "release-readiness",
-                            "version": "0.1.0",
-                            "checklist": "own",
-                            "candidate": {"namespace": "rr-self"},
-                        },
-                    },
+                    builders.checklist(
+                        "own",
+                        [
+                            {"id": c.lower(), "section": "Operator", "title": c, "check": {"workload": c}}
+                            for c in checks
+                        ],
+                    ),
+                    builders.release("release-readiness-0.1.0", NS, "release-readiness", "0.1.0", "own", "rr-self"),
                 ],
             }
         )

@@ -72,32 +72,28 @@ def setup(kubectl: Kubectl, cluster: LocalCluster) -> Setup:
     kubectl.run("create", "namespace", prod)
     kubectl.apply(
         json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": checklist},
-                "spec": {
-                    "items": [
-                        {
-                            "id": "limits",
-                            "section": "Infrastructure / Containers",
-                            "title": "Limits",
-                            "check": {"workload": "resourceLimits"},
-                        },
-                        {
-                            "id": "unit-test-coverage",
-                            "section": "Code Quality / Tests",
-                            "title": "Coverage",
-                            "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
-                        },
-                    ],
-                    "approvals": [
-                        {"role": "engineering-lead", "groups": ["eng-leads"]},
-                        {"role": "release-manager", "users": ["rita"], "required": False},
-                    ],
-                    "rules": {"waivers": [{"roles": ["release-manager"], "items": ["limits"]}]},
-                },
-            }
+            builders.checklist(
+                checklist,
+                [
+                    {
+                        "id": "limits",
+                        "section": "Infrastructure / Containers",
+                        "title": "Limits",
+                        "check": {"workload": "resourceLimits"},
+                    },
+                    {
+                        "id": "unit-test-coverage",
+                        "section": "Code Quality / Tests",
+                        "title": "Coverage",
+                        "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
+                    },
+                ],
+                [
+                    {"role": "engineering-lead", "groups": ["eng-leads"]},
+                    {"role": "release-manager", "users": ["rita"], "required": False},
+                ],
+                rules={"waivers": [{"roles": ["release-manager"], "items": ["limits"]}]},
+            )
         )
     )
     kubectl.apply(

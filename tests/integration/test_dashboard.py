@@ -121,46 +121,37 @@ def world(kubectl: Kubectl, cluster: LocalCluster) -> World:
     item = {"section": "Infrastructure / Containers", "title": "Memory and CPU limits are set"}
     kubectl.apply(
         json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": checklist},
-                "spec": {
-                    "description": "The dashboard's test checklist",
-                    "items": [
-                        {"id": "limits", **item, "check": {"workload": "resourceLimits"}},
-                        {
-                            "id": "unit-test-coverage",
-                            "section": "Code Quality / Tests",
-                            "title": "Unit test coverage is at least 80%",
-                            "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
-                        },
-                        {
-                            "id": "smoke-in-production",
-                            "section": "Post-Deployment",
-                            "title": "Smoke tests pass in production",
-                            "phase": "post",
-                            "check": {"attestation": {"roles": ["engineering-lead"]}},
-                        },
-                    ],
-                    "approvals": [
-                        {"role": "engineering-lead", "title": "Engineering Lead", "groups": ["eng-leads"]},
-                        {"role": "release-manager", "users": ["rita"], "required": False},
-                    ],
-                    "rules": {"waivers": [{"roles": ["release-manager"], "items": ["limits"]}]},
-                },
-            }
+            builders.checklist(
+                checklist,
+                [
+                    {"id": "limits", **item, "check": {"workload": "resourceLimits"}},
+                    {
+                        "id": "unit-test-coverage",
+                        "section": "Code Quality / Tests",
+                        "title": "Unit test coverage is at least 80%",
+                        "check": {"evidence": {"key": "coverage-percent", "min": 80, "recordedBy": CI_ONLY}},
+                    },
+                    {
+                        "id": "smoke-in-production",
+                        "section": "Post-Deployment",
+                        "title": "Smoke tests pass in production",
+                        "phase": "post",
+                        "check": {"attestation": {"roles": ["engineering-lead"]}},
+                    },
+                ],
+                [
+                    {"role": "engineering-lead", "title": "Engineering Lead", "groups": ["eng-leads"]},
+                    {"role": "release-manager", "users": ["rita"], "required": False},
+                ],
+                description="The dashboard's test checklist",
+                rules={"waivers": [{"roles": ["release-manager"], "items": ["limits"]}]},
+            )
         )
     )
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac(suffix, prod, other)}))
     kubectl.apply(json.dumps(deployment(stg)))
     for ns, app in ((prod, "orders-api"), (other, "billing-api")):
-        release = {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReleaseReadiness",
-            "metadata": {"name": f"{app}-1.4.0", "namespace": ns},
-            "spec": {"application": app, "version": "1.4.0", "checklist": checklist, "candidate": {"namespace": stg}},
-        }
+        release = builders.release(f"{app}-1.4.0", ns, app, "1.4.0", checklist, stg)
         kubectl.apply(json.dumps(release), as_user="rita")
     return World(
         stg=stg,

@@ -62,12 +62,7 @@ def release_setup(kubectl: Kubectl, cluster: LocalCluster, items: list[dict[str,
     kubectl.run("create", "namespace", stg)
     kubectl.run("create", "namespace", prod)
     objects = [
-        {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReadinessChecklist",
-            "metadata": {"name": checklist},
-            "spec": {"items": items},
-        },
+        builders.checklist(checklist, items),
         builders.deployment(
             "cart",
             stg,
@@ -83,21 +78,7 @@ def release_setup(kubectl: Kubectl, cluster: LocalCluster, items: list[dict[str,
         ),
     ]
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": "cart-0.9.0", "namespace": prod},
-                "spec": {
-                    "application": "cart",
-                    "version": "0.9.0",
-                    "checklist": checklist,
-                    "candidate": {"namespace": stg},
-                },
-            }
-        )
-    )
+    kubectl.apply(json.dumps(builders.release("cart-0.9.0", prod, "cart", "0.9.0", checklist, stg)))
     kubectl.run(
         "create", "clusterrole", f"read-{checklist}", "--verb=get", "--resource=readinesschecklists.readiness.dev"
     )

@@ -254,18 +254,15 @@ def test_namespaces_without_the_label_never_reach_the_gate(kubectl: Kubectl, nam
 def test_a_bad_release_is_refused_at_apply_with_the_semantic_rule(gate: Gate, kubectl: Kubectl) -> None:
     proc = kubectl.apply(
         json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": "bad-window", "namespace": gate.prod},
-                "spec": {
-                    "application": "payments-api",
-                    "version": "3.2.1",
-                    "checklist": gate.checklist,
-                    "candidate": {"namespace": gate.candidate},
-                    "window": {"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
-                },
-            }
+            builders.release(
+                "bad-window",
+                gate.prod,
+                "payments-api",
+                "3.2.1",
+                gate.checklist,
+                gate.candidate,
+                window={"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
+            )
         ),
         check=False,
     )
@@ -273,21 +270,17 @@ def test_a_bad_release_is_refused_at_apply_with_the_semantic_rule(gate: Gate, ku
     assert "window.end must be after window.start" in proc.stderr
     bad_checklist = kubectl.apply(
         json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": "dup-ids"},
-                "spec": {
-                    "items": [
-                        {
-                            "id": "a",
-                            "section": "S",
-                            "title": "T",
-                            "check": {"workload": "replicas", "params": {"minimum": 2}},
-                        }
-                    ]
-                },
-            }
+            builders.checklist(
+                "dup-ids",
+                [
+                    {
+                        "id": "a",
+                        "section": "S",
+                        "title": "T",
+                        "check": {"workload": "replicas", "params": {"minimum": 2}},
+                    }
+                ],
+            )
         ),
         check=False,
     )

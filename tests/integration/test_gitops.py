@@ -52,29 +52,25 @@ class Flow:
         for ns in (self.stg, self.prod):
             kubectl.run("create", "namespace", ns)
         item = {"section": "Infra", "check": {"workload": "replicas"}}
-        checklist = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ReadinessChecklist",
-            "metadata": {"name": self.checklist},
-            "spec": {
-                "items": [
-                    {
-                        **item,
-                        "id": "replicas",
-                        "title": "three replicas",
-                        "check": {**item["check"], "params": {"min": 3}},
-                    },
-                    {
-                        **item,
-                        "id": "scaled-out",
-                        "title": "four replicas after the rollout",
-                        "phase": "post",
-                        "check": {**item["check"], "params": {"min": 4}},
-                    },
-                ],
-                "approvals": [{"role": "engineering-lead", "groups": ["eng-leads"]}],
-            },
-        }
+        checklist = builders.checklist(
+            self.checklist,
+            [
+                {
+                    **item,
+                    "id": "replicas",
+                    "title": "three replicas",
+                    "check": {**item["check"], "params": {"min": 3}},
+                },
+                {
+                    **item,
+                    "id": "scaled-out",
+                    "title": "four replicas after the rollout",
+                    "phase": "post",
+                    "check": {**item["check"], "params": {"min": 4}},
+                },
+            ],
+            [{"role": "engineering-lead", "groups": ["eng-leads"]}],
+        )
         kubectl.apply(json.dumps(checklist))
 
     def get(self, name: str = "rel") -> dict[str, Any]:

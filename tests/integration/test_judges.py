@@ -81,12 +81,7 @@ def setup(kubectl: Kubectl, candidate: str, urls: list[str]) -> tuple[str, str]:
     prod, checklist = f"prod-{suffix}", f"judges-{suffix}"
     kubectl.run("create", "namespace", candidate, check=False)
     kubectl.run("create", "namespace", prod)
-    body = {
-        "apiVersion": "readiness.dev/v1alpha1",
-        "kind": "ReadinessChecklist",
-        "metadata": {"name": checklist},
-        "spec": {"items": ITEMS, "rules": {"prometheusUrls": urls}},
-    }
+    body = builders.checklist(checklist, ITEMS, rules={"prometheusUrls": urls})
     kubectl.apply(json.dumps(body))
     return prod, checklist
 

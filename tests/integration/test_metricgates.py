@@ -85,16 +85,7 @@ def release(
     prod, checklist = f"prod-{suffix}", f"metrics-{suffix}"
     kubectl.run("create", "namespace", candidate, check=False)
     kubectl.run("create", "namespace", prod)
-    kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReadinessChecklist",
-                "metadata": {"name": checklist},
-                "spec": {"items": items, "rules": {"prometheusUrls": [url]}},
-            }
-        )
-    )
+    kubectl.apply(json.dumps(builders.checklist(checklist, items, rules={"prometheusUrls": [url]})))
     kubectl.apply(json.dumps(builders.release(app, prod, app, "3.2.0", checklist, candidate, prometheusUrl=url)))
     custom = client.CustomObjectsApi(api)
 

@@ -92,8 +92,7 @@ class Env:
             {"role": "engineering-lead", "title": "Engineering Lead", "groups": ["eng-leads"]},
             {"role": "devops-lead", "groups": ["devops-leads"], "required": False},
         ]
-        checklist = {"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessChecklist", "metadata": {"name": "shop"}}
-        k.apply(json.dumps({**checklist, "spec": {"items": items, "approvals": approvals}}))
+        k.apply(json.dumps(builders.checklist("shop", items, approvals)))
         r = self.receiver
         secrets = [sink(f"to-{fmt}", r.url(path), format=fmt, namespaces="prod") for fmt, path in SINKS.items()]
         secrets += [

@@ -351,19 +351,7 @@ def test_missing_checklist_and_candidate_namespace_stall_with_a_fix(
 ) -> None:
     custom = client.CustomObjectsApi(api_client)
     kubectl.apply(
-        json.dumps(
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseReadiness",
-                "metadata": {"name": "orphan", "namespace": namespace},
-                "spec": {
-                    "application": "payments-api",
-                    "version": "1.0.0",
-                    "checklist": f"missing-{namespace}",
-                    "candidate": {"namespace": "nowhere"},
-                },
-            }
-        )
+        json.dumps(builders.release("orphan", namespace, "payments-api", "1.0.0", f"missing-{namespace}", "nowhere"))
     )
 
     def stalled() -> dict[str, Any] | None:

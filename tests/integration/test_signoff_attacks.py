@@ -286,12 +286,7 @@ def test_oversized_and_too_many_signoffs_are_refused(attack: AttackFlow) -> None
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {
-                "apiVersion": "readiness.dev/v1alpha1",
-                "kind": "ReleaseSignoff",
-                "metadata": {"name": f"big-{i}", "namespace": attack.prod},
-                "spec": {"release": attack.release, "role": "engineering-lead", "comment": "x" * 5000},
-            }
+            builders.signoff(attack.prod, attack.release, f"big-{i}", role="engineering-lead", comment="x" * 5000)
             for i in range(150)
         ],
     }
@@ -317,12 +312,12 @@ def test_oversized_and_too_many_signoffs_are_refused(attack: AttackFlow) -> None
             "apiVersion": "v1",
             "kind": "List",
             "items": [
-                {
-                    "apiVersion": "readiness.dev/v1alpha1",
-                    "kind": "ReleaseSignoff",
-                    "metadata": {"name": f"{who[0].rsplit(':', 1)[1]}-{i}", "namespace": attack.prod},
-                    "spec": {"release": attack.release, "items": [{"id": "unit-test-coverage", "value": str(i)}]},
-                }
+                builders.signoff(
+                    attack.prod,
+                    attack.release,
+                    f"{who[0].rsplit(':', 1)[1]}-{i}",
+                    items=[{"id": "unit-test-coverage", "value": str(i)}],
+                )
                 for i in range(count)
             ],
         }

@@ -200,12 +200,7 @@ def test_self_approval_is_refused(flow: Flow) -> None:
 
 def test_unknown_release_unknown_item_and_attesting_without_the_role(flow: Flow) -> None:
     proc = flow.apply(
-        {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReleaseSignoff",
-            "metadata": {"name": "lost", "namespace": flow.prod},
-            "spec": {"release": "no-such-release", "role": "engineering-lead"},
-        },
+        builders.signoff(flow.prod, "no-such-release", "lost", role="engineering-lead"),
         as_user=ENG,
         check=False,
     )

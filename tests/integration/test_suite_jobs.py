@@ -32,12 +32,7 @@ class Suite:
         kubectl.run("create", "namespace", self.candidate)
         kubectl.run("create", "namespace", self.prod)
         item = {"id": "smoke", "section": "Testing", "title": "Smoke tests", "check": {"workload": "smokeTests"}}
-        checklist = {
-            "apiVersion": "readiness.dev/v1alpha1",
-            "kind": "ReadinessChecklist",
-            "metadata": {"name": self.checklist},
-            "spec": {"items": [item]},
-        }
+        checklist = builders.checklist(self.checklist, [item])
         kubectl.apply(json.dumps(checklist))
         # Developers may run Jobs in staging (edit-like rights), as in the red team's cluster.
         verbs = "--verb=get,list,create,update,patch,delete"

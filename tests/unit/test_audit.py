@@ -24,6 +24,7 @@ from release_readiness.audit import (
 )
 from release_readiness.audit_output import render
 from release_readiness.cli import main
+from release_readiness_dev import builders
 
 REPO = Path(__file__).resolve().parents[2]
 BOOKSHOP = REPO / "tests" / "fixtures" / "manifests" / "bookshop"
@@ -146,18 +147,14 @@ def test_a_finding_points_at_the_manifest_and_line_of_the_workload(report: Audit
 
 
 def test_a_clean_application_exits_zero_with_no_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    checklist = {
-        "apiVersion": "readiness.dev/v1alpha1",
-        "kind": "ReadinessChecklist",
-        "metadata": {"name": "templates"},
-        "spec": {
-            "items": [
-                {"id": "limits", "section": "Infra", "title": "Limits", "check": {"workload": "resourceLimits"}},
-                {"id": "pinned", "section": "Infra", "title": "Pinned", "check": {"workload": "imageTagPinned"}},
-                {"id": "rolled-out", "section": "Infra", "title": "Up", "check": {"workload": "rolloutHealthy"}},
-            ]
-        },
-    }
+    checklist = builders.checklist(
+        "templates",
+        [
+            {"id": "limits", "section": "Infra", "title": "Limits", "check": {"workload": "resourceLimits"}},
+            {"id": "pinned", "section": "Infra", "title": "Pinned", "check": {"workload": "imageTagPinned"}},
+            {"id": "rolled-out", "section": "Infra", "title": "Up", "check": {"workload": "rolloutHealthy"}},
+        ],
+    )
     (tmp_path / "checklist.yaml").write_text(yaml.safe_dump(checklist))
     code, out, err = run(
         capsys, "audit", "-f", str(BOOKSHOP / "payments.yaml"), "--checklist", str(tmp_path / "checklist.yaml")

@@ -10,6 +10,7 @@ from release_readiness import sync
 from release_readiness.handlers import indexed
 from release_readiness.indexes import ClusterIndex
 from release_readiness.sync import ListingSync, WatchTap
+from release_readiness_dev import builders
 
 
 def pod_owner(name: str, namespace: str = "stg") -> dict[str, Any]:
@@ -58,12 +59,7 @@ def test_a_relist_drops_what_was_deleted_while_the_watch_was_down() -> None:
 
 def test_a_relist_drops_releases_and_wakes_them() -> None:
     tap, _, changed = tapped({"ReleaseReadiness"})
-    release = {
-        "apiVersion": "readiness.dev/v1alpha1",
-        "kind": "ReleaseReadiness",
-        "metadata": {"name": "r", "namespace": "prod"},
-        "spec": {"application": "a", "version": "1", "checklist": "c", "candidate": {"namespace": "stg"}},
-    }
+    release = builders.release("r", "prod", "a", "1", "c", "stg")
     tap("readiness.dev", "releasereadinesses", {"type": None, "object": release})
     tap("readiness.dev", "releasereadinesses", None)
     assert ("prod", "r") in tap.index.release_bodies
