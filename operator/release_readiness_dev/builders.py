@@ -69,6 +69,21 @@ def good_container(name: str = "api", image: str = IMAGE, **fields: Any) -> Body
     return probed_container(name, image, **{"securityContext": HARDENED, **fields})
 
 
+def pod_template(
+    containers: list[Body] | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> Body:
+    """A pod template: `containers` (one good container by default) with more pod `spec` fields, `labels` (LABELS
+    by default) and `annotations` (only when given)."""
+    metadata: Body = {"labels": labels if labels is not None else LABELS}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    pod = {"containers": containers if containers is not None else [good_container()], **spec}
+    return copy.deepcopy({"metadata": metadata, "spec": pod})
+
+
 def deployment(
     name: str = APP,
     namespace: str = NS,
@@ -87,15 +102,12 @@ def deployment(
     `labels` on it and (unless `template_labels`) on its pod template. `pod`: more fields of the pod spec.
     No replicas when None or for a DaemonSet; annotations only when given (the API server stores no empty map)."""
     labels = labels if labels is not None else LABELS
-    template: Body = {"labels": template_labels if template_labels is not None else labels}
-    if template_annotations is not None:
-        template["annotations"] = template_annotations
+    template = pod_template(
+        containers, template_labels if template_labels is not None else labels, template_annotations, **(pod or {})
+    )
     spec: Body = {
         "selector": {"matchLabels": selector if selector is not None else {APP_NAME: labels[APP_NAME]}},
-        "template": {
-            "metadata": template,
-            "spec": {"containers": containers if containers is not None else [good_container()], **(pod or {})},
-        },
+        "template": template,
     }
     if replicas is not None and kind != "DaemonSet":
         spec["replicas"] = replicas
@@ -104,6 +116,41 @@ def deployment(
         metadata["annotations"] = annotations
     body = {"apiVersion": _API_VERSIONS.get(kind, "apps/v1"), "kind": kind, "metadata": metadata, "spec": spec}
     return copy.deepcopy(body)
+
+
+def of_kind(
+    kind: str,
+    name: str,
+    namespace: str = NS,
+    template: Body | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    owner: Body | None = None,
+) -> Body:
+    """An object of a pod-making kind other than the Deployment's around `template` (`pod_template()` by default),
+    labelled `labels` (LABELS): a Pod (the template's spec), a ReplicaSet or ReplicationController (one replica), a
+    Job (never restarted), a CronJob (every five minutes). `owner`: its controller's ownerReference."""
+    labels = labels if labels is not None else LABELS
+    tpl = copy.deepcopy(template if template is not None else pod_template())
+    meta: Body = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if owner is not None:
+        meta["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": True}]
+    if kind == "Pod":
+        return {"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": tpl["spec"]}
+    if kind == "ReplicaSet":
+        spec: Body = {"replicas": 1, "selector": {"matchLabels": {APP_NAME: labels[APP_NAME]}}, "template": tpl}
+    elif kind == "ReplicationController":
+        spec = {"replicas": 1, "selector": {APP_NAME: labels[APP_NAME]}, "template": tpl}
+    elif kind in ("Job", "CronJob"):
+        tpl["spec"]["restartPolicy"] = "Never"
+        spec = (
+            {"template": tpl}
+            if kind == "Job"
+            else {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": tpl}}}
+        )
+    else:
+        raise ValueError(f"of_kind makes Pods, ReplicaSets, ReplicationControllers, Jobs and CronJobs, not {kind}")
+    return {"apiVersion": _API_VERSIONS.get(kind, "apps/v1"), "kind": kind, "metadata": meta, "spec": spec}
 
 
 def stored(body: Body, status: Body | None = None, generation: int = 1) -> Body:

@@ -48,25 +48,7 @@ def template(image: str = IMAGE) -> dict[str, Any]:
 
 def of_kind(kind: str, ns: str, name: str, image: str = UNREVIEWED, owner: dict[str, Any] | None = None) -> Any:
     """A minimal object of a pod-making kind, labelled as the release's application and version."""
-    selector = {"matchLabels": {"app.kubernetes.io/name": "payments-api"}}
-    api = {"ReplicaSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1"}.get(kind, "v1")
-    meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": dict(LABELS)}
-    if owner is not None:
-        meta["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": True}]
-    tpl = template(image)
-    if kind == "Pod":
-        return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": tpl["spec"]}
-    if kind == "ReplicaSet":
-        spec: dict[str, Any] = {"replicas": 1, "selector": selector, "template": tpl}
-    elif kind == "ReplicationController":
-        spec = {"replicas": 1, "selector": {"app.kubernetes.io/name": "payments-api"}, "template": tpl}
-    elif kind == "Job":
-        tpl["spec"]["restartPolicy"] = "Never"
-        spec = {"template": tpl}
-    else:
-        tpl["spec"]["restartPolicy"] = "Never"
-        spec = {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": tpl}}}
-    return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": spec}
+    return builders.of_kind(kind, name, ns, template(image), owner=owner)
 
 
 def create(kubectl: Kubectl, obj: Any, who: tuple[str, tuple[str, ...]] = DEPLOYER) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ from release_readiness.admission.signoffs import Caller
 from release_readiness.api import ChecklistItem, ReadinessChecklist, ReleaseReadiness
 from release_readiness.checks.model import Workload
 from release_readiness.podtemplate import DEFAULT_ENVIRONMENT_FIELDS, normalize_template, template_hash
+from release_readiness_dev import builders
 from release_readiness_dev.builders import NOW
 
 IMAGE = "registry.example.com/payments/api:3.2.0"
@@ -25,20 +26,11 @@ def workload(
     replicas: int = 3,
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "metadata": {"name": "payments-api", "namespace": PROD, "annotations": annotations or {}},
-        "spec": {
-            "replicas": replicas,
-            "template": {
-                "metadata": {
-                    "labels": labels
-                    if labels is not None
-                    else {"app.kubernetes.io/name": "payments-api", "app.kubernetes.io/version": "3.2.0"}
-                },
-                "spec": {"containers": [{"name": "api", "image": image}]},
-            },
-        },
-    }
+    """The production rollout of payments-api (`labels`: its pod template's)."""
+    container = builders.container(image=image)
+    return builders.deployment(
+        namespace=PROD, template_labels=labels, containers=[container], replicas=replicas, annotations=annotations or {}
+    )
 
 
 def inspected_hash(template: dict[str, Any] | None = None, fields: Any = DEFAULT_ENVIRONMENT_FIELDS) -> str:
