@@ -124,29 +124,10 @@ class Setup:
 
 
 def review(uid: str, obj: dict[str, Any]) -> bytes:
-    """The AdmissionReview the API server sends: `obj` as it stores it (defaulted), a fresh uid."""
+    """The AdmissionReview the API server sends for `obj` (the rollout, payments-api, in prod) as it stores it
+    (defaulted), with a fresh object uid."""
     obj = {**obj, "metadata": {**obj["metadata"], "uid": str(uuid.uuid4())}}
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": uid,
-                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-                "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
-                "name": "payments-api",
-                "namespace": "prod",
-                "operation": "CREATE",
-                "userInfo": {"username": "alice", "groups": ["deployers", "system:authenticated"]},
-                "object": obj,
-                "oldObject": None,
-                "dryRun": False,
-                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-            },
-        }
-    ).encode()
+    return json.dumps(builders.admission_review(obj, uid, namespace="prod")).encode()
 
 
 async def gate_rate(

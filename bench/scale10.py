@@ -349,27 +349,7 @@ def _bound(before: dict[float, float], after: dict[float, float], q: float) -> s
 
 
 def _review(obj: dict[str, Any], uid: str) -> bytes:
-    return json.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": uid,
-                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-                "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-                "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
-                "name": obj["metadata"]["name"],
-                "namespace": "prod",
-                "operation": "CREATE",
-                "userInfo": {"username": "alice", "groups": ["deployers", "system:authenticated"]},
-                "object": obj,
-                "oldObject": None,
-                "dryRun": False,
-                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-            },
-        }
-    ).encode()
+    return json.dumps(builders.admission_review(obj, uid, namespace="prod")).encode()
 
 
 async def _post_reviews(

@@ -189,6 +189,51 @@ def snapshot(*workloads: Body, **related: Any) -> CandidateSnapshot:
     )
 
 
+def ingress(
+    namespace: str = NS, tls: list[Body] | None = None, host: str = "pay.example.com", service: str = APP
+) -> Body:
+    """An Ingress (named as `service`) routing `host`/ to port 80 of `service`; `tls`: its spec.tls, if any."""
+    path = {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}
+    spec: Body = {"rules": [{"host": host, "http": {"paths": [path]}}]}
+    if tls is not None:
+        spec["tls"] = tls
+    metadata = {"name": service, "namespace": namespace}
+    return copy.deepcopy({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec})
+
+
+def admission_review(
+    obj: Body,
+    uid: str | None = None,
+    *,
+    namespace: str | None = None,
+    user: str = "alice",
+    groups: tuple[str, ...] = ("deployers", "system:authenticated"),
+) -> Body:
+    """The AdmissionReview the API server sends the gate when `user` creates the Deployment `obj` (in its namespace
+    unless `namespace`); a fresh uid unless given."""
+    deployments = {"group": "apps", "version": "v1", "resource": "deployments"}
+    kind = {"group": "apps", "version": "v1", "kind": "Deployment"}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid or str(uuid.uuid4()),
+            "kind": kind,
+            "resource": deployments,
+            "requestKind": dict(kind),
+            "requestResource": dict(deployments),
+            "name": obj["metadata"]["name"],
+            "namespace": namespace if namespace is not None else obj["metadata"]["namespace"],
+            "operation": "CREATE",
+            "userInfo": {"username": user, "groups": list(groups)},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
 # -- the project's kinds ------------------------------------------------------------------------------------
 
 

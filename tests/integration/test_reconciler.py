@@ -234,28 +234,7 @@ def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -
             "metadata": {"name": "payments-api", "namespace": rel.candidate},
             "spec": {"selector": {"app.kubernetes.io/name": "payments-api"}, "ports": [{"port": 80}]},
         },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "payments-api", "namespace": rel.candidate},
-            "spec": {
-                "tls": [{"hosts": ["pay.example.com"], "secretName": "pay-tls"}],
-                "rules": [
-                    {
-                        "host": "pay.example.com",
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": "/",
-                                    "pathType": "Prefix",
-                                    "backend": {"service": {"name": "payments-api", "port": {"number": 80}}},
-                                }
-                            ]
-                        },
-                    }
-                ],
-            },
-        },
+        builders.ingress(rel.candidate, tls=[{"hosts": ["pay.example.com"], "secretName": "pay-tls"}]),
     )
     rel.create()
     assert "pay-tls does not exist" in rel.wait_item("tls", "Failed")["message"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,33 +25,16 @@ class Case:
 
 def valid_review(namespace: str = "payments-prod", uid: str | None = None) -> dict[str, Any]:
     """A well-formed review of a Deployment created in `namespace` (what the API server sends to the gate)."""
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid or str(uuid.uuid4()),
-            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "name": "payments-api",
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "alice", "groups": ["developers", "system:authenticated"]},
-            "object": builders.deployment(
-                "payments-api",
-                namespace,
-                labels={"app": "payments-api"},
-                template_labels={"app": "payments-api", **builders.app_labels("payments-api", "9.9.9")},
-                selector={"app": "payments-api"},
-                containers=[builders.container(image="registry.example.com/api:9.9.9")],
-                replicas=1,
-            ),
-            "oldObject": None,
-            "dryRun": False,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        },
-    }
+    rollout = builders.deployment(
+        "payments-api",
+        namespace,
+        labels={"app": "payments-api"},
+        template_labels={"app": "payments-api", **builders.app_labels("payments-api", "9.9.9")},
+        selector={"app": "payments-api"},
+        containers=[builders.container(image="registry.example.com/api:9.9.9")],
+        replicas=1,
+    )
+    return builders.admission_review(rollout, uid, groups=("developers", "system:authenticated"))
 
 
 # Fields of the review that must be present with a given JSON shape: (path, what must hold).

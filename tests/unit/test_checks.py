@@ -13,6 +13,7 @@ from release_readiness.api import WORKLOAD_CHECKS
 from release_readiness.checks import CATALOG, parse_params, run_workload_check
 from release_readiness.pki import CertificateAuthority
 from release_readiness.suites import SUITE_CREATOR, TTL_CONTROLLER, creator_of, suite_change_errors, suite_stamp
+from release_readiness_dev import builders
 from release_readiness_dev.builders import LABELS, NOW, NS, good_container, obj, snapshot, stored_deployment
 
 REF = f"deployment {NS}/payments-api"
@@ -241,28 +242,6 @@ def tls_secret(
     }
 
 
-def ingress(tls: list[dict[str, Any]] | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "rules": [
-            {
-                "host": "pay.example.com",
-                "http": {
-                    "paths": [
-                        {
-                            "path": "/",
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": "payments-api", "port": {"number": 80}}},
-                        }
-                    ]
-                },
-            }
-        ]
-    }
-    if tls is not None:
-        spec["tls"] = tls
-    return obj("Ingress", "payments-api", spec)
-
-
 TLS = [{"hosts": ["pay.example.com"], "secretName": "pay-tls"}]
 
 
@@ -271,7 +250,7 @@ def test_tls_certificate_valid() -> None:
         "tlsCertificate",
         {"minDays": 30},
         services=[svc()],
-        ingresses=[ingress(TLS)],
+        ingresses=[builders.ingress(tls=TLS)],
         tls_secrets={"pay-tls": tls_secret(120)},
     )
     assert result.state == "Passed", result.message
@@ -281,15 +260,15 @@ def test_tls_certificate_valid() -> None:
 def test_tls_certificate_failures() -> None:
     no_ingress = run("tlsCertificate", None, services=[svc()])
     assert "no Ingress routes to it" in no_ingress.message
-    no_tls = run("tlsCertificate", None, services=[svc()], ingresses=[ingress(None)])
+    no_tls = run("tlsCertificate", None, services=[svc()], ingresses=[builders.ingress(tls=None)])
     assert "Ingress payments-api has no spec.tls" in no_tls.message
-    missing = run("tlsCertificate", None, services=[svc()], ingresses=[ingress(TLS)])
+    missing = run("tlsCertificate", None, services=[svc()], ingresses=[builders.ingress(tls=TLS)])
     assert "Secret payments-staging/pay-tls does not exist" in missing.message
     soon = run(
         "tlsCertificate",
         {"minDays": 90},
         services=[svc()],
-        ingresses=[ingress(TLS)],
+        ingresses=[builders.ingress(tls=TLS)],
         tls_secrets={"pay-tls": tls_secret(20)},
     )
     assert soon.state == "Failed"
@@ -298,7 +277,7 @@ def test_tls_certificate_failures() -> None:
         "tlsCertificate",
         {"minDays": 1},
         services=[svc()],
-        ingresses=[ingress(TLS)],
+        ingresses=[builders.ingress(tls=TLS)],
         tls_secrets={"pay-tls": tls_secret(120, ("other.example.com",))},
     )
     assert "does not cover host pay.example.com" in wrong_host.message
@@ -306,27 +285,39 @@ def test_tls_certificate_failures() -> None:
         "tlsCertificate",
         None,
         services=[svc()],
-        ingresses=[ingress(TLS)],
+        ingresses=[builders.ingress(tls=TLS)],
         tls_secrets={"pay-tls": tls_secret(120, valid_from=NOW + dt.timedelta(days=2))},
     )
     assert "is not valid before 2026-11-29" in future.message
     keyless = tls_secret(120)
     keyless["data"]["tls.key"] = ""
-    no_key = run("tlsCertificate", None, services=[svc()], ingresses=[ingress(TLS)], tls_secrets={"pay-tls": keyless})
+    no_key = run(
+        "tlsCertificate",
+        None,
+        services=[svc()],
+        ingresses=[builders.ingress(tls=TLS)],
+        tls_secrets={"pay-tls": keyless},
+    )
     assert "has no data['tls.key'], so the controller cannot serve it" in no_key.message
     garbage = {"metadata": {"name": "pay-tls"}, "data": {"tls.crt": base64.b64encode(b"nope").decode()}}
-    bad = run("tlsCertificate", None, services=[svc()], ingresses=[ingress(TLS)], tls_secrets={"pay-tls": garbage})
+    bad = run(
+        "tlsCertificate",
+        None,
+        services=[svc()],
+        ingresses=[builders.ingress(tls=TLS)],
+        tls_secrets={"pay-tls": garbage},
+    )
     assert "tls.crt is not a PEM certificate" in bad.message
 
 
 def test_tls_certificate_must_serve_every_routed_host() -> None:
     """A certificate for another host (the TLS entry not listing the routed host) does not protect it."""
-    other_host = ingress([{"hosts": ["other.example.com"], "secretName": "pay-tls"}])
+    other_host = builders.ingress(tls=[{"hosts": ["other.example.com"], "secretName": "pay-tls"}])
     secret = {"pay-tls": tls_secret(120, ("other.example.com",))}
     result = run("tlsCertificate", None, services=[svc()], ingresses=[other_host], tls_secrets=secret)
     assert result.state == "Failed"
     assert "Ingress payments-api has no spec.tls entry for host pay.example.com" in result.message
-    upper = ingress([{"hosts": ["Pay.Example.com"], "secretName": "pay-tls"}])
+    upper = builders.ingress(tls=[{"hosts": ["Pay.Example.com"], "secretName": "pay-tls"}])
     upper["spec"]["rules"][0]["host"] = "Pay.Example.com"
     assert (
         run("tlsCertificate", None, services=[svc()], ingresses=[upper], tls_secrets={"pay-tls": tls_secret(120)}).state
@@ -777,10 +768,12 @@ def test_exposure_needs_a_load_balancer_with_an_address() -> None:
     lb = run("exposure", None, services=[addressed(web_service("LoadBalancer"))])
     assert lb.state == "Passed"
     assert "at 203.0.113.7" in lb.message
-    routed = run("exposure", None, services=[web_service()], ingresses=[addressed(ingress(TLS), "lb.example.net")])
+    routed = run(
+        "exposure", None, services=[web_service()], ingresses=[addressed(builders.ingress(tls=TLS), "lb.example.net")]
+    )
     assert routed.state == "Passed"
     assert "via Ingress payments-api at lb.example.net" in routed.message
-    wrong_port = ingress(TLS)
+    wrong_port = builders.ingress(tls=TLS)
     wrong_port["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] = {"number": 8443}
     broken = run("exposure", None, services=[web_service()], ingresses=[addressed(wrong_port)])
     assert broken.state == "Failed"
@@ -788,7 +781,7 @@ def test_exposure_needs_a_load_balancer_with_an_address() -> None:
 
 
 def nginx_ingress(tls: list[dict[str, Any]] | None = TLS, **annotations: str) -> dict[str, Any]:
-    body = ingress(tls)
+    body = builders.ingress(tls=tls)
     body["spec"]["ingressClassName"] = "nginx"
     body["metadata"]["annotations"] = dict(annotations)
     return body
