@@ -32,7 +32,7 @@ from release_readiness.kinds import GatedKind
 from release_readiness.kube import KubeClient
 from release_readiness.leader import LeaderElector
 from release_readiness.notifier import Notifier
-from release_readiness.reconciler import Reconciler
+from release_readiness.reconciler import PERIODIC, Reconciler
 from release_readiness.sync import ListingSync, WatchTap, register_tap, unregister_tap
 
 __all__ = ["OperatorState", "register"]
@@ -77,7 +77,7 @@ class OperatorState:
                 settings.lease_namespace,
                 settings.lease_name,
                 settings.identity,
-                on_elected=lambda: self.reconciler.enqueue(list(self.index.releases)),
+                on_elected=lambda: self.reconciler.enqueue(list(self.index.releases), PERIODIC),
             )
             elector = self.elector
             self.reconciler.is_leader = lambda: elector.is_leader

@@ -57,6 +57,12 @@ MISSING_SECRET_RETRY = 5.0
 CHANGED, PERIODIC = 0, 1
 """Reconciler.enqueue priorities: releases an object's change affects, then those of a periodic pass."""
 
+PERIODIC_LAG_SECONDS = 30.0
+"""How far behind later changes a periodic pass's release may fall: it goes before any change queued more than this
+after it. A bound, not a strict priority: a steady stream of changes (anyone who can edit a watched object can make
+one) must not keep the resync from ever running, since only the resync sees time pass (a waiver or signoff
+expiring, a certificate's days, metric gates)."""
+
 Event = tuple[str, str, str]
 """(type, reason, message) of a Kubernetes event."""
 
@@ -105,10 +111,11 @@ class Reconciler:
     index: ClusterIndex
     api: KubeApi
     settings: Settings
-    queue: asyncio.PriorityQueue[tuple[int, int, Key]] = field(default_factory=asyncio.PriorityQueue)
-    """(priority, order, release): a change's releases (CHANGED) before the periodic passes (PERIODIC)."""
-    queued: dict[Key, int] = field(default_factory=dict)
-    """Each queued release and the priority it is queued at (an entry at another priority is stale)."""
+    queue: asyncio.PriorityQueue[tuple[float, int, Key]] = field(default_factory=asyncio.PriorityQueue)
+    """(due, order, release): due is when it was queued, PERIODIC_LAG_SECONDS later for a periodic pass, so a
+    change's releases go before a periodic pass's queued at most that long before them."""
+    queued: dict[Key, tuple[float, int]] = field(default_factory=dict)
+    """Each queued release and its live entry's (due, order) (any other entry of it in the queue is stale)."""
     _order: int = 0
     active: set[Key] = field(default_factory=set)
     warned_waivers: set[tuple[Key, str]] = field(default_factory=set)
@@ -126,23 +133,27 @@ class Reconciler:
     """Queues notifications of the status transitions written (notifier.py); never waits."""
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     """The time evaluations are made at (a unit test sets it)."""
+    monotonic: Callable[[], float] = time.monotonic
+    """The queue's clock (a unit test sets it)."""
 
     def enqueue(self, keys: Iterable[Key], priority: int = CHANGED) -> None:
         """Queue releases for evaluation, each once. A change's releases (CHANGED) go before those of a periodic
-        pass (PERIODIC: the start, the resync, metric gates, an election), so a change never waits behind a
-        resync of every release; a release queued by a periodic pass and then changed moves ahead."""
+        pass (PERIODIC: the start, the resync, metric gates, an election) queued up to PERIODIC_LAG_SECONDS
+        earlier, so a change does not wait behind a resync of every release, and a resync is never starved by a
+        stream of changes; a release queued by a periodic pass and then changed moves ahead."""
+        due = self.monotonic() + (PERIODIC_LAG_SECONDS if priority == PERIODIC else 0.0)
         for key in keys:
             queued = self.queued.get(key)
-            if queued is None or priority < queued:
-                self.queued[key] = priority
+            if queued is None or due < queued[0]:
                 self._order += 1
-                self.queue.put_nowait((priority, self._order, key))
+                self.queued[key] = (due, self._order)
+                self.queue.put_nowait((due, self._order, key))
 
     async def _next(self) -> Key:
         """The next queued release (entries left behind when a release moved ahead are skipped)."""
         while True:
-            priority, _, key = await self.queue.get()
-            if self.queued.get(key) == priority:
+            due, order, key = await self.queue.get()
+            if self.queued.get(key) == (due, order):
                 del self.queued[key]
                 return key
 

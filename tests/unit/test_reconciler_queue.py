@@ -6,10 +6,14 @@ import asyncio
 
 from release_readiness.config import Settings
 from release_readiness.indexes import ClusterIndex, Key
-from release_readiness.reconciler import PERIODIC, Reconciler
+from release_readiness.reconciler import CHANGED, PERIODIC, PERIODIC_LAG_SECONDS, Reconciler
 
 
-def order_of_evaluation(enqueue: list[tuple[list[Key], int]]) -> list[Key]:
+def order_of_evaluation(enqueue: list[tuple[list[Key], int]], at: list[float] | None = None) -> list[Key]:
+    """The order one worker evaluates releases queued in these steps (step i at monotonic time at[i], default 0)."""
+    times = iter(at or [0.0] * len(enqueue))
+    now = [0.0]
+
     async def run() -> list[Key]:
         seen: list[Key] = []
         done = asyncio.Event()
@@ -21,7 +25,9 @@ def order_of_evaluation(enqueue: list[tuple[list[Key], int]]) -> list[Key]:
                     done.set()
 
         reconciler = Recording(ClusterIndex(), api=None, settings=Settings(workers=1))  # type: ignore[arg-type]
+        reconciler.monotonic = lambda: now[0]
         for keys, priority in enqueue:
+            now[0] = next(times)
             reconciler.enqueue(keys, priority)
         worker = asyncio.create_task(reconciler._worker(0))
         await asyncio.wait_for(done.wait(), timeout=30)
@@ -45,4 +51,22 @@ def test_a_release_queued_by_the_resync_and_then_changed_moves_ahead_and_is_eval
 
 def test_a_periodic_pass_does_not_push_back_a_queued_change() -> None:
     seen = order_of_evaluation([([("prod", "b")], PERIODIC), ([("prod", "a")], 0), ([("prod", "a")], PERIODIC)])
+    assert seen == [("prod", "a"), ("prod", "b")]
+
+
+def test_a_stream_of_changes_never_starves_the_resync() -> None:
+    """Only the resync sees a waiver or signoff expire: a change queued long after it (anyone who can edit a
+    watched object can keep changes coming) goes behind it, so the expiry is written and the gate refuses."""
+    resync = [("prod", f"r{i}") for i in range(3)]
+    late = PERIODIC_LAG_SECONDS + 1
+    seen = order_of_evaluation(
+        [(resync, PERIODIC), ([("team", "soon")], CHANGED), ([("team", "late")], CHANGED)], at=[0.0, 1.0, late]
+    )
+    assert seen == [("team", "soon"), *resync, ("team", "late")]
+
+
+def test_a_change_to_a_release_the_resync_queued_long_ago_keeps_its_place() -> None:
+    seen = order_of_evaluation(
+        [([("prod", "a"), ("prod", "b")], PERIODIC), ([("prod", "b")], CHANGED)], at=[0.0, PERIODIC_LAG_SECONDS + 1]
+    )
     assert seen == [("prod", "a"), ("prod", "b")]
