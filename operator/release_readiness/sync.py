@@ -121,6 +121,14 @@ class WatchTap:
         else:
             self.on_change(self.index.upsert(kind, obj))
 
+    def restart(self, group: str, plural: str) -> None:
+        """A watch stream of (group, plural) starts again with a listing: what a listing broken off before its end
+        (a dropped connection) saw does not count as seen by this one, else an object deleted in between (a
+        release, a signoff) would stay in the index."""
+        kind = self.kinds.get((group, plural))
+        if kind is not None:
+            self._listing.pop(kind, None)
+
     def _listed(self, kind: str) -> None:
         """A listing is over: what the index holds of this kind and the listing did not include is gone."""
         seen = self._listing.pop(kind, set())
@@ -136,6 +144,7 @@ class WatchTap:
 
 _TAPS: dict[int, WatchTap] = {}
 _original = watching.infinite_watch
+_original_stream = watching.continuous_watch
 
 
 def register_tap(settings: object, tap: WatchTap) -> None:
@@ -160,6 +169,15 @@ async def _tapped_watch(**kwargs: Any) -> AsyncIterator[Any]:
                 log.exception("indexing an event of %s failed", resource.plural)
             if not isinstance(raw_event, watching.Bookmark) and not tap.dispatches(resource.group, resource.plural):
                 continue  # indexed only: no handler acts on it (Kopf still sees the listing's end)
+        yield raw_event
+
+
+async def _restarted_watch(**kwargs: Any) -> AsyncIterator[Any]:
+    """Kopf's infinite_watch runs this for each (re)start of a stream, each beginning with a full listing."""
+    tap = _TAPS.get(id(kwargs["settings"]))
+    if tap is not None:
+        tap.restart(kwargs["resource"].group, kwargs["resource"].plural)
+    async for raw_event in _original_stream(**kwargs):
         yield raw_event
 
 
@@ -214,10 +232,16 @@ async def _complete_scan(**kwargs: Any) -> Any:
 def install() -> None:
     """Patch Kopf's watch stream (its watchers call `watching.infinite_watch` at start). Fails loudly if Kopf's
     internals moved: an operator that could never tell it is synced must not start."""
+    if not hasattr(watching, "continuous_watch"):
+        raise RuntimeError(
+            "this Kopf version has no watching.continuous_watch; release-readiness cannot tell when a watch "
+            "stream lists again (pin kopf to a version with it)"
+        )
     if not hasattr(watching, "Bookmark") or not hasattr(watching.Bookmark, "LISTED"):
         raise RuntimeError(
             "this Kopf version has no watching.Bookmark.LISTED; release-readiness cannot tell when "
             "its watches are synced (pin kopf to a version with it)"
         )
     watching.infinite_watch = _tapped_watch
+    watching.continuous_watch = _restarted_watch
     scanning.scan_resources = _complete_scan

@@ -45,6 +45,8 @@ def test_the_private_internals_the_operator_patches_or_calls_are_there_as_writte
     assert watching.Bookmark.LISTED
     assert inspect.isasyncgenfunction(watching.infinite_watch)
     assert {"settings", "resource", "namespace"} <= keyword_params(watching.infinite_watch)
+    assert inspect.isasyncgenfunction(watching.continuous_watch)
+    assert {"settings", "resource", "namespace"} <= keyword_params(watching.continuous_watch)
     # sync.py: the discovery scan that is repeated while discovery lags, and the API calls it makes.
     assert inspect.iscoroutinefunction(scanning.scan_resources)
     assert keyword_params(scanning.scan_resources) == {"settings", "logger", "groups"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kopf._cogs.clients import watching
+from kopf._cogs.clients import scanning, watching
 
 from release_readiness import sync
 from release_readiness.handlers import indexed
@@ -57,6 +57,44 @@ def test_a_relist_drops_what_was_deleted_while_the_watch_was_down() -> None:
     assert tap.index.keys("Deployment") == {("stg", "a")}
 
 
+def test_a_listing_broken_off_before_its_end_does_not_count_in_the_next(monkeypatch: Any) -> None:
+    """The connection drops in the middle of a listing (no LISTED marker); Kopf lists again. A release and a
+    signoff the broken listing saw, deleted before the new listing, are gone: neither keeps admitting."""
+    import asyncio
+
+    import kopf
+
+    release = builders.release("r", "prod", "a", "1", "c", "stg")
+    streams = [
+        [{"type": None, "object": release}],  # broken off here
+        [watching.Bookmark.LISTED],  # listed again: r was deleted meanwhile
+    ]
+
+    async def continuous_watch(**_: Any) -> Any:
+        for event in streams.pop(0):
+            yield event
+
+    tap, listing, changed = tapped({"ReleaseReadiness"})
+    settings = kopf.OperatorSettings()
+    settings.watching.reconnect_backoff = 0
+    resource = kopf.Resource("readiness.dev", "v1alpha1", "releasereadinesses")
+
+    async def run() -> None:
+        sync.register_tap(settings, tap)
+        try:
+            async for _ in sync._tapped_watch(settings=settings, resource=resource, namespace=None, _iterations=2):
+                pass
+        finally:
+            sync.unregister_tap(settings)
+
+    monkeypatch.setattr(sync, "_original_stream", continuous_watch)
+    monkeypatch.setattr(watching, "continuous_watch", sync._restarted_watch)
+    asyncio.run(run())
+    assert listing.synced
+    assert ("prod", "r") not in tap.index.release_bodies
+    assert ("prod", "r") in changed
+
+
 def test_a_relist_drops_releases_and_wakes_them() -> None:
     tap, _, changed = tapped({"ReleaseReadiness"})
     release = builders.release("r", "prod", "a", "1", "c", "stg")
@@ -86,13 +124,16 @@ def test_unwatched_resources_are_ignored() -> None:
 
 
 def test_install_taps_kopfs_watch_stream() -> None:
-    original = watching.infinite_watch
+    original, original_stream = watching.infinite_watch, watching.continuous_watch
+    original_scan = scanning.scan_resources
     try:
         sync.install()
-        assert watching.infinite_watch is not original or original.__name__ == "_tapped_watch"
+        assert watching.infinite_watch is sync._tapped_watch
+        assert watching.continuous_watch is sync._restarted_watch
         assert watching.Bookmark.LISTED  # the marker the tap relies on
     finally:
-        watching.infinite_watch = original
+        watching.infinite_watch, watching.continuous_watch = original, original_stream
+        scanning.scan_resources = original_scan
 
 
 def test_an_optional_kind_listed_empty_is_installed_and_wakes_releases() -> None:
