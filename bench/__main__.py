@@ -72,7 +72,7 @@ def deployment(
 class Setup:
     """A control plane, the webhook registered, the operator running, and a Ready release gating `prod`."""
 
-    def __init__(self, directory: Path, register_webhooks: bool = True) -> None:
+    def __init__(self, directory: Path, register_webhooks: bool = True, **env: str) -> None:
         self.cluster = LocalCluster(directory / "cluster").start()
         self.kubectl = Kubectl(self.cluster.kubeconfig)
         self.port = free_port()
@@ -83,7 +83,7 @@ class Setup:
         self.kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
         self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
         self.operator = OperatorProcess(
-            self.cluster, directory / "operator.log", directory / "certs", self.port, RR_LOG_FORMAT="json"
+            self.cluster, directory / "operator.log", directory / "certs", self.port, **{"RR_LOG_FORMAT": "json", **env}
         ).start()
         if register_webhooks:
             self.register()
