@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from release_readiness_dev import builders
-from tests.integration.conftest import Kubectl
+from tests.integration.conftest import Kubectl, eventually
 from tests.integration.test_gate import DEPLOYER, IMAGE, LABELS, LIMITS, Gate, deployment
 
 pytestmark = pytest.mark.usefixtures("operator", "signer_rbac")
@@ -326,3 +326,35 @@ def test_a_second_release_for_the_same_application_and_version_is_refused_naming
     )
     other_version = builders.release("next", ready.prod, "payments-api", "3.3.0", ready.checklist, ready.candidate)
     assert ready.kubectl.run("create", "-f", "-", stdin=json.dumps(other_version), check=False).returncode == 0
+
+
+def test_a_deleted_ready_release_stops_admitting_and_one_recreated_under_another_name_starts_unready(
+    kubectl: Kubectl, api_client: client.ApiClient
+) -> None:
+    """The gate finds releases by (namespace, application, version) in the index: a Ready release deleted (its
+    application and version are fixed, so re-pointing is delete and create) leaves that entry, and one created
+    for the same application and version under another name inherits nothing (its signoffs were bound to the
+    old release's uid)."""
+    gate = Gate(kubectl, api_client)
+    gate.approve()
+    rollout = deployment(gate.prod)
+
+    def answer() -> str:
+        proc = gate.rollout(rollout, DEPLOYER, "--dry-run=server")
+        return "admitted" if proc.returncode == 0 else proc.stderr
+
+    assert answer() == "admitted"
+    kubectl.run("delete", "releasereadiness", "payments-api-3-2-0", "-n", gate.prod)
+    eventually(
+        lambda: "no ReleaseReadiness for payments-api 3.2.0" in answer(), timeout=90, what="the deleted release gone"
+    )
+    again = builders.release("payments-api-again", gate.prod, "payments-api", "3.2.0", gate.checklist, gate.candidate)
+    kubectl.apply(json.dumps(again))
+
+    def judged_by_the_new_release() -> str:
+        said = answer()
+        return said if "payments-api-again" in said else ""
+
+    refused = eventually(judged_by_the_new_release, timeout=90, what="the new release judged")
+    assert f"ReleaseReadiness {gate.prod}/payments-api-again is not Ready" in refused, refused
+    assert answer() != "admitted"
