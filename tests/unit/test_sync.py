@@ -236,3 +236,42 @@ def test_only_the_kinds_a_handler_acts_on_reach_kopf_and_every_event_is_indexed(
     assert asyncio.run(kopf_sees("apps", "deployments", HANDLED)) == [watching.Bookmark.LISTED]
     assert asyncio.run(kopf_sees("apps", "deployments", None)) == stream
     assert asyncio.run(kopf_sees("readiness.dev", "readinesschecklists", HANDLED)) == stream
+
+
+def test_an_event_the_index_cannot_take_is_logged_and_the_stream_goes_on(monkeypatch: Any, caplog: Any) -> None:
+    """A malformed object (no name, metadata not a mapping) in a kind only the tap sees: neither the stream
+    nor the listing stops; the objects after it are indexed and the kind is listed."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from release_readiness.handlers import HANDLED
+
+    stream = [
+        {"type": None, "object": {"metadata": {"namespace": "stg"}}},
+        {"type": None, "object": {"metadata": ["not", "a", "mapping"]}},
+        {"type": None, "object": pod_owner("a")},
+        watching.Bookmark.LISTED,
+        {"type": "MODIFIED", "object": "not an object"},
+        {"type": "ADDED", "object": pod_owner("b")},
+    ]
+
+    async def original(**_: Any) -> Any:
+        for event in stream:
+            yield event
+
+    tap = WatchTap.of(ClusterIndex(), ListingSync(required={"Deployment"}), indexed(), lambda _: None, HANDLED)
+    settings = object()
+
+    async def run() -> list[Any]:
+        sync.register_tap(settings, tap)
+        try:
+            resource = SimpleNamespace(group="apps", plural="deployments")
+            return [e async for e in sync._tapped_watch(resource=resource, settings=settings)]
+        finally:
+            sync.unregister_tap(settings)
+
+    monkeypatch.setattr(sync, "_original", original)
+    assert asyncio.run(run()) == [watching.Bookmark.LISTED]
+    assert tap.sync.synced
+    assert tap.index.keys("Deployment") == {("stg", "a"), ("stg", "b")}
+    assert "indexing an event of deployments failed" in caplog.text
