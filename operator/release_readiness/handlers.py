@@ -55,6 +55,9 @@ HANDLED = frozenset({(GROUP, "readinesschecklists")})
 """The watched resources with a handler that acts on their events (checklist_status); Kopf gets only their object
 events, the others are indexed by the tap and never reach Kopf's per-object workers."""
 
+LIST_CHUNK = 500
+"""Objects per page of an initial listing."""
+
 OPTIONAL_RECHECK_SECONDS = 5.0
 """While not synced, how often optional kinds are looked up again (a CRD installed or removed meanwhile)."""
 
@@ -216,6 +219,9 @@ def register(
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        # The initial listings in pages (as kubectl lists), not one response: a cluster's 20,000 Deployments are
+        # otherwise one 100 MB JSON document parsed at once, a peak the process keeps as resident memory.
+        settings.watching.chunk_size = LIST_CHUNK
         await _keep_certificates(_state(memo))
         settings.admission.server = webhook_server(_state(memo))
         settings.admission.managed = None  # the project owns its webhook configurations (namespaceSelector, timeouts)
