@@ -36,10 +36,17 @@ def authenticated_username(api_client: client.ApiClient) -> str | None:
 
 def without_private_key(secret: dict[str, Any]) -> dict[str, Any]:
     """A TLS Secret with its certificate only: the private key never stays in the operator's memory, only whether
-    it exists."""
+    it exists. Nothing else of the Secret is kept either: a Secret applied with `kubectl apply` carries its whole
+    data, the key too, in its last-applied-configuration annotation (and any annotation or field may hold it)."""
     data = secret.get("data") or {}
-    tls = {"tls.crt": data.get("tls.crt", ""), "tls.key": "present" if data.get("tls.key") else ""}
-    return {**secret, "data": tls}
+    meta = secret.get("metadata") or {}
+    return {
+        "apiVersion": secret.get("apiVersion", "v1"),
+        "kind": secret.get("kind", "Secret"),
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta},
+        "type": secret.get("type"),
+        "data": {"tls.crt": data.get("tls.crt", ""), "tls.key": "present" if data.get("tls.key") else ""},
+    }
 
 
 class AccessReviewer(Protocol):

@@ -246,6 +246,24 @@ def test_tls_certificate_read_only_when_an_ingress_names_it(make_release: Any) -
     rel.wait_item("tls", "Passed", timeout=30)
 
 
+def test_a_tls_secret_applied_with_kubectl_is_read_without_its_private_key(
+    kubectl: Kubectl, api_client: client.ApiClient, namespace: str
+) -> None:
+    """`kubectl apply` copies a Secret's whole data, the private key too, into its last-applied-configuration
+    annotation: the operator's read of it keeps the certificate and only whether a key exists."""
+    from release_readiness.kube import KubeClient
+
+    secret, _ = builders.tls_secret(namespace, "pay-tls", "pay.example.com", 200)
+    kubectl.apply(json.dumps(secret))
+    stored = kubectl.run("get", "secret", "pay-tls", "-n", namespace, "-o", "json").stdout
+    key = secret["data"]["tls.key"]
+    assert key in stored, "the API server keeps the key in the annotation (what this test guards against)"
+    read = KubeClient(api_client).read_secret(namespace, "pay-tls")
+    assert read is not None
+    assert read["data"] == {"tls.crt": secret["data"]["tls.crt"], "tls.key": "present"}
+    assert key not in json.dumps(read)
+
+
 def test_vulnerability_reports_once_their_crd_is_installed(make_release: Any, kubectl: Kubectl) -> None:
     rel = make_release({"scan": {"workload": "imageScan"}})
     rel.apply(builders.deployment(namespace=rel.candidate, containers=[builders.probed_container()]))
