@@ -70,3 +70,31 @@ def test_a_change_to_a_release_the_resync_queued_long_ago_keeps_its_place() -> N
         [([("prod", "a"), ("prod", "b")], PERIODIC), ([("prod", "b")], CHANGED)], at=[0.0, PERIODIC_LAG_SECONDS + 1]
     )
     assert seen == [("prod", "a"), ("prod", "b")]
+
+
+def test_the_worker_lets_the_event_loop_run_between_evaluations() -> None:
+    """An evaluation that writes nothing awaits nothing: without a yield, a resync of every release held the event
+    loop (no watch event read, no admission answered) until the whole queue was done."""
+
+    async def run() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        class Silent(Reconciler):
+            async def reconcile(self, key: Key) -> None:
+                seen.append(key[1])
+                if not self.queued:
+                    done.set()
+
+        reconciler = Silent(ClusterIndex(), api=None, settings=Settings(workers=1))  # type: ignore[arg-type]
+        reconciler.enqueue([("prod", f"r{i}") for i in range(50)], PERIODIC)
+        worker = asyncio.create_task(reconciler._worker(0))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        seen.append("other task")
+        await asyncio.wait_for(done.wait(), timeout=30)
+        worker.cancel()
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen.index("other task") < 5
