@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -140,6 +141,9 @@ async def _skip_unserved_optional_kinds(state: OperatorState) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.sync.wait(), OPTIONAL_RECHECK_SECONDS)
     log.info("every watched kind is listed: answering admission and evaluating releases")
+    # What the listings put in the index lives as long as the process: out of the collector's way (a full collection
+    # would otherwise walk every indexed object; main.py froze the start-up objects the same way).
+    gc.freeze()
 
 
 async def _keep_certificates(state: OperatorState) -> None:
