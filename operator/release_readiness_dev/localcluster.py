@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,8 @@ from release_readiness.pki import CertificateAuthority, write_rsa_keypair
 
 __all__ = ["ControlPlaneError", "LocalCluster", "die_with_parent", "find_bin_dir", "free_port"]
 
+BIND_ATTEMPTS = 3
+"""Starts of etcd or kube-apiserver on freshly picked ports when the one picked was taken meanwhile."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -142,7 +145,13 @@ class LocalCluster:
         write_rsa_keypair(pki / "sa.key", pki / "sa.pub")
         admission_config = self._write_webhook_client_config(pki)
 
-        try:
+        given_port = self.apiserver_port
+        etcd_client = 0
+
+        def launch_etcd() -> str:
+            nonlocal etcd_client
+            if etcd_client:  # again, after a port was taken: nothing of the attempt that did not bind is kept
+                shutil.rmtree(self.directory / "etcd", ignore_errors=True)
             etcd_client, etcd_peer = free_port(), free_port()
             self._spawn(
                 "etcd",
@@ -159,8 +168,10 @@ class LocalCluster:
                     "--log-level=warn",
                 ],
             )
-            self._wait_http(f"http://127.0.0.1:{etcd_client}/health", "etcd", timeout)
-            self.apiserver_port = self.apiserver_port or free_port()
+            return f"http://127.0.0.1:{etcd_client}/health"
+
+        def launch_apiserver() -> str:
+            self.apiserver_port = given_port or free_port()
             self._spawn(
                 "kube-apiserver",
                 [
@@ -188,7 +199,11 @@ class LocalCluster:
                     "--v=1",
                 ],
             )
-            self._wait_http(f"{self.server}/readyz", "kube-apiserver", timeout, tls=True)
+            return f"{self.server}/readyz"
+
+        try:
+            self._start_listening("etcd", launch_etcd, timeout)
+            self._start_listening("kube-apiserver", launch_apiserver, timeout, tls=True)
         except BaseException:
             self.stop()
             raise
@@ -231,6 +246,22 @@ class LocalCluster:
             preexec_fn=None if self.background else die_with_parent,  # noqa: PLW1509
         )
         self._processes.append(_Process(name, popen, log_path, log_file))
+
+    def _start_listening(self, name: str, launch: Callable[[], str], timeout: float, tls: bool = False) -> None:
+        """Start `name` (`launch` picks its ports, spawns it and returns its health URL) and wait until it answers.
+        A port picked free can be taken by another process before the server binds it (seen in CI: etcd exited with
+        "bind: address already in use"): it is then started again on other ports, three times at most."""
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            url = launch()
+            try:
+                self._wait_http(url, name, timeout, tls=tls)
+                return
+            except ControlPlaneError as err:
+                if attempt == BIND_ATTEMPTS or "address already in use" not in str(err):
+                    raise
+            proc = self._process(name)
+            self._processes.remove(proc)
+            proc.log_file.close()
 
     def _process(self, name: str) -> _Process:
         return next(p for p in self._processes if p.name == name)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from release_readiness_dev.localcluster import ControlPlaneError, LocalCluster
+from release_readiness_dev.localcluster import ControlPlaneError, LocalCluster, free_port
 from tests.integration.conftest import BIN, Kubectl
 
 
@@ -68,3 +68,32 @@ def test_a_control_plane_that_does_not_come_up_is_reported_and_cleaned_up(tmp_pa
 def test_a_missing_binary_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ControlPlaneError, match=r"etcd is missing: run `make tools` to build it"):
         LocalCluster(tmp_path / "c", bin_dir=tmp_path).start()
+
+
+def test_a_port_taken_between_its_pick_and_the_bind_is_picked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in CI: another process bound the port picked for etcd before etcd did ("bind: address already in use"),
+    and the module's tests errored. etcd is started again on other ports; the (deliberately broken) API server is
+    then what fails, which shows etcd came up."""
+    import socket
+
+    import release_readiness_dev.localcluster as localcluster
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    picks = iter([taken.getsockname()[1]])
+    monkeypatch.setattr(localcluster, "free_port", lambda: next(picks, None) or free_port())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "etcd").symlink_to(BIN / "etcd")
+    fake = bin_dir / "kube-apiserver"
+    fake.write_text("#!/bin/sh\necho 'broken on purpose' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    try:
+        with pytest.raises(ControlPlaneError, match="kube-apiserver exited with code 3 during start-up"):
+            LocalCluster(tmp_path / "cluster", bin_dir=bin_dir).start(timeout=60)
+    finally:
+        taken.close()
+    assert "address already in use" in (tmp_path / "cluster" / "etcd.log").read_text()
