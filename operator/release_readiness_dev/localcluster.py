@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -56,11 +57,26 @@ def find_bin_dir() -> Path:
     return Path.cwd() / "bin"
 
 
+PORTS = range(20000, 32768)
+"""Where free_port picks: below Linux's default ephemeral range (32768-60999), from which the kernel takes the local
+port of every outgoing connection (and port 0): a port picked there can be taken by a client's connection before
+the server that was given it binds it (etcd, seen in CI)."""
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on now, outside the ephemeral range (random, so concurrent runs differ)."""
+    for _ in range(200):
+        port = random.choice(PORTS)  # noqa: S311 - not a secret
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        picked: int = sock.getsockname()[1]
+        return picked
 
 
 def die_with_parent() -> None:
