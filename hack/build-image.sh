@@ -121,9 +121,13 @@ fi
 t=$SECONDS
 logfile="$cache_root/image-build.log"
 log "buildah build (chroot isolation, $driver storage) $reference; log: $logfile"
+# The revision is also set with --label: buildah reuses the cached layer of the Dockerfile's LABEL step when only
+# the REVISION build-arg changed (seen: a docs-only commit got the previous commit's revision, and the image test
+# refused the archive).
 buildah_ build --isolation chroot --layers "${secret[@]}" \
   --build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
-  --build-arg "SOURCE=$source_url" --tag "$reference" --file Dockerfile . >"$logfile" 2>&1 || {
+  --build-arg "SOURCE=$source_url" --label "org.opencontainers.image.revision=$revision" \
+  --tag "$reference" --file Dockerfile . >"$logfile" 2>&1 || {
   log "FAILED: buildah build; last lines of $logfile:"; tail -n 40 "$logfile" >&2; exit 1; }
 log "built in $((SECONDS - t))s"
 
